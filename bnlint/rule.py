@@ -1,0 +1,148 @@
+"""The contract between a rule file and the engines.
+
+A rule is a plain class, not a libcst visitor: the engine dispatches `visit_<Node>` /
+`leave_<Node>` methods itself, so importing every rule to read its code, name and
+trigger words does not import libcst (0.4 s on this machine). Rules that need libcst
+at run time use `cst` from this module, a lazily loaded `libcst`: it is imported on
+first attribute access, which only happens once a file has been parsed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from bnlint.finding import Applicability, Severity
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from bnlint.index import ProjectIndex
+else:
+
+    def _lazy_module(name: str) -> ModuleType:
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.loader is not None
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loader.exec_module(module)
+        return module
+
+    cst = _lazy_module("libcst")
+
+__all__ = [
+    "Invalid",
+    "NodeEdit",
+    "PendingFix",
+    "Report",
+    "Rule",
+    "RuleContext",
+    "cst",
+]
+
+FixAvailability = Literal["always", "sometimes", "none"]
+
+
+@dataclass(frozen=True)
+class NodeEdit:
+    """An edit anchored on a node; the engine turns it into a text `Edit` once it knows
+    where the node is. `content` is text, or a node rendered with the module's style."""
+
+    node: cst.CSTNode
+    where: Literal["replace", "before", "after"]
+    content: str | cst.CSTNode
+
+
+@dataclass(frozen=True)
+class PendingFix:
+    applicability: Applicability
+    message: str
+    edits: tuple[NodeEdit, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a rule reported, before positions are known."""
+
+    code: str
+    node: cst.CSTNode
+    message: str
+    suggestion: str
+    fix: PendingFix | None
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An inline example that must be flagged; `fixed` is the source after the fix."""
+
+    source: str
+    fixed: str | None = None
+
+
+@dataclass
+class RuleContext:
+    """What a rule may read about the file under analysis."""
+
+    path: str
+    source: str
+    module: cst.Module
+    index: ProjectIndex
+    options: Mapping[str, Any]
+    metadata: Mapping[str, Mapping[cst.CSTNode, Any]] = field(default_factory=dict)
+
+    def get_metadata(self, provider: str, node: cst.CSTNode, default: Any = None) -> Any:
+        return self.metadata.get(provider, {}).get(node, default)
+
+
+class Rule:
+    """Base class of every bnlint rule. Subclasses declare the class attributes below
+    and implement `visit_<Node>` / `leave_<Node>` methods (libcst node class names)."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    default_enabled: ClassVar[bool] = True
+    # Substrings of which a file must contain at least one for the rule to run on it.
+    # They keep libcst away from files that cannot hold the misuse.
+    triggers: ClassVar[tuple[str, ...]] = ()
+    # libcst metadata providers by name (e.g. "ParentNodeProvider"); positions are
+    # always resolved by the engine, and only for reported nodes.
+    metadata: ClassVar[tuple[str, ...]] = ()
+    fix_availability: ClassVar[FixAvailability] = "none"
+    # Engines other than the static one that know this code (documentation only).
+    engines: ClassVar[tuple[str, ...]] = ("static",)
+    VALID: ClassVar[tuple[str, ...]] = ()
+    INVALID: ClassVar[tuple[Invalid, ...]] = ()
+
+    def __init__(self, context: RuleContext) -> None:
+        self.context = context
+        self.reports: list[Report] = []
+
+    @classmethod
+    def documentation(cls) -> str:
+        """The rule's documentation: its module docstring (what it does, why it is bad,
+        example, use instead, fix safety)."""
+        module = sys.modules[cls.__module__]
+        return (module.__doc__ or "").strip()
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the documentation."""
+        return cls.documentation().splitlines()[0] if cls.documentation() else cls.name
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        suggestion: str,
+        fix: PendingFix | None = None,
+    ) -> None:
+        self.reports.append(Report(self.code, node, message, suggestion, fix))

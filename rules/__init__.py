@@ -1,0 +1,1 @@
+"""bnlint's rules, one misuse per file (installed as `bnlint.rules`)."""
