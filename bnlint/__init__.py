@@ -1,0 +1,3 @@
+"""bnlint: find BatchNorm misuse in PyTorch code."""
+
+__version__ = "0.1.0"

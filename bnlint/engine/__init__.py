@@ -1,0 +1,1 @@
+"""Files → source → parse → rules' static checks → findings (cache, pool, noqa)."""

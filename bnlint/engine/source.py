@@ -1,0 +1,109 @@
+"""Bytes on disk → text a parser can take, or the reason why not (BN000).
+
+Reading never raises: every problem with a file becomes one `unreadable` finding and
+the run goes on with the other files.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bnlint.finding import Finding, Position, Severity
+
+# Generated files this large are not hand-written model code; parsing one would cost
+# libcst tens of seconds (about 7,000 lines/s here).
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+UNREADABLE_CODE = "BN000"
+UNREADABLE_NAME = "unreadable-source"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# PEP 263: the encoding declaration must be on the first or second line.
+_CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+@dataclass(frozen=True)
+class SourceText:
+    text: str
+    digest: str
+
+
+def unreadable(path: str, reason: str, line: int = 1, column: int = 1) -> Finding:
+    start = Position(line, column)
+    return Finding(
+        code=UNREADABLE_CODE,
+        name=UNREADABLE_NAME,
+        severity=Severity.ERROR,
+        path=path,
+        start=start,
+        end=start,
+        message=f"not analysed: {reason}",
+        suggestion=(
+            "fix the file so Python can read it, or exclude it with `extend-exclude` "
+            "in [tool.bnlint]"
+        ),
+    )
+
+
+def read_file(path: Path, display: str) -> SourceText | Finding:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return unreadable(
+                display,
+                f"the file is {size / 2**20:.1f} MiB, over the "
+                f"{MAX_FILE_BYTES // 2**20} MiB limit for source files (generated code?)",
+            )
+        data = path.read_bytes()
+    except OSError as error:
+        return unreadable(display, f"cannot read the file: {error.strerror or error}")
+    return decode(data, display)
+
+
+def decode(data: bytes, display: str) -> SourceText | Finding:
+    import hashlib
+
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    nul = data.find(b"\0")
+    if nul != -1:
+        line, column = _position_of_byte(data, nul)
+        return unreadable(display, "the file contains NUL bytes (binary data?)", line, column)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    encoding = _declared_encoding(data) or "utf-8"
+    try:
+        return SourceText(data.decode(encoding), digest)
+    except LookupError:
+        return unreadable(display, f"the file declares an unknown encoding {encoding!r}")
+    except UnicodeDecodeError as error:
+        line, column = _position_of_byte(data, error.start)
+        return unreadable(
+            display,
+            f"byte 0x{data[error.start]:02x} is not valid {encoding} "
+            "(save the file as UTF-8 or declare its encoding)",
+            line,
+            column,
+        )
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as Python and libcst count them (not `str.splitlines`, which also breaks
+    on form feeds and Unicode separators)."""
+    return _LINE_BREAK.split(text)
+
+
+def _declared_encoding(data: bytes) -> str | None:
+    for raw in data.split(b"\n", 2)[:2]:
+        match = _CODING_COOKIE.match(raw)
+        if match:
+            return match.group(1).decode("ascii", "replace")
+    return None
+
+
+def _position_of_byte(data: bytes, offset: int) -> tuple[int, int]:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    line = data.count(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", "replace")) + 1
+    return line, column
