@@ -48,7 +48,7 @@ __all__ = [
     "cst",
 ]
 
-FixAvailability = Literal["always", "sometimes", "none"]
+Autofix = Literal["safe", "unsafe", "none"]
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ class Rule:
     # libcst metadata providers by name (e.g. "ParentNodeProvider"); positions are
     # always resolved by the engine, and only for reported nodes.
     metadata: ClassVar[tuple[str, ...]] = ()
-    fix_availability: ClassVar[FixAvailability] = "none"
+    # The autofix the rule offers where the fix is mechanical (RULES.md's column):
+    # "safe" is applied by `--fix`, "unsafe" only with `--unsafe-fixes`.
+    autofix: ClassVar[Autofix] = "none"
     # Engines other than the static one that know this code (documentation only).
     engines: ClassVar[tuple[str, ...]] = ("static",)
     VALID: ClassVar[tuple[str, ...]] = ()

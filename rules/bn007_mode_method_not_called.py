@@ -44,7 +44,7 @@ class ModeMethodNotCalled(Rule):
     name = "mode-method-not-called"
     severity = Severity.ERROR
     triggers = (".eval", ".train")
-    fix_availability = "always"
+    autofix = "safe"
 
     VALID = (
         "model.eval()\n",

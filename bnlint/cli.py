@@ -1,0 +1,207 @@
+"""The `bnlint` command: parse options, call the engine or the tracer, hand findings
+to a reporter. Exit codes: 0 nothing found, 1 findings, 2 usage, configuration or
+internal error.
+
+Importing this module must stay cheap (it runs on every save in an editor): no
+libcst, no torch; those load only when a file needs parsing or a script is traced.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from bnlint import __version__
+
+if TYPE_CHECKING:
+    from bnlint.finding import Finding, RuleInfo, RunSummary
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+DOCS_URL = "https://github.com/bnlint/bnlint/blob/main/README.md#rules"
+
+
+def _split(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def _fail(message: str) -> None:
+    click.echo(f"bnlint: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="bnlint")
+def main() -> None:
+    """Find BatchNorm misuse in PyTorch code."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--select", multiple=True, help="Rules to check instead of the defaults (codes, prefixes, names; comma-separated).")
+@click.option("--extend-select", multiple=True, help="Rules to check in addition to the selected ones.")
+@click.option("--ignore", multiple=True, help="Rules not to check.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True)
+@click.option("--output-file", type=click.Path(path_type=Path, dir_okay=False), help="Write the report to this file instead of stdout.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 still means an error).")
+@click.option("--stdin-filename", help="Path to report for source read from stdin (`-`); config and per-file ignores use it.")
+@click.option("--statistics", is_flag=True, help="Print a count per rule.")
+@click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Configuration file (default: nearest pyproject.toml with [tool.bnlint]).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write .bnlint_cache/.")
+def check(
+    paths: tuple[Path, ...],
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    output_format: str,
+    output_file: Path | None,
+    exit_zero: bool,
+    stdin_filename: str | None,
+    statistics: bool,
+    quiet: bool,
+    color: str,
+    config_path: Path | None,
+    no_cache: bool,
+) -> None:
+    """Check PATHS (files or directories; default `.`; `-` reads stdin)."""
+    from bnlint.config import ConfigError, Selection, load_settings
+    from bnlint.registry import UnknownSelectorError
+
+    cwd = Path.cwd()
+    read_stdin = Path("-") in paths or (not paths and stdin_filename is not None)
+    files = [p for p in paths if p != Path("-")] or ([] if read_stdin else [Path(".")])
+    for path in files:
+        if not os.path.lexists(path):
+            _fail(f"{path}: no such file or directory")
+    if read_stdin and files:
+        _fail("`-` (stdin) cannot be combined with other paths")
+    start = Path(stdin_filename) if read_stdin and stdin_filename else (files[0] if files else cwd)
+    try:
+        settings = load_settings(start if start.exists() else cwd, config_path)
+        cli_selection = Selection(
+            select=_split(select) or None, extend_select=_split(extend_select), ignore=_split(ignore)
+        )
+        enabled = settings.enabled_codes(cli_selection)
+    except (ConfigError, UnknownSelectorError) as error:
+        _fail(str(error))
+        return
+
+    from bnlint.engine.run import check_paths, check_stdin
+
+    try:
+        if read_stdin:
+            result = check_stdin(sys.stdin.buffer.read(), stdin_filename or "-", settings, enabled, cwd)
+        else:
+            result = check_paths(files, settings, enabled, cwd=cwd, use_cache=not no_cache)
+    except Exception as error:  # the engine's own bug: say so and exit 2
+        _fail(f"internal error: {type(error).__name__}: {error}")
+        return
+
+    _emit(result.findings, result.files_checked, output_format, output_file, color, quiet, statistics, cwd)
+    if result.internal_error:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
+
+
+def _emit(
+    findings: Sequence[Finding],
+    files_checked: int,
+    output_format: str,
+    output_file: Path | None,
+    color: str,
+    quiet: bool,
+    statistics: bool,
+    cwd: Path,
+) -> None:
+    from bnlint.report import render
+
+    use_color = color == "always" or (
+        color == "auto"
+        and output_file is None
+        and output_format == "text"
+        and "NO_COLOR" not in os.environ
+        and sys.stdout.isatty()
+    )
+    summary = run_summary(files_checked, cwd)
+    text = render(output_format, findings, summary, color=use_color, quiet=quiet, statistics=statistics)
+    if output_file is not None:
+        try:
+            output_file.write_text(text, encoding="utf-8")
+        except OSError as error:
+            _fail(f"cannot write {output_file}: {error.strerror or error}")
+    else:
+        click.echo(text, nl=False)
+
+
+def run_summary(files_checked: int, cwd: Path) -> RunSummary:
+    from bnlint.finding import RunSummary
+
+    return RunSummary(
+        files_checked=files_checked,
+        rules=rule_infos(),
+        tool_version=__version__,
+        working_directory=str(cwd),
+    )
+
+
+def rule_infos() -> tuple[RuleInfo, ...]:
+    from bnlint.finding import RuleInfo
+    from bnlint.registry import all_rules
+
+    return tuple(
+        RuleInfo(
+            code=code,
+            name=rule.name,
+            severity=rule.severity,
+            default_enabled=rule.default_enabled,
+            summary=rule.summary(),
+            documentation=rule.documentation(),
+            url=f"{DOCS_URL}-{code.lower()}",
+        )
+        for code, rule in all_rules().items()
+    )
+
+
+@main.command("rule")
+@click.argument("code_or_name")
+def rule_command(code_or_name: str) -> None:
+    """Print the documentation of one rule (a code such as BN007, or its name)."""
+    from bnlint.registry import rule_for
+
+    rule = rule_for(code_or_name)
+    if rule is None:
+        _fail(f"no rule is called {code_or_name!r} (run `bnlint rules` to list them)")
+        return
+    fix = {
+        "safe": "Safe autofix (`--fix`).",
+        "unsafe": "Unsafe autofix (`--fix --unsafe-fixes`).",
+        "none": "No automatic fix.",
+    }
+    click.echo(f"# {rule.name} ({rule.code})\n")
+    click.echo(
+        f"Severity: {rule.severity.value}. "
+        f"{'On' if rule.default_enabled else 'Off'} by default. "
+        f"{fix[rule.autofix]} Engines: {', '.join(rule.engines)}.\n"
+    )
+    click.echo(rule.documentation())
+
+
+@main.command("rules")
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (as in the README).")
+def rules_command(markdown: bool) -> None:
+    """List every rule with its default."""
+    from bnlint.docs import rule_table_markdown, rule_table_text
+
+    click.echo(rule_table_markdown() if markdown else rule_table_text())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
