@@ -138,7 +138,7 @@ def _emit(
         except OSError as error:
             _fail(f"cannot write {output_file}: {error.strerror or error}")
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=use_color)
 
 
 def run_summary(files_checked: int, cwd: Path) -> RunSummary:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from types import ModuleType
 
 from bnlint.rule import Rule
 
@@ -26,6 +27,10 @@ def all_rules() -> dict[str, type[Rule]]:
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         for value in vars(module).values():
+            # Modules are skipped first: touching the lazily loaded libcst (even
+            # through isinstance's __class__ lookup) would import it.
+            if isinstance(value, ModuleType):
+                continue
             if (
                 isinstance(value, type)
                 and issubclass(value, Rule)

@@ -1,0 +1,58 @@
+"""Realistic samples under fixtures/<CODE>-<name>/: bad_*.py mark each expected finding
+on its line with `# expect: CODE[, CODE]`; good_*.py are look-alikes that must stay
+silent. Each file is checked with the default rules plus its folder's rule, so a
+fixture also catches another rule crying wolf on it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bnlint.engine.run import _static_rules
+from bnlint.registry import default_codes
+from tests.conftest import FIXTURES, lint
+
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>BN\d{3}(?:\s*,\s*BN\d{3})*)")
+FOLDER = re.compile(r"^(?P<code>BN\d{3})-")
+
+
+def _fixture_files() -> list[Path]:
+    return sorted(
+        path
+        for folder in FIXTURES.iterdir()
+        if folder.is_dir() and FOLDER.match(folder.name)
+        for path in folder.glob("*.py")
+    )
+
+
+def expected_findings(text: str) -> set[tuple[int, str]]:
+    expected = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = EXPECT.search(line)
+        if match:
+            expected |= {(number, code.strip()) for code in match.group("codes").split(",")}
+    return expected
+
+
+@pytest.mark.parametrize("path", _fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fixture_yields_exactly_its_marked_findings(path: Path) -> None:
+    match = FOLDER.match(path.parent.name)
+    assert match is not None
+    text = path.read_text(encoding="utf-8")
+    codes = sorted((default_codes() | {match.group("code")}) & set(_static_rules()))
+    found = {(f.start.line, f.code) for f in lint(text, codes, path=str(path))}
+    expected = expected_findings(text)
+    if path.name.startswith("good"):
+        assert expected == set(), "a good fixture must not expect findings"
+    else:
+        assert path.name.startswith("bad"), "fixture files are named bad_*.py or good_*.py"
+        assert expected, "a bad fixture must mark at least one `# expect:`"
+    assert found == expected
+
+
+def test_every_static_rule_has_fixtures() -> None:
+    folders = {FOLDER.match(p.name).group("code") for p in FIXTURES.iterdir() if FOLDER.match(p.name)}  # type: ignore[union-attr]
+    missing = set(_static_rules()) - folders
+    assert not missing, f"rules without fixtures: {sorted(missing)}"
