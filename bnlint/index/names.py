@@ -1,0 +1,235 @@
+"""What a name in a file refers to: import aliases resolved to dotted paths, and
+whether a callee is a BatchNorm class. Pure functions over libcst trees.
+
+`nn.BatchNorm2d`, `torch.nn.BatchNorm2d`, `from torch.nn import BatchNorm2d as BN` and
+`from torch.nn.modules.batchnorm import SyncBatchNorm` all resolve to the class they
+name. Imports are read from the module level (including `if`/`try`/`with` blocks
+there), not from inside functions; a name that no import binds stays as written, so
+an unresolved `nn.BatchNorm2d` is *not* taken for torch's (callers must treat
+"unknown" as "do not report").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import libcst as cst
+else:
+    from bnlint.rule import cst
+
+# torch.nn's BatchNorm classes, by the public and the defining module path.
+_TORCH_BATCHNORM_NAMES = (
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "SyncBatchNorm",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+)
+TORCH_BATCHNORM_CLASSES = frozenset(
+    f"{prefix}.{name}"
+    for prefix in ("torch.nn", "torch.nn.modules", "torch.nn.modules.batchnorm")
+    for name in _TORCH_BATCHNORM_NAMES
+)
+# Third-party `_BatchNorm` subclasses with the same constructor keywords.
+KNOWN_BATCHNORM_SUBCLASSES = frozenset(
+    {
+        "timm.layers.BatchNormAct2d",
+        "timm.layers.norm_act.BatchNormAct2d",
+        "timm.layers.SyncBatchNormAct",
+        "timm.layers.norm_act.SyncBatchNormAct",
+        "timm.models.layers.BatchNormAct2d",
+    }
+)
+BATCHNORM_CLASSES = TORCH_BATCHNORM_CLASSES | KNOWN_BATCHNORM_SUBCLASSES
+# Frozen BN keeps only buffers: it never trains its statistics (not a `_BatchNorm`).
+FROZEN_BATCHNORM_CLASSES = frozenset(
+    {"torchvision.ops.FrozenBatchNorm2d", "torchvision.ops.misc.FrozenBatchNorm2d"}
+)
+FUNCTIONAL_BATCHNORM = frozenset(
+    {"torch.nn.functional.batch_norm", "torch.batch_norm", "torch.functional.batch_norm"}
+)
+
+
+def import_aliases(module: cst.Module) -> dict[str, str]:
+    """Local name → the dotted path it was imported as, for module-level imports.
+
+    `import torch.nn as nn` → {"nn": "torch.nn"}; `import torch.nn` → {"torch": "torch"};
+    `from torch import nn` → {"nn": "torch.nn"}; `from torch.nn import *` →
+    {"*torch.nn": "torch.nn"} (star imports are kept under a `*` key, see `resolve`).
+    Relative imports are skipped: they name project modules, not libraries.
+    """
+    aliases: dict[str, str] = {}
+    for statement in _module_level_statements(module.body):
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Import):
+                for alias in small.names:
+                    dotted = dotted_name(alias.name)
+                    if dotted is None:
+                        continue
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        aliases[alias.asname.name.value] = dotted
+                    else:
+                        root = dotted.split(".")[0]
+                        aliases[root] = root
+            elif isinstance(small, cst.ImportFrom) and not small.relative:
+                source = dotted_name(small.module) if small.module is not None else None
+                if source is None:
+                    continue
+                if isinstance(small.names, cst.ImportStar):
+                    aliases[f"*{source}"] = source
+                    continue
+                for alias in small.names:
+                    imported = dotted_name(alias.name)
+                    if imported is None:
+                        continue
+                    local = imported
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        local = alias.asname.name.value
+                    aliases[local] = f"{source}.{imported}"
+    return aliases
+
+
+def _module_level_statements(body: Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:
+    for statement in body:
+        yield statement
+        if isinstance(statement, cst.If | cst.Try | cst.With):
+            yield from _module_level_statements(statement.body.body)
+            if isinstance(statement, cst.Try):
+                for handler in statement.handlers:
+                    yield from _module_level_statements(handler.body.body)
+            orelse = getattr(statement, "orelse", None)
+            if isinstance(orelse, cst.Else):
+                yield from _module_level_statements(orelse.body.body)
+            elif isinstance(orelse, cst.If):
+                yield from _module_level_statements([orelse])
+
+
+def dotted_name(node: cst.BaseExpression | cst.CSTNode | None) -> str | None:
+    """`a.b.c` for a Name/Attribute chain, None for anything else (calls, subscripts)."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted_name(node.value)
+        return None if base is None else f"{base}.{node.attr.value}"
+    return None
+
+
+def resolve(node: cst.BaseExpression, aliases: Mapping[str, str]) -> str | None:
+    """The dotted path an expression names once imports are applied, or None when its
+    first name is not bound by an import (a local variable, a parameter, ...).
+
+    A bare name not bound by any import resolves through a star import of a module
+    known to export it (`from torch.nn import *` then `BatchNorm2d`).
+    """
+    dotted = dotted_name(node)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    if head in aliases:
+        target = aliases[head]
+        return f"{target}.{rest}" if rest else target
+    if not rest:
+        for key, source in aliases.items():
+            if key.startswith("*") and f"{source}.{head}" in _STAR_EXPORTS:
+                return f"{source}.{head}"
+    return None
+
+
+_STAR_EXPORTS = BATCHNORM_CLASSES | FUNCTIONAL_BATCHNORM
+
+
+def is_batchnorm_class(qualified: str | None) -> bool:
+    """A class that is (or subclasses) torch's `_BatchNorm` and trains its statistics."""
+    return qualified in BATCHNORM_CLASSES
+
+
+def callee_is_batchnorm(call: cst.Call, aliases: Mapping[str, str]) -> bool:
+    """`call` constructs a BatchNorm module (directly, not through a factory)."""
+    return is_batchnorm_class(resolve(call.func, aliases))
+
+
+def partial_target(call: cst.Call, aliases: Mapping[str, str]) -> cst.BaseExpression | None:
+    """The wrapped callable of `functools.partial(f, ...)`, else None."""
+    if resolve(call.func, aliases) != "functools.partial" or not call.args:
+        return None
+    first = call.args[0]
+    return first.value if first.keyword is None and not first.star else None
+
+
+def keyword_argument(call: cst.Call, name: str) -> cst.Arg | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg
+    return None
+
+
+def argument(call: cst.Call, name: str, position: int | None) -> cst.Arg | None:
+    """The argument bound to parameter `name` (keyword, or positional at `position`);
+    None when absent or when a `*args` makes positions unknowable."""
+    found = keyword_argument(call, name)
+    if found is not None or position is None:
+        return found
+    positional = []
+    for arg in call.args:
+        if arg.keyword is not None:
+            break
+        if arg.star:
+            return None
+        positional.append(arg)
+    return positional[position] if position < len(positional) else None
+
+
+def batchnorm_constructing_classes(module: cst.Module, aliases: Mapping[str, str]) -> set[str]:
+    """Names of the classes defined at module level of this file that contain a
+    BatchNorm: a BN constructor call in their body, a BN base class, or a base or a
+    constructed class that is itself one of these (to a fixed point). A file-local
+    approximation of the project index's "BN model"."""
+    classes = {
+        statement.name.value: statement
+        for statement in module.body
+        if isinstance(statement, cst.ClassDef)
+    }
+    direct: dict[str, set[str]] = {}
+    found: set[str] = set()
+    for name, node in classes.items():
+        constructs, callees = _calls_in(node, aliases)
+        bases = {dotted_name(base.value) for base in node.bases}
+        if constructs or any(
+            is_batchnorm_class(resolve(base.value, aliases)) for base in node.bases
+        ):
+            found.add(name)
+        direct[name] = {callee for callee in callees | bases if callee in classes}
+    changed = True
+    while changed:
+        changed = False
+        for name, uses in direct.items():
+            if name not in found and uses & found:
+                found.add(name)
+                changed = True
+    return found
+
+
+def _calls_in(node: cst.CSTNode, aliases: Mapping[str, str]) -> tuple[bool, set[str | None]]:
+    """Whether a subtree constructs a BatchNorm (directly or via `partial`), and the
+    bare names it calls."""
+    constructs = False
+    callees: set[str | None] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Call):
+            target = partial_target(current, aliases)
+            if callee_is_batchnorm(current, aliases) or (
+                target is not None and is_batchnorm_class(resolve(target, aliases))
+            ):
+                constructs = True
+            if isinstance(current.func, cst.Name):
+                callees.add(current.func.value)
+        stack.extend(current.children)
+    return constructs, callees

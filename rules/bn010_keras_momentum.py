@@ -1,0 +1,268 @@
+"""BatchNorm `momentum` written in the Keras/TensorFlow convention (0.9, 0.99, ...).
+
+## What it does
+Checks for a BatchNorm `momentum` literal of at least 0.5 and below 1:
+
+- in a BatchNorm constructor (`nn.BatchNorm1d/2d/3d`, `SyncBatchNorm`,
+  `LazyBatchNorm*`, timm's `BatchNormAct2d`), by keyword or by position;
+- in `functools.partial(nn.BatchNorm2d, momentum=...)`, the usual `norm_layer`;
+- in `F.batch_norm(..., momentum=...)` / `torch.batch_norm`;
+- in `m.momentum = 0.99` under `if isinstance(m, nn.BatchNorm2d):` (the
+  "re-initialise every BN" loop);
+- through a module-level constant (`BN_MOMENTUM = 0.9`) used as the argument.
+
+`momentum=None` (cumulative average) and `momentum=1.0` (keep only the last batch, used
+on purpose for per-task statistics) are not reported.
+
+## Why is this bad?
+PyTorch updates `running = (1 - momentum) * running + momentum * batch`, default 0.1:
+`momentum` is the weight of the *newest* batch. Keras, TensorFlow and MindSpore weight
+the *old* value by it. Copying `momentum=0.9` or `0.99` from a Keras model therefore
+makes the running statistics roughly the statistics of the last batch: evaluation
+becomes noisy and changes from epoch to epoch while training looks fine
+(`pytorch/examples#289`, `kazuto1011/deeplab-pytorch#79`, `lukemelas/EfficientNet-PyTorch#3`).
+Ported models usually differ in `eps` too (Keras 1e-3, PyTorch 1e-5).
+
+## Example
+```python
+self.bn = nn.BatchNorm2d(64, momentum=0.99, eps=1e-3)
+```
+
+## Use instead
+```python
+self.bn = nn.BatchNorm2d(64, momentum=0.01, eps=1e-3)  # 1 - 0.99
+```
+
+## Fix safety
+The fix replaces the literal `m` by the literal `1 - m` and is unsafe: it is what the
+ported code meant in nearly every case, but it changes the running statistics of any
+model trained from here on, and a deliberate fast-tracking momentum (BN
+recalibration) would be undone. A momentum that comes from a constant is reported
+without a fix (the constant may have other uses).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from bnlint.finding import Applicability, Severity
+from bnlint.index.names import (
+    FUNCTIONAL_BATCHNORM,
+    argument,
+    dotted_name,
+    import_aliases,
+    is_batchnorm_class,
+    keyword_argument,
+    partial_target,
+    resolve,
+)
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, cst
+
+# Position of `momentum` among the positional parameters, per constructor.
+_LAZY_PREFIX = "LazyBatchNorm"
+_CONSTRUCTOR_POSITION = 2  # (num_features, eps, momentum, ...)
+_LAZY_POSITION = 1  # (eps, momentum, ...)
+_FUNCTIONAL_POSITION = 6  # F.batch_norm(input, mean, var, weight, bias, training, momentum)
+
+
+def keras_style(value: float) -> bool:
+    """The Keras convention shows as a weight of the old value: 0.5 <= m < 1."""
+    return 0.5 <= value < 1.0
+
+
+def pytorch_momentum(text: str) -> str:
+    """`1 - m` written as a decimal literal (0.99 -> 0.01), without float noise."""
+    return format(Decimal(1) - Decimal(text.replace("_", "")), "f")
+
+
+def float_literal(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Float):
+        return node.value
+    return None
+
+
+class KerasMomentum(Rule):
+    code = "BN010"
+    name = "keras-momentum"
+    severity = Severity.WARNING
+    triggers = ("momentum",)
+    fix_availability = "sometimes"
+    engines = ("static", "runtime")
+
+    VALID = (
+        "import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=0.1)\n",
+        "import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=None)\n",
+        "import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=1.0)\n",
+        "import torch\nopt = torch.optim.SGD(params, lr=0.1, momentum=0.9)\n",
+        "from torch import nn\nbn = nn.BatchNorm2d(64, 1e-3, 0.01)\n",
+        "import tensorflow as tf\nbn = tf.keras.layers.BatchNormalization(momentum=0.99)\n",
+        "for m in model.modules():\n    m.momentum = 0.9\n",
+    )
+    INVALID = (
+        Invalid(
+            "import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=0.9)\n",
+            fixed="import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=0.1)\n",
+        ),
+        Invalid(
+            "from torch.nn import BatchNorm1d as BN\nbn = BN(32, 1e-3, 0.99)\n",
+            fixed="from torch.nn import BatchNorm1d as BN\nbn = BN(32, 1e-3, 0.01)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nfrom functools import partial\n"
+            "norm = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.997)\n",
+            fixed="import torch.nn as nn\nfrom functools import partial\n"
+            "norm = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.003)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nfor m in net.modules():\n"
+            "    if isinstance(m, nn.BatchNorm2d):\n        m.momentum = 0.9\n",
+            fixed="import torch.nn as nn\nfor m in net.modules():\n"
+            "    if isinstance(m, nn.BatchNorm2d):\n        m.momentum = 0.1\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nBN_MOMENTUM = 0.9\n"
+            "bn = nn.BatchNorm2d(8, momentum=BN_MOMENTUM)\n"
+        ),
+    )
+
+    def __init__(self, context: RuleContext) -> None:
+        super().__init__(context)
+        self.aliases: dict[str, str] = {}
+        self.constants: dict[str, cst.Float] = {}
+        # Names known to be BatchNorm modules inside the `isinstance` block being visited.
+        self.guarded_blocks: dict[cst.BaseSuite, str] = {}
+        self.guarded: list[str] = []
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.aliases = import_aliases(node)
+        assigned: dict[str, int] = {}
+        for statement in node.body:
+            if not isinstance(statement, cst.SimpleStatementLine):
+                continue
+            for small in statement.body:
+                if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    target = small.targets[0].target
+                    if isinstance(target, cst.Name):
+                        assigned[target.value] = assigned.get(target.value, 0) + 1
+                        if isinstance(small.value, cst.Float):
+                            self.constants[target.value] = small.value
+        # A constant reassigned at module level is not a constant.
+        self.constants = {k: v for k, v in self.constants.items() if assigned[k] == 1}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualified = resolve(node.func, self.aliases)
+        if is_batchnorm_class(qualified):
+            assert qualified is not None
+            lazy = qualified.rsplit(".", 1)[-1].startswith(_LAZY_PREFIX)
+            position = _LAZY_POSITION if lazy else _CONSTRUCTOR_POSITION
+            self._check(argument(node, "momentum", position), "this BatchNorm")
+        elif qualified in FUNCTIONAL_BATCHNORM:
+            self._check(argument(node, "momentum", _FUNCTIONAL_POSITION), "`batch_norm`")
+        else:
+            target = partial_target(node, self.aliases)
+            if target is not None and is_batchnorm_class(resolve(target, self.aliases)):
+                self._check(keyword_argument(node, "momentum"), "this BatchNorm factory")
+
+    def visit_If(self, node: cst.If) -> None:
+        guarded = _isinstance_batchnorm(node.test, self.aliases)
+        if guarded is not None:
+            self.guarded_blocks[node.body] = guarded
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self.guarded.append(self.guarded_blocks.get(node, ""))
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
+        self.guarded.pop()
+
+    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
+        self.guarded.append(self.guarded_blocks.get(node, ""))
+
+    def leave_SimpleStatementSuite(self, original_node: cst.SimpleStatementSuite) -> None:
+        self.guarded.pop()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        names = {name for name in self.guarded if name}
+        if not names:
+            return
+        for target in node.targets:
+            attribute = target.target
+            if (
+                isinstance(attribute, cst.Attribute)
+                and attribute.attr.value == "momentum"
+                and dotted_name(attribute.value) in names
+            ):
+                literal = float_literal(node.value)
+                if literal is not None and keras_style(float(literal)):
+                    self._report_literal(node.value, literal, "this BatchNorm")
+
+    def _check(self, arg: cst.Arg | None, what: str) -> None:
+        if arg is None:
+            return
+        literal = float_literal(arg.value)
+        if literal is not None:
+            if keras_style(float(literal)):
+                self._report_literal(arg.value, literal, what)
+            return
+        if isinstance(arg.value, cst.Name) and arg.value.value in self.constants:
+            constant = arg.value.value
+            text = self.constants[constant].value
+            if keras_style(float(text)):
+                fixed = _safe_fixed(text)
+                self.report(
+                    arg.value,
+                    message=(
+                        f"{what} gets momentum {constant} = {text}, the Keras/TF convention: "
+                        "PyTorch weights the newest batch by `momentum`, so the running "
+                        "statistics follow the last few batches only"
+                    ),
+                    suggestion=f"set `{constant} = {fixed}` (PyTorch's momentum is 1 - m); "
+                    "check `eps` too if the model was ported from Keras/TF",
+                )
+
+    def _report_literal(self, node: cst.BaseExpression, text: str, what: str) -> None:
+        fixed = _safe_fixed(text)
+        self.report(
+            node,
+            message=(
+                f"{what} uses momentum={text}, the Keras/TF convention: PyTorch weights the "
+                "newest batch by `momentum`, so the running statistics follow the last few "
+                "batches only"
+            ),
+            suggestion=f"write momentum={fixed} (PyTorch's momentum is 1 - {text}); check "
+            "`eps` too if the model was ported from Keras/TF",
+            fix=PendingFix(
+                Applicability.UNSAFE,
+                f"Replace momentum {text} with {fixed}",
+                (NodeEdit(node, "replace", fixed),),
+            ),
+        )
+
+
+def _safe_fixed(text: str) -> str:
+    try:
+        return pytorch_momentum(text)
+    except InvalidOperation:  # pragma: no cover - cst.Float is always a decimal literal
+        return f"1 - {text}"
+
+
+def _isinstance_batchnorm(test: cst.BaseExpression, aliases: dict[str, str]) -> str | None:
+    """`isinstance(m, nn.BatchNorm2d)` (or a tuple holding a BN class) → "m"."""
+    if not (
+        isinstance(test, cst.Call)
+        and isinstance(test.func, cst.Name)
+        and test.func.value == "isinstance"
+        and len(test.args) == 2
+    ):
+        return None
+    subject = dotted_name(test.args[0].value)
+    kinds = test.args[1].value
+    candidates = (
+        [element.value for element in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
+    )
+    if subject is not None and any(
+        is_batchnorm_class(resolve(kind, aliases))
+        or resolve(kind, aliases) == "torch.nn.modules.batchnorm._BatchNorm"
+        for kind in candidates
+    ):
+        return subject
+    return None
