@@ -6,6 +6,7 @@ they are resolved once per file and only when some rule reported something.
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -34,7 +35,7 @@ def lint_text(
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
-        return [unreadable(path, f"syntax error: {error.message}", error.raw_line, error.raw_column + 1)]
+        return [_syntax_error(path, text, error)]
     except RecursionError:
         return [unreadable(path, "the code is nested too deeply to parse")]
 
@@ -63,6 +64,28 @@ def lint_text(
         )
     names = {rule.name: rule.code for rule in rules}
     return noqa.filter_findings(findings, text, split_lines(text), names)
+
+
+def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding:
+    """Python's own compiler names the cause and place better than libcst's parser,
+    which reports where it gave up; ask it (only on failure, so it costs nothing)."""
+    try:
+        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as python_error:
+        return unreadable(
+            path,
+            f"syntax error: {python_error.msg}",
+            python_error.lineno or 1,
+            python_error.offset or 1,
+        )
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return unreadable(
+        path,
+        f"libcst cannot parse this code ({error.message.strip()})",
+        error.raw_line,
+        error.raw_column + 1,
+    )
 
 
 class _Dispatcher(cst.CSTVisitor):
