@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bnlint.registry import all_rules
 
-def rule_rows() -> list[tuple[str, str, str, str, str, str]]:
+
+def rule_rows() -> list[tuple[str, str, str, str, str, str, str]]:
     return [
         (
             code,
@@ -13,12 +14,13 @@ def rule_rows() -> list[tuple[str, str, str, str, str, str]]:
             "on" if rule.default_enabled else "off",
             rule.autofix,
             ", ".join(rule.engines),
+            rule.summary().replace("|", "\\|"),
         )
         for code, rule in all_rules().items()
     ]
 
 
-HEADER = ("code", "name", "severity", "default", "autofix", "engines")
+HEADER = ("code", "name", "severity", "default", "autofix", "engines", "what it flags")
 
 
 def rule_table_markdown() -> str:
@@ -28,8 +30,8 @@ def rule_table_markdown() -> str:
 
 
 def rule_table_text() -> str:
-    rows = [HEADER, *rule_rows()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    rows = [HEADER[:-1], *(row[:-1] for row in rule_rows())]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
