@@ -7,6 +7,7 @@ they are resolved once per file and only when some rule reported something.
 from __future__ import annotations
 
 import ast
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -55,7 +56,9 @@ def lint_text(
         return [unreadable(path, "the code is nested too deeply to analyse")]
 
     findings = [_internal_error(path, rule, error) for rule, error in dispatcher.failures.items()]
-    reports = [report for rule in instances if rule not in dispatcher.failures for report in rule.reports]
+    reports = [
+        report for rule in instances if rule not in dispatcher.failures for report in rule.reports
+    ]
     if reports:
         positions = wrapper.resolve(PositionProvider)
         by_code = {rule.code: rule for rule in rules}
@@ -70,7 +73,9 @@ def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding
     """Python's own compiler names the cause and place better than libcst's parser,
     which reports where it gave up; ask it (only on failure, so it costs nothing)."""
     try:
-        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
+            compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as python_error:
         return unreadable(
             path,
@@ -177,8 +182,7 @@ def _internal_error(path: str, rule: Rule, error: BaseException) -> Finding:
         start=start,
         end=start,
         message=(
-            f"rule {rule.code} ({rule.name}) failed on this file: "
-            f"{type(error).__name__}: {error}"
+            f"rule {rule.code} ({rule.name}) failed on this file: {type(error).__name__}: {error}"
         ),
         suggestion=(
             f"report this bnlint bug; meanwhile ignore {rule.code} for this file "
