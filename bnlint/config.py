@@ -184,9 +184,7 @@ def _settings_from_table(table: Mapping[str, Any], path: Path) -> Settings:
             if type(value) is not type(default) or (
                 isinstance(value, list) and not all(isinstance(v, str) for v in value)
             ):
-                raise ConfigError(
-                    f"{path}: {key} must be {_type_name(default)}, not {value!r}"
-                )
+                raise ConfigError(f"{path}: {key} must be {_type_name(default)}, not {value!r}")
             options[key] = value
     return Settings(
         project_root=path.parent,

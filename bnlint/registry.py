@@ -21,8 +21,8 @@ class UnknownSelectorError(ValueError):
 
 @functools.cache
 def all_rules() -> dict[str, type[Rule]]:
-    import bnlint.rules as package
-
+    # Imported by name: setuptools maps the top-level rules/ folder onto bnlint.rules.
+    package = importlib.import_module("bnlint.rules")
     found: dict[str, type[Rule]] = {}
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")

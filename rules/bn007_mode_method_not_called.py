@@ -57,7 +57,10 @@ class ModeMethodNotCalled(Rule):
     )
     INVALID = (
         Invalid("model.eval\n", fixed="model.eval()\n"),
-        Invalid("self.model.train  # back to training\n", fixed="self.model.train()  # back to training\n"),
+        Invalid(
+            "self.model.train  # back to training\n",
+            fixed="self.model.train()  # back to training\n",
+        ),
         Invalid("def validate(net):\n    net.eval\n", fixed="def validate(net):\n    net.eval()\n"),
         Invalid("nets[0].eval\n", fixed="nets[0].eval()\n"),
     )

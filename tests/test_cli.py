@@ -12,7 +12,9 @@ from tests.conftest import REPO, run_cli
 
 BAD = "import torch\n\nmodel = torch.nn.BatchNorm1d(4)\nmodel.eval\n"
 GOOD = "import torch\n\nmodel = torch.nn.BatchNorm1d(4)\nmodel.eval()\n"
-LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>BN\d{3}) \[(?P<sev>\w+)\] ")
+LINE = re.compile(
+    r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>BN\d{3}) \[(?P<sev>\w+)\] "
+)
 
 
 def test_clean_project_exits_zero(project: Path) -> None:

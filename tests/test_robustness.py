@@ -80,7 +80,9 @@ def test_empty_file_is_valid(project: Path) -> None:
 
 
 def test_bom_and_crlf_are_valid_with_correct_columns(project: Path) -> None:
-    (project / "bom.py").write_bytes(b"\xef\xbb\xbfimport torch\r\n\r\n  # c\r\nif 1:\r\n    net.eval\r\n")
+    (project / "bom.py").write_bytes(
+        b"\xef\xbb\xbfimport torch\r\n\r\n  # c\r\nif 1:\r\n    net.eval\r\n"
+    )
     exit_code, findings = _check_json()
     assert exit_code == 1
     assert [(f["code"], f["location"]) for f in findings] == [("BN007", {"row": 5, "column": 5})]
@@ -156,7 +158,7 @@ def test_symlink_loop_of_directories_is_walked_once(project: Path) -> None:
     (project / "pkg").mkdir()
     (project / "pkg" / "bad.py").write_text(BAD)
     (project / "pkg" / "again").symlink_to(project / "pkg")
-    exit_code, findings = _check_json()
+    _, findings = _check_json()
     assert _codes_by_file(findings) == {"pkg/bad.py": ["BN007"]}
 
 

@@ -13,9 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pathspec
+from typing import TYPE_CHECKING
 
 from bnlint.config import Settings
+
+if TYPE_CHECKING:
+    import pathspec
 
 
 @dataclass(frozen=True)
@@ -23,15 +26,14 @@ class SourcePath:
     path: Path  # absolute
     display: str  # as reported: relative to the working directory when below it
 
-    @property
-    def relative_posix(self) -> str:
-        return self.display
-
 
 class _Ignores:
     """The exclude patterns and the `.gitignore` files that apply below the root."""
 
     def __init__(self, settings: Settings) -> None:
+        import pathspec  # 25 ms: only imported when a directory is walked
+
+        self.spec_type = pathspec.GitIgnoreSpec
         self.root = settings.project_root
         self.excludes = pathspec.GitIgnoreSpec.from_lines(
             [*settings.exclude, *settings.extend_exclude]
@@ -45,7 +47,7 @@ class _Ignores:
             if candidate.is_file():
                 try:
                     lines = candidate.read_text(encoding="utf-8", errors="replace").splitlines()
-                    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+                    spec = self.spec_type.from_lines(lines)
                 except OSError:
                     spec = None
             self.gitignores[directory] = spec
@@ -93,7 +95,7 @@ def display_path(path: Path, cwd: Path) -> str:
 def discover(paths: Sequence[Path], settings: Settings, cwd: Path) -> Iterator[SourcePath]:
     """Yield each file to check once, in a stable order. Paths must exist (the CLI
     checks); a symlink loop or unreadable entry is yielded so the reader reports it."""
-    ignores = _Ignores(settings)
+    ignores: _Ignores | None = None
     seen: set[Path] = set()
     for given in paths:
         absolute = Path(os.path.abspath(given))
@@ -102,11 +104,10 @@ def discover(paths: Sequence[Path], settings: Settings, cwd: Path) -> Iterator[S
                 seen.add(absolute)
                 yield SourcePath(absolute, display_path(absolute, cwd))
             continue
+        ignores = ignores or _Ignores(settings)
         for directory, dirnames, filenames in os.walk(absolute, followlinks=False):
             base = Path(directory)
-            dirnames[:] = sorted(
-                d for d in dirnames if not ignores.ignored(base / d, is_dir=True)
-            )
+            dirnames[:] = sorted(d for d in dirnames if not ignores.ignored(base / d, is_dir=True))
             for filename in sorted(filenames):
                 if not filename.endswith(".py"):
                     continue

@@ -30,7 +30,7 @@ ALL = None  # a suppression that covers every code
 
 @dataclass(frozen=True)
 class Suppressions:
-    file_codes: frozenset[str] | None | bool  # False: no file-level comment
+    file_codes: frozenset[str] | bool | None  # False: no file-level comment
     lines: Sequence[str]
 
     def suppresses(self, finding: Finding, names: dict[str, str]) -> bool:
@@ -49,7 +49,7 @@ class Suppressions:
 
 
 def parse(text: str, lines: Sequence[str]) -> Suppressions:
-    file_codes: frozenset[str] | None | bool = False
+    file_codes: frozenset[str] | bool | None = False
     if "bnlint" in text:
         collected: set[str] = set()
         for match in _FILE_NOQA.finditer(text):
@@ -79,7 +79,7 @@ def _codes(raw: str | None) -> frozenset[str] | None:
     return frozenset(token.upper() for token in _SEPARATOR.split(raw.strip()) if token)
 
 
-def _covers(codes: frozenset[str] | None | bool, finding: Finding, names: dict[str, str]) -> bool:
+def _covers(codes: frozenset[str] | bool | None, finding: Finding, names: dict[str, str]) -> bool:
     if codes is ALL:
         return True
     assert isinstance(codes, frozenset)

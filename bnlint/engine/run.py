@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +125,10 @@ def _codes_for(
         code
         for code in sorted(codes)
         if code in _static_rules()
-        and (not _static_rules()[code].triggers or any(w in text for w in _static_rules()[code].triggers))
+        and (
+            not _static_rules()[code].triggers
+            or any(w in text for w in _static_rules()[code].triggers)
+        )
     )
 
 
@@ -145,9 +147,7 @@ def _static_rules() -> dict[str, type[Rule]]:
     return _STATIC
 
 
-def _run_jobs(
-    jobs: Sequence[_Job], index: ProjectIndex, options: Any
-) -> list[list[Finding]]:
+def _run_jobs(jobs: Sequence[_Job], index: ProjectIndex, options: Any) -> list[list[Finding]]:
     if not jobs:
         return []
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
@@ -155,11 +155,18 @@ def _run_jobs(
 
     workers = min(os.cpu_count() or 1, len(jobs))
     if workers > 1 and sum(len(job.text) for job in jobs) >= POOL_MIN_BYTES:
+        from concurrent.futures import ProcessPoolExecutor  # 30 ms: only when used
+
         try:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 return list(
-                    pool.map(_lint_job, jobs, [index] * len(jobs), [options] * len(jobs),
-                             chunksize=max(1, len(jobs) // (workers * 8)))
+                    pool.map(
+                        _lint_job,
+                        jobs,
+                        [index] * len(jobs),
+                        [options] * len(jobs),
+                        chunksize=max(1, len(jobs) // (workers * 8)),
+                    )
                 )
         except Exception:  # a broken pool is no reason to lose the run
             pass
