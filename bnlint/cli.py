@@ -44,17 +44,47 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--select", multiple=True, help="Rules to check instead of the defaults (codes, prefixes, names; comma-separated).")
-@click.option("--extend-select", multiple=True, help="Rules to check in addition to the selected ones.")
+@click.option(
+    "--select",
+    multiple=True,
+    help="Rules to check instead of the defaults (codes, prefixes, names; comma-separated).",
+)
+@click.option(
+    "--extend-select", multiple=True, help="Rules to check in addition to the selected ones."
+)
 @click.option("--ignore", multiple=True, help="Rules not to check.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True)
-@click.option("--output-file", type=click.Path(path_type=Path, dir_okay=False), help="Write the report to this file instead of stdout.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 still means an error).")
-@click.option("--stdin-filename", help="Path to report for source read from stdin (`-`); config and per-file ignores use it.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--output-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--exit-zero",
+    is_flag=True,
+    help="Exit 0 even when there are findings (2 still means an error).",
+)
+@click.option(
+    "--stdin-filename",
+    help="Path to report for source read from stdin (`-`); config and per-file ignores use it.",
+)
 @click.option("--statistics", is_flag=True, help="Print a count per rule.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Configuration file (default: nearest pyproject.toml with [tool.bnlint]).")
+@click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: nearest pyproject.toml with [tool.bnlint]).",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write .bnlint_cache/.")
 def check(
     paths: tuple[Path, ...],
@@ -87,7 +117,9 @@ def check(
     try:
         settings = load_settings(start if start.exists() else cwd, config_path)
         cli_selection = Selection(
-            select=_split(select) or None, extend_select=_split(extend_select), ignore=_split(ignore)
+            select=_split(select) or None,
+            extend_select=_split(extend_select),
+            ignore=_split(ignore),
         )
         enabled = settings.enabled_codes(cli_selection)
     except (ConfigError, UnknownSelectorError) as error:
@@ -98,14 +130,25 @@ def check(
 
     try:
         if read_stdin:
-            result = check_stdin(sys.stdin.buffer.read(), stdin_filename or "-", settings, enabled, cwd)
+            result = check_stdin(
+                sys.stdin.buffer.read(), stdin_filename or "-", settings, enabled, cwd
+            )
         else:
             result = check_paths(files, settings, enabled, cwd=cwd, use_cache=not no_cache)
     except Exception as error:  # the engine's own bug: say so and exit 2
         _fail(f"internal error: {type(error).__name__}: {error}")
         return
 
-    _emit(result.findings, result.files_checked, output_format, output_file, color, quiet, statistics, cwd)
+    _emit(
+        result.findings,
+        result.files_checked,
+        output_format,
+        output_file,
+        color,
+        quiet,
+        statistics,
+        cwd,
+    )
     if result.internal_error:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
@@ -131,7 +174,9 @@ def _emit(
         and sys.stdout.isatty()
     )
     summary = run_summary(files_checked, cwd)
-    text = render(output_format, findings, summary, color=use_color, quiet=quiet, statistics=statistics)
+    text = render(
+        output_format, findings, summary, color=use_color, quiet=quiet, statistics=statistics
+    )
     if output_file is not None:
         try:
             output_file.write_text(text, encoding="utf-8")
