@@ -116,6 +116,9 @@ class Rule:
     # libcst metadata providers by name (e.g. "ParentNodeProvider"); positions are
     # always resolved by the engine, and only for reported nodes.
     metadata: ClassVar[tuple[str, ...]] = ()
+    # Whether the rule reads `context.index` (the project-wide model index). The engine
+    # builds the index, one summary per project file, only when an enabled rule does.
+    needs_index: ClassVar[bool] = False
     # The autofix the rule offers where the fix is mechanical (RULES.md's column):
     # "safe" is applied by `--fix`, "unsafe" only with `--unsafe-fixes`.
     autofix: ClassVar[Autofix] = "none"

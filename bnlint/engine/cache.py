@@ -1,29 +1,28 @@
 """Per-file results keyed by content hash, so a re-run parses only what changed.
 
-One JSON file per (bnlint version, effective configuration) under
-`<project root>/.bnlint_cache/`, which ignores itself in git. Entries map a path to
-the hash of its bytes and its findings. A cache that cannot be read or written is
-ignored: it only ever costs speed, never a finding.
+One JSON file per kind of result under `<project root>/.bnlint_cache/<version>/`:
+findings per effective configuration (`findings-<key>.json`) and the project index's
+per-file summaries (`summaries.json`). Entries map a path to the hash of its bytes and
+the stored value. The directory ignores itself in git. A cache that cannot be read or
+written is ignored: it only ever costs speed, never a finding.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bnlint import __version__
-from bnlint.finding import Finding
 
 CACHE_DIRECTORY = ".bnlint_cache"
 
 
-class ResultCache:
-    def __init__(self, project_root: Path, key: str) -> None:
+class DigestCache:
+    def __init__(self, project_root: Path, name: str) -> None:
         self.directory = project_root / CACHE_DIRECTORY / __version__
-        self.file = self.directory / f"{key}.json"
+        self.file = self.directory / f"{name}.json"
         self.entries: dict[str, dict[str, Any]] = {}
         self.dirty = False
         try:
@@ -33,22 +32,22 @@ class ResultCache:
         except (OSError, ValueError):
             pass
 
-    def get(self, path: str, digest: str) -> list[Finding] | None:
+    def get(self, path: str, digest: str) -> Any:
+        """The value stored for this path if its content is unchanged, else None."""
         entry = self.entries.get(path)
-        if entry is None or entry.get("digest") != digest:
+        if not isinstance(entry, dict) or entry.get("digest") != digest:
             return None
-        try:
-            return [Finding.from_json(item) for item in entry["findings"]]
-        except (KeyError, TypeError, ValueError):
-            return None
+        return entry.get("value")
 
-    def put(self, path: str, digest: str, findings: list[Finding]) -> None:
-        self.entries[path] = {"digest": digest, "findings": [f.to_json() for f in findings]}
+    def put(self, path: str, digest: str, value: Any) -> None:
+        self.entries[path] = {"digest": digest, "value": value}
         self.dirty = True
 
     def save(self) -> None:
         if not self.dirty:
             return
+        import tempfile
+
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             gitignore = self.directory.parent / ".gitignore"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bnlint.config import Settings
-from bnlint.engine.cache import ResultCache
+from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.source import SourceText, decode, read_file
 from bnlint.finding import Finding, Position, Severity
@@ -85,16 +85,20 @@ def _check_texts(
     use_cache: bool,
 ) -> RunResult:
     index = ProjectIndex.empty(str(settings.project_root))
+    if any(_static_rules()[code].needs_index for code in enabled if code in _static_rules()):
+        from bnlint.engine.project import build_index
+
+        index = build_index(settings, texts, use_cache=use_cache)
     cache = None
     if use_cache:
         key = settings.fingerprint(enabled) + index.fingerprint()
-        cache = ResultCache(settings.project_root, key)
+        cache = DigestCache(settings.project_root, f"findings-{key}")
     jobs: list[tuple[_Job, str]] = []
     for source, text in texts:
         codes = _codes_for(source, text.text, settings, enabled)
         if not codes:
             continue
-        cached = cache.get(source.display, text.digest) if cache else None
+        cached = _cached_findings(cache, source.display, text.digest)
         if cached is not None:
             findings.extend(cached)
             continue
@@ -104,11 +108,21 @@ def _check_texts(
     for (job, digest), job_findings in zip(jobs, results, strict=True):
         findings.extend(job_findings)
         if cache is not None and not any(f.code == "BN999" for f in job_findings):
-            cache.put(job.display, digest, job_findings)
+            cache.put(job.display, digest, [f.to_json() for f in job_findings])
     if cache is not None:
         cache.save()
     findings.sort(key=Finding.sort_key)
     return RunResult(findings, files_checked, parsed=len(jobs))
+
+
+def _cached_findings(cache: DigestCache | None, path: str, digest: str) -> list[Finding] | None:
+    stored = cache.get(path, digest) if cache is not None else None
+    if not isinstance(stored, list):
+        return None
+    try:
+        return [Finding.from_json(item) for item in stored]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _codes_for(

@@ -1,0 +1,62 @@
+"""The project-wide model index, built from one summary per Python file of the project.
+
+The project is the checked paths' root (the directory of the configuration, or the
+nearest `pyproject.toml` / `.git`), walked with the same excludes as a check, even when
+only some files are checked (as pre-commit does), so a model defined in one module is
+known where another module trains it. Summaries are cached by content hash, so a warm
+run reads the files but summarises only those that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bnlint.config import Settings
+from bnlint.engine.cache import DigestCache
+from bnlint.engine.discovery import SourcePath, discover
+from bnlint.engine.source import SourceText, read_file
+from bnlint.finding import Finding
+from bnlint.index import FileSummary, ProjectIndex, summarize_file
+
+
+def build_index(
+    settings: Settings,
+    checked: Sequence[tuple[SourcePath, SourceText]],
+    *,
+    use_cache: bool,
+) -> ProjectIndex:
+    cwd = Path.cwd()
+    # The checked texts win over the disk: stdin buffers are summarised as edited.
+    texts: dict[str, SourceText] = {source.display: text for source, text in checked}
+    paths = [source.display for source, _ in checked]
+    for source in discover([settings.project_root], settings, cwd):
+        if source.display not in texts:
+            read = read_file(source.path, source.display)
+            if isinstance(read, Finding):
+                continue  # reported only if the file itself is checked
+            texts[source.display] = read
+            paths.append(source.display)
+    cache = DigestCache(settings.project_root, "summaries") if use_cache else None
+    summaries: dict[str, FileSummary] = {}
+    for path in paths:
+        text = texts[path]
+        stored = cache.get(path, text.digest) if cache is not None else None
+        summary = _from_json(stored)
+        if summary is None:
+            summary = summarize_file(path, text.text)
+            if cache is not None:
+                cache.put(path, text.digest, summary.to_json())
+        summaries[path] = summary
+    if cache is not None:
+        cache.save()
+    return ProjectIndex.from_summaries(str(settings.project_root), summaries)
+
+
+def _from_json(stored: object) -> FileSummary | None:
+    if stored is None:
+        return None
+    try:
+        return FileSummary.from_json(stored)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        return None
