@@ -9,15 +9,19 @@ unknown rule code, a value of the wrong type, TOML that does not parse) is a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnlint.registry import UnknownSelectorError, default_codes, resolve_selector
+
+if TYPE_CHECKING:
+    import pathspec
 
 SELECTION_KEYS = ("select", "extend-select", "ignore")
 PATTERN_KEYS = ("exclude", "extend-exclude")
@@ -74,16 +78,22 @@ class Settings:
 
     def ignored_for(self, relative_path: str) -> frozenset[str]:
         """Codes `per-file-ignores` switches off for a path relative to the project root."""
-        if not self.per_file_ignores:
-            return frozenset()
-        import pathspec
-
         ignored: set[str] = set()
-        for pattern, codes in self.per_file_ignores:
-            spec = pathspec.GitIgnoreSpec.from_lines([pattern])
+        for spec, codes in self._per_file_specs:
             if spec.match_file(relative_path):
                 ignored |= codes
         return frozenset(ignored)
+
+    @functools.cached_property
+    def _per_file_specs(self) -> list[tuple[pathspec.GitIgnoreSpec, frozenset[str]]]:
+        if not self.per_file_ignores:
+            return []
+        import pathspec
+
+        return [
+            (pathspec.GitIgnoreSpec.from_lines([pattern]), codes)
+            for pattern, codes in self.per_file_ignores
+        ]
 
     def fingerprint(self, enabled: Iterable[str]) -> str:
         """Part of the cache key: anything here may change a file's findings."""

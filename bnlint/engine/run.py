@@ -6,6 +6,7 @@ answered by the cache, so a run over files that cannot hold a misuse stays cheap
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -146,19 +147,14 @@ def _codes_for(
     )
 
 
-_STATIC: dict[str, type[Rule]] | None = None
-
-
+@functools.cache
 def _static_rules() -> dict[str, type[Rule]]:
     """Rules with a static check (BN000/BN999 are emitted by the engine itself)."""
-    global _STATIC
-    if _STATIC is None:
-        _STATIC = {
-            code: rule
-            for code, rule in all_rules().items()
-            if any(a.startswith(("visit_", "leave_")) for a in dir(rule))
-        }
-    return _STATIC
+    return {
+        code: rule
+        for code, rule in all_rules().items()
+        if any(a.startswith(("visit_", "leave_")) for a in dir(rule))
+    }
 
 
 def _run_jobs(jobs: Sequence[_Job], index: ProjectIndex, options: Any) -> list[list[Finding]]:
