@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from bnlint.events import Event, Site
 from bnlint.finding import Applicability, Severity
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "Report",
     "Rule",
     "RuleContext",
+    "RuntimeReport",
     "cst",
 ]
 
@@ -77,6 +79,25 @@ class Report:
     message: str
     suggestion: str
     fix: PendingFix | None
+
+
+@dataclass(frozen=True)
+class RuntimeReport:
+    """What a rule's runtime check reported about one tracer event.
+
+    `at` says where the finding points: "call" (the user line that called the model or
+    made the call the event stands for), "construction" (where the module was built) or
+    "site" (the explicit `site`). Reports with the same code, `subject` (usually the
+    module's qualified name) and place count as one finding with a count; `severity`
+    overrides the rule's default (BN003: N == 1 is a warning, one value an error)."""
+
+    message: str
+    suggestion: str
+    subject: str = ""
+    at: Literal["call", "construction", "site"] = "call"
+    site: Site | None = None
+    severity: Severity | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +163,21 @@ class Rule:
     def summary(cls) -> str:
         """The first line of the documentation."""
         return cls.documentation().splitlines()[0] if cls.documentation() else cls.name
+
+    # Runtime engine: the event types (`bnlint.events`) the runtime check reads.
+    # The tracer calls `check_runtime` only for those, so a rule with none costs nothing.
+    runtime_events: ClassVar[tuple[type, ...]] = ()
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterable[RuntimeReport]:
+        """The runtime check: read one tracer event and yield what is wrong with it.
+
+        Called by the tracer, inside the traced program, for each event whose type is in
+        `runtime_events`. It must be cheap (it runs on every BatchNorm forward) and must
+        not touch torch: events are plain data. `memory` is this rule's own scratch dict
+        for one trace, for checks that need history (BN006: which BNs trained earlier).
+        """
+        return ()
 
     def report(
         self,

@@ -11,6 +11,10 @@ Checks for a BatchNorm `momentum` literal of at least 0.5 and below 1:
   "re-initialise every BN" loop);
 - through a module-level constant (`BN_MOMENTUM = 0.9`) used as the argument.
 
+The runtime check reads the `momentum` of every BatchNorm that runs forward, whatever
+built it (a config file, a factory, a checkpoint's hyper-parameters), and points at the
+line that constructed the module when tracing was active then.
+
 `momentum=None` (cumulative average) and `momentum=1.0` (keep only the last batch, used
 on purpose for per-task statistics) are not reported.
 
@@ -43,8 +47,11 @@ without a fix (the constant may have other uses).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Applicability, Severity
 from bnlint.index.names import (
     FUNCTIONAL_BATCHNORM,
@@ -56,7 +63,7 @@ from bnlint.index.names import (
     partial_target,
     resolve,
 )
-from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, cst
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, RuntimeReport, cst
 
 # Position of `momentum` among the positional parameters, per constructor.
 _LAZY_PREFIX = "LazyBatchNorm"
@@ -124,6 +131,26 @@ class KerasMomentum(Rule):
             "bn = nn.BatchNorm2d(8, momentum=BN_MOMENTUM)\n"
         ),
     )
+
+    runtime_events = (BatchNormCall,)
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if not isinstance(event, BatchNormCall):
+            return
+        momentum = event.module.momentum
+        if momentum is None or not keras_style(momentum):
+            return
+        fixed = round(1.0 - momentum, 6)
+        yield RuntimeReport(
+            message=f"`{event.module.path}` ({event.module.class_name}) runs with "
+            f"momentum={momentum:g}, the Keras/TF convention: PyTorch weights the newest "
+            "batch by `momentum`, so the running statistics follow the last few batches only",
+            suggestion=f"use momentum={fixed:g} (PyTorch's momentum is 1 - {momentum:g}); "
+            "check `eps` too if the model was ported from Keras/TF",
+            subject=event.module.path,
+            at="construction",
+        )
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)

@@ -1,0 +1,132 @@
+"""What the runtime tracer saw, as plain data: the events rules' runtime checks read.
+
+The tracer (`bnlint.trace`, the only place that imports torch) turns PyTorch activity
+into these events; a rule's `check_runtime` reads their fields and decides. Nothing
+here holds a tensor, a module or a frame: only names, flags, shapes and source sites,
+so a rule never needs torch and an event can be printed or compared in a test.
+
+Per-forward events carry metadata only (flags, shapes, dtypes); events built from
+tensor values (`RunningStatsSample`) come from a sampled subset of forwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A line of user code: where a module was built, called, or switched mode."""
+
+    path: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchNormModule:
+    """One BatchNorm module as the tracer knows it (built once per module)."""
+
+    path: str  # qualified name in its model (`layer3.1.bn2`), else the class name
+    class_name: str
+    num_features: int
+    momentum: float | None
+    construction: Site | None  # None when the module was built before tracing began
+
+
+@dataclass(frozen=True, slots=True)
+class BatchNormCall:
+    """A BatchNorm module is about to run forward (seen before torch computes it)."""
+
+    module: BatchNormModule
+    training: bool
+    track_running_stats: bool
+    grad_enabled: bool
+    inference_mode: bool
+    # The module has affine parameters and none of them requires grad.
+    affine_frozen: bool
+    input_shape: tuple[int, ...] | None
+    input_dtype: str | None
+    buffer_dtype: str | None  # dtype of running_var, None without running stats
+    # A statistics re-estimation routine (`swa_utils.update_bn`, `update_bn_stats` ...)
+    # is on the stack; only computed when training with grad disabled.
+    stats_reestimation: bool
+    # The module called last before this one that has no children (the producer of
+    # the input in a plain pipeline); None when unknown.
+    previous_module: str | None
+    # Where the last outermost `train()`/`eval()` reaching this module was called.
+    mode_site: Site | None
+    # Set when this module was put in eval by an explicit call on itself or on a
+    # sub-module, and a later `train()` on an ancestor put it back in training: the
+    # site of that explicit `eval()`.
+    frozen_eval_site: Site | None
+
+    @property
+    def updates_running_stats(self) -> bool:
+        return self.training and self.track_running_stats
+
+    @property
+    def values_per_channel(self) -> int | None:
+        """N * spatial positions: how many values BN averages per channel."""
+        if self.input_shape is None or len(self.input_shape) < 2:
+            return None
+        count = self.input_shape[0]
+        for size in self.input_shape[2:]:
+            count *= size
+        return count
+
+
+@dataclass(frozen=True, slots=True)
+class RunningStatsUpdated:
+    """A training forward of `call.module` changed its running statistics (its
+    `num_batches_tracked` version counter moved). Confirmed after the forward: it is
+    emitted at the module's next call or when tracing stops."""
+
+    call: BatchNormCall
+
+
+@dataclass(frozen=True, slots=True)
+class RunningStatsSample:
+    """Values of a module's running statistics, read on a sampled subset of forwards
+    (the first, then every `sample_every`-th) because reading values syncs devices."""
+
+    call: BatchNormCall
+    variance_finite: bool
+    variance_positive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Backward:
+    """`tensor.backward()` / `torch.autograd.backward()` is about to run. Rules that
+    care what ran before it remember `BatchNormCall`s in their memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportCall:
+    """A module is handed to a function that freezes its mode into an artifact
+    (`torch.jit.trace`, `torch.export.export`, `torch.fx.symbolic_trace`, `torch.save`,
+    `torch.onnx.export`)."""
+
+    function: str
+    module_class: str
+    training_batchnorms: tuple[str, ...]  # qualified names of BNs in training mode
+    # onnx.export's `training` argument as text ("EVAL", "TRAINING", "PRESERVE"), if given.
+    onnx_training: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """A top-level model call returned; `batchnorm_output` names the BN whose output
+    is the returned tensor (directly or through one element-wise activation module)."""
+
+    model_class: str
+    batchnorm_output: BatchNormModule | None
+    through_activation: str | None
+
+
+Event = (
+    BatchNormCall | RunningStatsUpdated | RunningStatsSample | Backward | ExportCall | ModelOutput
+)

@@ -1,0 +1,58 @@
+"""The runtime tracer: watch a real PyTorch run and report BatchNorm misuse.
+
+    with bnlint.trace() as t:          # every module
+        train(model, loader)
+    print(t.findings)
+
+    @bnlint.trace(model)               # one model, around each call
+    def evaluate(model, loader): ...
+
+`import bnlint.trace` does not import torch; `trace()` does (this package is the only
+place in bnlint that imports torch).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bnlint.rule import Rule
+    from bnlint.trace.tracer import Tracer
+
+__all__ = ["trace"]
+
+
+def trace(
+    model: Any = None,
+    *,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    rules: Iterable[type[Rule]] | None = None,
+    sample_every: int | None = 50,
+) -> Tracer:
+    """A tracer for `model` (an `nn.Module`), or for every module when None.
+
+    Use it as a context manager, as a decorator, or with `start()`/`stop()`; read
+    `findings` afterwards. `select`/`ignore` take rule selectors as on the command line
+    (default: every default-enabled rule with a runtime check); `rules` gives rule
+    classes directly. `sample_every`: value checks (BN020's running-variance read, the
+    only check that reads tensor data) run on each module's first forward and then every
+    `sample_every`-th; None turns them off.
+    """
+    from bnlint.trace.tracer import Tracer
+
+    return Tracer(model, select=select, ignore=ignore, rules=rules, sample_every=sample_every)
+
+
+class _CallableModule(types.ModuleType):
+    """`bnlint.trace(...)` calls `bnlint.trace.trace(...)`: the package shadows the
+    function of the same name as soon as it is imported, so the package forwards."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tracer:
+        return trace(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
