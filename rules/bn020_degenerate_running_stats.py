@@ -1,0 +1,285 @@
+"""`.half()` on a BatchNorm model that is then trained: fp16 running statistics.
+
+## What it does
+Checks, inside one function (or the module's top level), for a model that is known
+to contain BatchNorm converted with `.half()` or `.to(torch.float16)` /
+`.to(dtype=torch.half)`, followed later in the same function by a training step
+(`.backward()` or `.step()`), with no `.float()` conversion in between (such as the
+classic "convert the BN layers back to fp32" loop).
+
+"Known to contain BatchNorm", from this file alone: an instance of a class defined in
+the file that builds a BatchNorm (directly, through a base class or through another
+such class), a BatchNorm layer itself, or an `nn.Sequential` holding one. Models that
+come from elsewhere (other files, factories, attributes set in another method) are
+not judged: the rule stays silent rather than guess. Half-precision *inference* (no
+training step after the conversion) is fine and is not reported.
+
+The runtime check reports a training-mode BatchNorm whose running buffers are fp16,
+and running variances that are not finite or not positive. Reading values syncs the
+device, so the variance is read only on sampled forwards: each module's first, then
+every `sample_every`-th (50 by default); the dtype check runs on every forward.
+
+## Why is this bad?
+`.half()` converts BatchNorm's weight, bias and running buffers to fp16. The running
+variance loses precision, values above 65504 become `inf`, and batch moments computed
+in fp16 occasionally overflow: the running statistics turn into NaN/Inf while the
+training loss still looks fine, and eval then produces NaN or constant outputs
+(`pytorch/pytorch#1206`, `NVIDIA/apex` PR #144, `fastai/fastai#507`).
+
+## Example
+```python
+model = Net().cuda().half()
+for images, labels in loader:
+    loss = criterion(model(images.cuda().half()), labels.cuda())
+    loss.backward()
+    optimizer.step()
+```
+
+## Use instead
+```python
+model = Net().cuda()
+scaler = torch.cuda.amp.GradScaler()
+for images, labels in loader:
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = criterion(model(images.cuda()), labels.cuda())
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+```
+
+## Fix safety
+There is no autofix: moving to `torch.autocast` changes the training loop, and
+keeping the BN layers in fp32 needs matching input casts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bnlint.events import BatchNormCall, Event, RunningStatsSample
+from bnlint.finding import Severity
+from bnlint.index.names import (
+    batchnorm_constructing_classes,
+    dotted_name,
+    import_aliases,
+    is_batchnorm_class,
+    keyword_argument,
+    resolve,
+)
+from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport, cst
+
+# Methods that return the same module: `Net().cuda().half()` is still a Net.
+SAME_MODULE_METHODS = frozenset({"cuda", "cpu", "to", "train", "eval", "half", "float"})
+HALF_DTYPES = frozenset({"torch.float16", "torch.half"})
+TRAINING_STEPS = frozenset({"backward", "step"})
+SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
+
+
+@dataclass
+class _Scope:
+    # Local names bound to a model known to hold BatchNorm.
+    bn_models: set[str] = field(default_factory=set)
+    # Conversions to fp16 not yet undone: name (or "" for an anonymous model) → call.
+    halved: dict[str, cst.Call] = field(default_factory=dict)
+    reported: set[int] = field(default_factory=set)
+
+
+class DegenerateRunningStats(Rule):
+    code = "BN020"
+    name = "degenerate-running-stats"
+    severity = Severity.WARNING
+    triggers = (".half()", "float16", "torch.half")
+    engines = ("static", "runtime")
+    runtime_events = (BatchNormCall, RunningStatsSample)
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if isinstance(event, BatchNormCall):
+            if event.updates_running_stats and event.buffer_dtype == "torch.float16":
+                yield RuntimeReport(
+                    message=f"`{event.module.path}` ({event.module.class_name}) trains with "
+                    "fp16 running statistics: they lose precision and overflow to inf/NaN",
+                    suggestion="keep BatchNorm in fp32 and train with `torch.autocast`",
+                    subject=event.module.path,
+                )
+        elif isinstance(event, RunningStatsSample) and not (
+            event.variance_finite and event.variance_positive
+        ):
+            problem = "not finite" if not event.variance_finite else "not positive"
+            yield RuntimeReport(
+                message=f"`{event.call.module.path}` ({event.call.module.class_name}) "
+                f"has a running variance that is {problem}: eval outputs will be "
+                "NaN or meaningless",
+                suggestion="keep BatchNorm in fp32 (`torch.autocast`) and re-estimate the "
+                "statistics (`torch.optim.swa_utils.update_bn`)",
+                subject=event.call.module.path + ":variance",
+            )
+
+    VALID = (
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.bn = nn.BatchNorm2d(3)\n"
+        "model = Net().half()\nwith torch.no_grad():\n    y = model(x.half())\n",
+        "model = load_model().half()\nloss = model(x).sum()\nloss.backward()\n",
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.bn = nn.BatchNorm2d(3)\n"
+        "model = Net().half()\nfor m in model.modules():\n"
+        "    if isinstance(m, nn.BatchNorm2d):\n        m.float()\nloss.backward()\n",
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(3, 3)\n"
+        "model = Net().half()\nloss = model(x).sum()\nloss.backward()\n",
+    )
+    INVALID = (
+        Invalid(
+            "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.bn = nn.BatchNorm2d(3)\n"
+            "model = Net().cuda().half()\nloss = model(x).sum()\nloss.backward()\n"
+        ),
+        Invalid(
+            "import torch\nimport torch.nn as nn\ndef train(x):\n"
+            "    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))\n"
+            "    net.to(torch.float16)\n    net(x).mean().backward()\n"
+        ),
+    )
+
+    def __init__(self, context: RuleContext) -> None:
+        super().__init__(context)
+        self.aliases: dict[str, str] = {}
+        self.bn_classes: set[str] = set()
+        self.scopes: list[_Scope] = [_Scope()]
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.aliases = import_aliases(node)
+        self.bn_classes = batchnorm_constructing_classes(node, self.aliases)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.scopes.append(_Scope())
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.scopes.pop()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        scope = self.scopes[-1]
+        holds_bn = self._is_bn_model(node.value)
+        for target in node.targets:
+            name = dotted_name(target.target)
+            if name is None:
+                continue
+            if holds_bn:
+                scope.bn_models.add(name)
+                if name not in scope.halved and _half_call(node.value, self.aliases):
+                    call = _half_call(node.value, self.aliases)
+                    assert call is not None
+                    scope.halved[name] = call
+            else:
+                scope.bn_models.discard(name)
+                scope.halved.pop(name, None)
+            if _method_chain(node.value)[1] & {"float"}:
+                scope.halved.pop(name, None)
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        value = node.value
+        if (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and value.func.attr.value == "float"
+        ):
+            # `layer.float()` as a statement converts a module back in place (a tensor's
+            # result would be used): the BN layers are fp32 again as far as we can see.
+            self.scopes[-1].halved.clear()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        scope = self.scopes[-1]
+        func = node.func
+        if not isinstance(func, cst.Attribute):
+            return
+        method = func.attr.value
+        if method == "float":
+            name = dotted_name(_method_chain(func.value)[0])
+            if name is not None and name in scope.bn_models:
+                scope.halved.pop(name, None)
+        elif _is_half(node, self.aliases):
+            if any(call is node for call in scope.halved.values()):
+                return  # already recorded with the name it was assigned to
+            base, _ = _method_chain(func.value)
+            name = dotted_name(base)
+            if name is not None and name in scope.bn_models:
+                scope.halved.setdefault(name, node)
+            elif self._is_bn_model(func.value):
+                scope.halved.setdefault("", node)
+        elif method in TRAINING_STEPS:
+            for name, call in list(scope.halved.items()):
+                if id(call) in scope.reported:
+                    continue
+                scope.reported.add(id(call))
+                self._report(call, name)
+
+    def _report(self, call: cst.Call, name: str) -> None:
+        model = f"`{name}`" if name else "this model"
+        self.report(
+            call,
+            message=(
+                f"{model} holds BatchNorm and is converted to fp16 here, then trained: "
+                "the running statistics are kept and updated in half precision and can "
+                "become inf/NaN, which only shows at eval time"
+            ),
+            suggestion=(
+                "drop the `.half()` conversion and train under "
+                "`torch.autocast(device_type, dtype=torch.float16)` with a GradScaler, "
+                "or convert the BatchNorm layers back with `.float()`"
+            ),
+        )
+
+    def _is_bn_model(self, node: cst.BaseExpression) -> bool:
+        base, _ = _method_chain(node)
+        if isinstance(base, cst.Name) and base.value in self.scopes[-1].bn_models:
+            return True
+        if not isinstance(base, cst.Call):
+            return False
+        callee = base.func
+        if isinstance(callee, cst.Name) and callee.value in self.bn_classes:
+            return True
+        qualified = resolve(callee, self.aliases)
+        if is_batchnorm_class(qualified):
+            return True
+        if qualified in SEQUENTIAL:
+            return any(self._is_bn_model(arg.value) for arg in base.args)
+        return False
+
+
+def _method_chain(node: cst.BaseExpression) -> tuple[cst.BaseExpression, set[str]]:
+    """`Net().cuda().half()` → (`Net()`, {"cuda", "half"}): strip same-module calls."""
+    methods: set[str] = set()
+    while (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in SAME_MODULE_METHODS
+    ):
+        methods.add(node.func.attr.value)
+        node = node.func.value
+    return node, methods
+
+
+def _is_half(call: cst.Call, aliases: dict[str, str]) -> bool:
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        return False
+    if func.attr.value == "half":
+        return not call.args
+    if func.attr.value != "to":
+        return False
+    dtype = keyword_argument(call, "dtype")
+    candidates = [dtype.value] if dtype is not None else [arg.value for arg in call.args[:2]]
+    return any(resolve(value, aliases) in HALF_DTYPES for value in candidates)
+
+
+def _half_call(node: cst.BaseExpression, aliases: dict[str, str]) -> cst.Call | None:
+    """The fp16 conversion in a same-module method chain, if any."""
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if node.func.attr.value not in SAME_MODULE_METHODS:
+            return None
+        if _is_half(node, aliases):
+            return node
+        node = node.func.value
+    return None

@@ -1,0 +1,31 @@
+from tests.conftest import lint
+
+MODEL = (
+    "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+    "        super().__init__()\n        self.bn = nn.BatchNorm2d(3)\n"
+)
+
+
+def test_training_step_in_another_function_is_not_linked() -> None:
+    source = (
+        MODEL + "def make():\n    return Net().half()\ndef fit(m):\n    m(x).sum().backward()\n"
+    )
+    assert lint(source, ["BN020"]) == []
+
+
+def test_model_converted_back_to_float_is_silent() -> None:
+    source = MODEL + "model = Net().half()\nmodel = model.float()\nmodel(x).sum().backward()\n"
+    assert lint(source, ["BN020"]) == []
+
+
+def test_tensor_float_does_not_hide_the_conversion() -> None:
+    source = (
+        MODEL + "model = Net().half()\nfor x in data:\n    loss = model(x).float().sum()\n"
+        "    loss.backward()\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN020"])] == [6]
+
+
+def test_one_finding_per_conversion() -> None:
+    source = MODEL + "model = Net().half()\nloss.backward()\nopt.step()\n"
+    assert len(lint(source, ["BN020"])) == 1
