@@ -61,20 +61,19 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event, RunningStatsSample
 from bnlint.finding import Severity
 from bnlint.index.names import (
+    SAME_MODULE_METHODS,
     batchnorm_constructing_classes,
     dotted_name,
     import_aliases,
-    is_batchnorm_class,
+    is_local_bn_model,
     keyword_argument,
+    module_chain,
     resolve,
 )
 from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport, cst
 
-# Methods that return the same module: `Net().cuda().half()` is still a Net.
-SAME_MODULE_METHODS = frozenset({"cuda", "cpu", "to", "train", "eval", "half", "float"})
 HALF_DTYPES = frozenset({"torch.float16", "torch.half"})
 TRAINING_STEPS = frozenset({"backward", "step"})
-SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
 
 
 @dataclass
@@ -175,7 +174,7 @@ class DegenerateRunningStats(Rule):
             else:
                 scope.bn_models.discard(name)
                 scope.halved.pop(name, None)
-            if _method_chain(node.value)[1] & {"float"}:
+            if module_chain(node.value)[1] & {"float"}:
                 scope.halved.pop(name, None)
 
     def visit_Expr(self, node: cst.Expr) -> None:
@@ -196,13 +195,13 @@ class DegenerateRunningStats(Rule):
             return
         method = func.attr.value
         if method == "float":
-            name = dotted_name(_method_chain(func.value)[0])
+            name = dotted_name(module_chain(func.value)[0])
             if name is not None and name in scope.bn_models:
                 scope.halved.pop(name, None)
         elif _is_half(node, self.aliases):
             if any(call is node for call in scope.halved.values()):
                 return  # already recorded with the name it was assigned to
-            base, _ = _method_chain(func.value)
+            base, _ = module_chain(func.value)
             name = dotted_name(base)
             if name is not None and name in scope.bn_models:
                 scope.halved.setdefault(name, node)
@@ -232,33 +231,7 @@ class DegenerateRunningStats(Rule):
         )
 
     def _is_bn_model(self, node: cst.BaseExpression) -> bool:
-        base, _ = _method_chain(node)
-        if isinstance(base, cst.Name) and base.value in self.scopes[-1].bn_models:
-            return True
-        if not isinstance(base, cst.Call):
-            return False
-        callee = base.func
-        if isinstance(callee, cst.Name) and callee.value in self.bn_classes:
-            return True
-        qualified = resolve(callee, self.aliases)
-        if is_batchnorm_class(qualified):
-            return True
-        if qualified in SEQUENTIAL:
-            return any(self._is_bn_model(arg.value) for arg in base.args)
-        return False
-
-
-def _method_chain(node: cst.BaseExpression) -> tuple[cst.BaseExpression, set[str]]:
-    """`Net().cuda().half()` → (`Net()`, {"cuda", "half"}): strip same-module calls."""
-    methods: set[str] = set()
-    while (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value in SAME_MODULE_METHODS
-    ):
-        methods.add(node.func.attr.value)
-        node = node.func.value
-    return node, methods
+        return is_local_bn_model(node, self.aliases, self.bn_classes, self.scopes[-1].bn_models)
 
 
 def _is_half(call: cst.Call, aliases: dict[str, str]) -> bool:

@@ -233,3 +233,47 @@ def _calls_in(node: cst.CSTNode, aliases: Mapping[str, str]) -> tuple[bool, set[
                 callees.add(current.func.value)
         stack.extend(current.children)
     return constructs, callees
+
+
+# Methods that return the module they are called on: `Net().cuda().half()` is a Net.
+SAME_MODULE_METHODS = frozenset({"cuda", "cpu", "to", "train", "eval", "half", "float"})
+SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
+
+
+def module_chain(node: cst.BaseExpression) -> tuple[cst.BaseExpression, set[str]]:
+    """`Net().cuda().half()` → (`Net()`, {"cuda", "half"}): strip same-module calls."""
+    methods: set[str] = set()
+    while (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in SAME_MODULE_METHODS
+    ):
+        methods.add(node.func.attr.value)
+        node = node.func.value
+    return node, methods
+
+
+def is_local_bn_model(
+    node: cst.BaseExpression,
+    aliases: Mapping[str, str],
+    bn_classes: set[str],
+    bn_names: set[str] | frozenset[str] = frozenset(),
+) -> bool:
+    """`node` evaluates to a module known, from this file alone, to hold a BatchNorm: an
+    instance of one of `bn_classes` (see `batchnorm_constructing_classes`), a BN layer,
+    an `nn.Sequential` holding one, or a name in `bn_names` (bound to one of these),
+    possibly through `.cuda()`/`.to(...)`/`.half()`... Anything else is unknown."""
+    base, _ = module_chain(node)
+    if isinstance(base, cst.Name) and base.value in bn_names:
+        return True
+    if not isinstance(base, cst.Call):
+        return False
+    callee = base.func
+    if isinstance(callee, cst.Name) and callee.value in bn_classes:
+        return True
+    qualified = resolve(callee, aliases)
+    if is_batchnorm_class(qualified):
+        return True
+    if qualified in SEQUENTIAL:
+        return any(is_local_bn_model(arg.value, aliases, bn_classes, bn_names) for arg in base.args)
+    return False
