@@ -1,24 +1,23 @@
 """The project-wide model index: which classes are BN models, what feeds what in
-`forward`, which objects a name refers to. Pure functions over libcst trees.
+`forward`, which objects a name refers to, and which `.eval()`/`.train()` reach a call.
 
-The static engine builds one `ProjectIndex` per run and hands it to every rule. The
-analysis that fills it lands with the rules that need it (BN001-BN005); until then
-it knows nothing, and rules that need it must treat "unknown" as "do not report".
+Per-file summaries (`summarize_file`) are built with stdlib `ast`, are JSON and depend
+only on the file's text, so the engine caches them by content hash; `ProjectIndex`
+combines them. Rules treat "unknown" as "do not report".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bnlint.index.project import ProjectIndex, combine, covers, mode_before, module_name, related
+from bnlint.index.summary import FileSummary, summarize_file
 
-
-@dataclass(frozen=True)
-class ProjectIndex:
-    root: str
-
-    @classmethod
-    def empty(cls, root: str = ".") -> ProjectIndex:
-        return cls(root=root)
-
-    def fingerprint(self) -> str:
-        """Part of every cache key: findings may depend on other files through the index."""
-        return ""
+__all__ = [
+    "FileSummary",
+    "ProjectIndex",
+    "combine",
+    "covers",
+    "mode_before",
+    "module_name",
+    "related",
+    "summarize_file",
+]

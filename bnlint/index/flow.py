@@ -1,0 +1,236 @@
+"""Forward data flow: which layer's output feeds which layer, and what `forward` returns.
+
+Declaration order in `__init__` lies (`self.conv` may be declared before `self.bn` and
+never feed it), so the flow follows `forward` itself: `x = self.conv(x); x = self.bn(x)`,
+nested calls `self.bn(self.conv(x))`, branches (both sides), loops (twice, so values
+carried to the next iteration are seen) and every other use of a value (a skip
+connection, `torch.cat`, a `return`, a method call) as a use by "something else".
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bnlint.index.summary import Names
+
+# A value's use that is not the direct input of a `self.<layer>(...)` call.
+OTHER = "<other>"
+_CHAIN = 4
+
+
+@dataclass
+class _Value:
+    producer: str | None
+    chain: tuple[str, ...]
+    uses: set[str] = field(default_factory=set)
+
+
+class ForwardFlow:
+    """Run over one `forward`: `feeds` maps each layer attribute to the one layer that
+    consumes all of its outputs (None when its outputs go anywhere else too);
+    `returns` lists, per returned value, the chain of layers/functions that produced it
+    (newest first: `["act", "bn", "fc"]`)."""
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+        self.values: list[_Value] = []
+        self.returns: list[list[str]] = []
+        # Local name → the values it may hold at this point.
+        self.env: dict[str, set[int]] = {}
+
+    def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, Any]:
+        for arg in [*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs]:
+            self.env[arg.arg] = {self._new(None, ("<input>",))}
+        self._block(function.body)
+        feeds: dict[str, str | None] = {}
+        for value in self.values:
+            if value.producer is None or not value.uses:
+                continue
+            consumer = next(iter(value.uses)) if len(value.uses) == 1 else None
+            if consumer == OTHER:
+                consumer = None
+            if value.producer in feeds and feeds[value.producer] != consumer:
+                consumer = None
+            feeds[value.producer] = consumer
+        return {"feeds": feeds, "returns": self.returns}
+
+    def _new(self, producer: str | None, chain: tuple[str, ...]) -> int:
+        self.values.append(_Value(producer, chain[:_CHAIN]))
+        return len(self.values) - 1
+
+    def _use(self, ids: set[int], consumer: str) -> None:
+        for i in ids:
+            self.values[i].uses.add(consumer)
+
+    def _block(self, body: list[ast.stmt]) -> None:
+        for statement in body:
+            self._statement(statement)
+
+    def _statement(self, statement: ast.stmt) -> None:
+        env = self.env
+        if isinstance(statement, ast.Assign):
+            ids = self._expr(statement.value, None)
+            for target in statement.targets:
+                self._assign(target, ids)
+        elif isinstance(statement, ast.AnnAssign):
+            if statement.value is not None:
+                self._assign(statement.target, self._expr(statement.value, None))
+        elif isinstance(statement, ast.AugAssign):
+            ids = self._expr(statement.value, OTHER)
+            if isinstance(statement.target, ast.Name):
+                self._use(env.get(statement.target.id, set()), OTHER)
+                env[statement.target.id] = {self._new(None, ("?",))}
+            else:
+                self._expr(statement.target, OTHER)
+            del ids
+        elif isinstance(statement, ast.Return):
+            if statement.value is not None:
+                ids = self._expr(statement.value, OTHER)
+                for i in ids:
+                    self.returns.append(list(self.values[i].chain))
+        elif isinstance(statement, ast.Expr):
+            self._expr(statement.value, OTHER)
+        elif isinstance(statement, ast.If):
+            self._expr(statement.test, OTHER)
+            before = _copy(env)
+            self._block(statement.body)
+            after_body, self.env = self.env, before
+            self._block(statement.orelse)
+            _merge(self.env, after_body)
+        elif isinstance(statement, ast.For | ast.AsyncFor | ast.While):
+            if isinstance(statement, ast.For | ast.AsyncFor):
+                self._expr(statement.iter, OTHER)
+                self._assign(statement.target, {self._new(None, ("?",))})
+            else:
+                self._expr(statement.test, OTHER)
+            before = _copy(env)
+            self._block(statement.body)
+            self._block(statement.body)
+            self._block(statement.orelse)
+            _merge(self.env, before)
+        elif isinstance(statement, ast.With | ast.AsyncWith):
+            for item in statement.items:
+                ids = self._expr(item.context_expr, OTHER)
+                if item.optional_vars is not None:
+                    self._assign(item.optional_vars, ids)
+            self._block(statement.body)
+        elif isinstance(statement, ast.Try):
+            self._block(statement.body)
+            for handler in statement.handlers:
+                self._block(handler.body)
+            self._block(statement.orelse)
+            self._block(statement.finalbody)
+        else:
+            for child in ast.iter_child_nodes(statement):
+                if isinstance(child, ast.expr):
+                    self._expr(child, OTHER)
+
+    def _assign(self, target: ast.expr, ids: set[int]) -> None:
+        env = self.env
+        if isinstance(target, ast.Name):
+            env[target.id] = set(ids)
+        elif isinstance(target, ast.Tuple | ast.List):
+            # Unpacking hides which part is which: the value escapes.
+            self._use(ids, OTHER)
+            for element in target.elts:
+                self._assign(element, {self._new(None, ("?",))})
+        else:
+            self._use(ids, OTHER)
+            self._expr(target, OTHER)
+
+    def _expr(self, node: ast.expr, consumer: str | None) -> set[int]:
+        """The values `node` evaluates to; each is marked as used by `consumer` (None:
+        the value is only passed on, as in an assignment or a return)."""
+        ids = self._evaluate(node)
+        if consumer is not None:
+            self._use(ids, consumer)
+        return ids
+
+    def _evaluate(self, node: ast.expr) -> set[int]:
+        env = self.env
+        if isinstance(node, ast.Name):
+            return set(env.get(node.id, set()))
+        if isinstance(node, ast.Call):
+            return {self._call(node)}
+        if isinstance(node, ast.IfExp):
+            self._expr(node.test, OTHER)
+            return self._expr(node.body, None) | self._expr(node.orelse, None)
+        if isinstance(node, ast.NamedExpr):
+            ids = self._expr(node.value, None)
+            env[node.target.id] = set(ids)
+            return ids
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                self._expr(child, OTHER)
+        return {self._new(None, ("?",))}
+
+    def _call(self, node: ast.Call) -> int:
+        layer = _self_attr(node.func)
+        if layer is not None:
+            inputs: set[int] = set()
+            for index, arg in enumerate(node.args):
+                if index == 0 and not isinstance(arg, ast.Starred):
+                    inputs = self._expr(arg, layer)
+                else:
+                    self._expr(arg, OTHER)
+            for keyword in node.keywords:
+                self._expr(keyword.value, OTHER)
+            return self._new(layer, (layer, *self._chain_of(inputs)))
+        # Activations keep the chain (`return torch.sigmoid(self.bn(x))` ends in BN).
+        function = (
+            self.names.qualify(node.func)
+            if not isinstance(node.func, ast.Attribute) or _root(node.func) != "self"
+            else None
+        )
+        method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+        if isinstance(node.func, ast.Attribute) and function is None:
+            receiver = self._expr(node.func.value, OTHER)
+        else:
+            receiver = set()
+        inputs = set()
+        for index, arg in enumerate(node.args):
+            ids = self._expr(arg.value if isinstance(arg, ast.Starred) else arg, OTHER)
+            if index == 0:
+                inputs = ids
+        for keyword in node.keywords:
+            self._expr(keyword.value, OTHER)
+        from bnlint.index.kinds import is_activation
+
+        if function is not None and is_activation(function):
+            return self._new(None, ("fn:" + function.rsplit(".", 1)[-1], *self._chain_of(inputs)))
+        if method in ("sigmoid", "tanh", "relu", "softmax") and not node.args:
+            return self._new(None, ("fn:" + method, *self._chain_of(receiver)))
+        return self._new(None, ("?",))
+
+    def _chain_of(self, ids: set[int]) -> tuple[str, ...]:
+        chains = {self.values[i].chain for i in ids}
+        return chains.pop() if len(chains) == 1 else ("?",)
+
+
+def _copy(env: dict[str, set[int]]) -> dict[str, set[int]]:
+    return {key: set(ids) for key, ids in env.items()}
+
+
+def _merge(env: dict[str, set[int]], other: dict[str, set[int]]) -> None:
+    for key, ids in other.items():
+        env[key] = env.get(key, set()) | ids
+
+
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _self_attr(node: ast.expr) -> str | None:
+    """`attr` for `self.attr` (a direct child module), else None."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    ):
+        return node.attr
+    return None

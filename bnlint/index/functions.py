@@ -1,0 +1,602 @@
+"""Mode facts along one function's statements (module-level script code counts as a
+function named `<module>`).
+
+Objects are named by *keys*: the dotted text of the expression (`model`, `self.model`,
+`model.backbone`); DataParallel's `.module` is dropped, so `model.module.eval()` acts
+on `model`. In textual order the facts record where `.eval()` / `.train()` /
+`.train(False)` / `requires_grad_(False)` happen and on which key, where a key is
+called (a forward) and under what context (`no_grad`, a loop over which loader, a loop
+that calls `backward()`), calls to other functions with the keys passed to them, what
+each key is bound to (a constructor, a factory, another key, a parameter), and the
+DataLoaders created with their batch size.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bnlint.index.summary import LayerBuilder, Names, Positions
+
+Json = dict[str, Any]
+
+_NO_GRAD = ("no_grad", "inference_mode")
+# Calls that only move or wrap a model: the result is the same model.
+_SAME_MODEL_METHODS = frozenset(
+    {"to", "cuda", "cpu", "float", "double", "half", "to_empty", "train", "eval"}
+)
+_WRAPPERS = frozenset(
+    {"DataParallel", "DistributedDataParallel", "DDP", "compile", "convert_sync_batchnorm"}
+)
+_ITERATION_WRAPPERS = frozenset({"enumerate", "tqdm", "iter", "zip", "progress_bar", "track"})
+_MODEL_USE_METHODS = frozenset(
+    {
+        "parameters",
+        "named_parameters",
+        "state_dict",
+        "load_state_dict",
+        "train",
+        "eval",
+        "to",
+        "cuda",
+        "zero_grad",
+    }
+)
+# Calls into these never reach project code: no "call" event for them.
+_LIBRARIES = frozenset(
+    {
+        "torch",
+        "numpy",
+        "os",
+        "sys",
+        "math",
+        "time",
+        "logging",
+        "json",
+        "typing",
+        "collections",
+        "functools",
+        "itertools",
+        "random",
+        "re",
+        "tqdm",
+        "PIL",
+        "cv2",
+        "pathlib",
+        "argparse",
+        "copy",
+        "warnings",
+        "torchvision",
+        "timm",
+        "shutil",
+        "pickle",
+        "datetime",
+        "matplotlib",
+        "pandas",
+        "scipy",
+        "sklearn",
+        "yaml",
+        "glob",
+        "subprocess",
+        "dataclasses",
+        "enum",
+        "contextlib",
+        "inspect",
+        "abc",
+        "operator",
+        "string",
+        "struct",
+        "io",
+        "csv",
+        "hashlib",
+        "platform",
+        "threading",
+        "multiprocessing",
+        "socket",
+        "urllib",
+        "requests",
+        "builtins",
+    }
+)
+_NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
+
+
+def key_of(node: ast.AST | None) -> str | None:
+    """`model`, `self.model`, `model.backbone` for Name/Attribute chains (DataParallel's
+    `.module` removed); None for anything else."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        if node.attr != "module":
+            parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+class FunctionFacts:
+    def __init__(
+        self, names: Names, layers: LayerBuilder, positions: Positions, owner: str | None = None
+    ) -> None:
+        self.names = names
+        self.layers = layers
+        self.positions = positions
+        self.owner = owner
+        self.events: list[Json] = []
+        self.bindings: dict[str, list[Json]] = {}
+        self.loaders: dict[str, Json] = {}
+        self.loops: list[Json] = []
+        self.argparse: dict[str, Any] = {}
+        self.returns: list[Json] = []
+        self.containers: list[Json] = []
+        self.env: dict[str, Json] = {}
+        self.params: list[str] = []
+        # The innermost enclosing contexts while walking.
+        self.nograd = 0
+        self.loop_stack: list[Json] = []
+
+    def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
+        args = function.args
+        self.params = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+        defaults: Json = {}
+        positional = [*args.posonlyargs, *args.args]
+        for arg, default in zip(
+            positional[len(positional) - len(args.defaults) :], args.defaults, strict=False
+        ):
+            defaults[arg.arg] = _default(default, self.names)
+        for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=False):
+            if kw_default is not None:
+                defaults[arg.arg] = _default(kw_default, self.names)
+        decorated_nograd = any(_is_nograd(d) for d in function.decorator_list)
+        if decorated_nograd:
+            self.nograd += 1
+        self._block(function.body)
+        facts = self._facts()
+        facts.update(
+            params=self.params,
+            defaults=defaults,
+            nograd=decorated_nograd,
+            owner=self.owner,
+            pos=self.positions.of(function),
+        )
+        return facts
+
+    def run_returns(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json | None:
+        """Only the layers a helper returns (`def conv_bn(...): return nn.Sequential(...)`)."""
+        from bnlint.index.summary import _statements
+
+        args = function.args
+        self.params = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+        for statement in _statements(function.body):
+            if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
+                self.layers.track(statement, self.env)
+            elif isinstance(statement, ast.Return) and statement.value is not None:
+                spec = self.layers.spec(statement.value, self.env)
+                if spec is not None:
+                    self.returns.append({"spec": spec})
+        if not self.returns:
+            return None
+        facts = self._facts()
+        facts.update(
+            params=self.params,
+            defaults={},
+            nograd=False,
+            owner=self.owner,
+            pos=self.positions.of(function),
+        )
+        return facts
+
+    def run_module(self, body: list[ast.stmt]) -> Json:
+        self._block(body)
+        facts = self._facts()
+        facts.update(params=[], defaults={}, nograd=False, owner=None, pos=[1, 0, 1, 0])
+        return facts
+
+    def _facts(self) -> Json:
+        return {
+            "events": self.events,
+            "bindings": self.bindings,
+            "loaders": self.loaders,
+            "loops": self.loops,
+            "argparse": self.argparse,
+            "returns": self.returns,
+            "layers": self.containers,
+        }
+
+    # -- statements -------------------------------------------------------------------
+    def _block(self, body: list[ast.stmt]) -> None:
+        for statement in body:
+            self._statement(statement)
+
+    def _statement(self, statement: ast.stmt) -> None:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return
+        if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
+            self.layers.track(statement, self.env)
+        if isinstance(statement, ast.Assign):
+            self._expressions(statement.value)
+            for target in statement.targets:
+                self._bind(target, statement.value)
+                self._expressions(target, store=True)
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            self._expressions(statement.value)
+            self._bind(statement.target, statement.value)
+        elif isinstance(statement, ast.Return) and statement.value is not None:
+            self._expressions(statement.value)
+            spec = self.layers.spec(statement.value, self.env)
+            if spec is not None:
+                self.returns.append({"spec": spec})
+            else:
+                key = key_of(statement.value)
+                if key is not None:
+                    self.returns.append({"key": key})
+        elif isinstance(statement, ast.For | ast.AsyncFor):
+            self._expressions(statement.iter)
+            loop: Json = {
+                "iter": _iterated_key(statement.iter),
+                "pos": self.positions.of(statement),
+                "backward": False,
+                "forwards": [],
+                "calls": [],
+                "first": len(self.events),
+            }
+            self.loops.append(loop)
+            self.loop_stack.append(loop)
+            self._block(statement.body)
+            self.loop_stack.pop()
+            loop["last"] = len(self.events)
+            self._block(statement.orelse)
+            if isinstance(statement.target, ast.Name | ast.Tuple):
+                self._parameter_loop(statement)
+                self._module_loop(statement)
+        elif isinstance(statement, ast.While):
+            self._expressions(statement.test)
+            loop = {
+                "iter": None,
+                "pos": self.positions.of(statement),
+                "backward": False,
+                "forwards": [],
+                "calls": [],
+                "first": len(self.events),
+            }
+            self.loops.append(loop)
+            self.loop_stack.append(loop)
+            self._block(statement.body)
+            self.loop_stack.pop()
+            loop["last"] = len(self.events)
+            self._block(statement.orelse)
+        elif isinstance(statement, ast.With | ast.AsyncWith):
+            nograd = any(_is_nograd(item.context_expr) for item in statement.items)
+            for item in statement.items:
+                self._expressions(item.context_expr)
+            self.nograd += nograd
+            self._block(statement.body)
+            self.nograd -= nograd
+        elif isinstance(statement, ast.If):
+            self._expressions(statement.test)
+            self._block(statement.body)
+            self._block(statement.orelse)
+        elif isinstance(statement, ast.Try):
+            self._block(statement.body)
+            for handler in statement.handlers:
+                self._block(handler.body)
+            self._block(statement.orelse)
+            self._block(statement.finalbody)
+        else:
+            for child in ast.iter_child_nodes(statement):
+                if isinstance(child, ast.expr):
+                    self._expressions(child)
+
+    def _bind(self, target: ast.expr, value: ast.expr) -> None:
+        key = key_of(target)
+        if key is None:
+            return
+        binding = self._binding(value)
+        if binding is not None:
+            self.bindings.setdefault(key, []).append(binding)
+        if isinstance(value, ast.Call):
+            callee = self.names.qualify(value.func) or ""
+            if callee.rsplit(".", 1)[-1] == "DataLoader" or (
+                isinstance(value.func, ast.Name | ast.Attribute)
+                and dotted_tail(value.func) == "DataLoader"
+            ):
+                self.loaders[key] = self._loader(value)
+            last = callee.rsplit(".", 1)[-1]
+            if last in ("Sequential",):
+                spec = self.layers.spec(value, self.env)
+                if spec is not None:
+                    self.containers.append({"key": key, "spec": spec})
+
+    def _binding(self, value: ast.expr) -> Json | None:
+        if isinstance(value, ast.Name) and value.id in self.params:
+            return {"param": value.id}
+        if isinstance(value, ast.Name | ast.Attribute):
+            key = key_of(value)
+            return {"alias": key} if key else None
+        if not isinstance(value, ast.Call):
+            return None
+        func = value.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in _SAME_MODEL_METHODS
+            and isinstance(func.value, ast.Call)
+        ):
+            return self._binding(func.value)
+        if isinstance(func, ast.Attribute) and func.attr in _SAME_MODEL_METHODS:
+            inner = key_of(func.value)
+            if inner is not None and self.names.qualify(func.value) is None:
+                return {"alias": inner}
+        callee = self.names.qualify(func)
+        if callee is not None and callee.rsplit(".", 1)[-1] in _WRAPPERS and value.args:
+            inner = key_of(value.args[0])
+            if inner is not None:
+                return {"alias": inner}
+        if (
+            callee is None
+            and isinstance(func, ast.Attribute)
+            and func.attr in _WRAPPERS
+            and value.args
+        ):
+            inner = key_of(value.args[0])
+            if inner is not None:
+                return {"alias": inner}
+        if (
+            callee is None
+            and isinstance(func, ast.Attribute)
+            and (key_of(func) or "").startswith("self.")
+        ):
+            return {"method": func.attr, "owner": self.owner}
+        spec = self.layers.spec(value, self.env)
+        return {"spec": spec} if spec is not None and spec.get("call") else None
+
+    def _loader(self, call: ast.Call) -> Json:
+        loader: Json = {"pos": self.positions.of(call), "batch": "missing"}
+        if len(call.args) >= 2:
+            loader["batch"] = self._value(call.args[1])
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                loader["batch"] = "?"
+            elif keyword.arg == "batch_size":
+                loader["batch"] = self._value(keyword.value)
+            elif keyword.arg == "batch_sampler":
+                loader["batch"] = "?"
+            elif keyword.arg == "drop_last":
+                loader["drop_last"] = _literal(keyword.value)
+        if any(isinstance(arg, ast.Starred) for arg in call.args):
+            loader["batch"] = "?"
+        return loader
+
+    def _value(self, node: ast.expr) -> Any:
+        """A batch-size expression: a literal, a parameter, a module constant, an
+        argparse option (`args.batch_size`), or "?"."""
+        constant = _literal(node)
+        if constant != "?":
+            return constant
+        if isinstance(node, ast.Name):
+            if node.id in self.params:
+                return {"param": node.id}
+            return {"name": node.id}
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return {"option": node.attr}
+        return "?"
+
+    def _parameter_loop(self, loop: ast.For | ast.AsyncFor) -> None:
+        """`for p in model.backbone.parameters(): p.requires_grad = False` freezes
+        `model.backbone` (unless a condition spares BN/norm parameters)."""
+        iterated = loop.iter
+        if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Attribute)):
+            return
+        if iterated.func.attr not in ("parameters", "named_parameters"):
+            return
+        owner = key_of(iterated.func.value)
+        if owner is None:
+            return
+        spares_norm = False
+        freezes = False
+        for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
+            if isinstance(node, ast.If):
+                text = ast.unparse(node.test).lower()
+                if any(word in text for word in ("bn", "norm", "bias")):
+                    spares_norm = True
+            if (
+                isinstance(node, ast.Assign)
+                and _literal(node.value) is False
+                and any(
+                    isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets
+                )
+            ):
+                freezes = True
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "requires_grad_"
+                and node.args
+                and _literal(node.args[0]) is False
+            ):
+                freezes = True
+        if freezes and not spares_norm:
+            self._event("freeze", owner, loop)
+
+    def _module_loop(self, loop: ast.For | ast.AsyncFor) -> None:
+        """`for m in model.modules(): if isinstance(m, BatchNorm2d): m.eval()` puts the
+        BN layers of `model` into eval (a BN freeze)."""
+        iterated = loop.iter
+        if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Attribute)):
+            return
+        if iterated.func.attr not in ("modules", "named_modules", "children", "named_children"):
+            return
+        owner = key_of(iterated.func.value)
+        for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
+            if (
+                owner is not None
+                and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and (
+                    node.func.attr == "eval"
+                    or (node.func.attr == "train" and node.args and _literal(node.args[0]) is False)
+                )
+            ):
+                self._event("bn_eval", owner, loop)
+                return
+
+    # -- expressions ------------------------------------------------------------------
+    def _expressions(self, node: ast.expr, store: bool = False) -> None:
+        """Events of every call inside `node`, inner calls first (evaluation order)."""
+        if isinstance(node, ast.Lambda):
+            return
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                self._expressions(child)
+            elif isinstance(child, ast.keyword | ast.comprehension):
+                for inner in ast.iter_child_nodes(child):
+                    if isinstance(inner, ast.expr):
+                        self._expressions(inner)
+        if isinstance(node, ast.Call):
+            self._call(node)
+
+    def _call(self, call: ast.Call) -> None:
+        func = call.func
+        if isinstance(func, ast.Name):
+            if func.id in _NOT_FORWARD:
+                return
+            callee = self.names.qualify(func)
+            if callee is not None:
+                self._project_call(callee, call)
+            elif func.id in self.params or func.id in self.bindings:
+                self._forward(func.id, call)
+            return
+        if not isinstance(func, ast.Attribute):
+            return
+        receiver = key_of(func.value)
+        method = func.attr
+        if receiver is not None and self.names.qualify(func.value) is not None:
+            # `torch.save(...)`, `utils.validate(...)`: a call of a library/project function.
+            self._project_call(self.names.qualify(func) or "", call)
+            return
+        if receiver is None:
+            return
+        if method in _MODEL_USE_METHODS:
+            self._event("use", receiver, call, method=method)
+        if method == "eval":
+            self._event("eval", receiver, call)
+        elif method == "train":
+            mode = _literal(call.args[0]) if call.args else True
+            if call.keywords and not call.args:
+                mode = _literal(call.keywords[0].value)
+            if mode is False:
+                self._event("eval", receiver, call)
+            elif mode is True:
+                self._event("train", receiver, call)
+        elif method == "requires_grad_":
+            if call.args and _literal(call.args[0]) is False:
+                self._event("freeze", receiver, call)
+        elif method == "apply" and call.args:
+            name = (dotted_name_of(call.args[0]) or "").lower()
+            if any(word in name for word in ("bn", "batchnorm", "freeze", "norm")):
+                self._event("bn_eval", receiver, call)
+        elif method == "backward":
+            self._event("backward", receiver, call)
+            for loop in self.loop_stack:
+                loop["backward"] = True
+        elif method == "add_argument":
+            self._argparse(call)
+        elif method in ("forward", "module"):
+            self._forward(receiver, call)
+        elif receiver == "self":
+            # `self.validate(...)` (a method) or `self.model(x)` (a submodule): both
+            # are recorded; the index knows which one the class defines.
+            self._project_call(f"self.{method}", call)
+            self._forward(f"self.{method}", call)
+
+    def _forward(self, key: str, call: ast.Call) -> None:
+        self._event("forward", key, call)
+        for loop in self.loop_stack:
+            loop["forwards"].append(key)
+
+    def _project_call(self, callee: str, call: ast.Call) -> None:
+        if callee.split(".", 1)[0] in _LIBRARIES:
+            return
+        args = [key_of(a) for a in call.args]
+        kwargs = {k.arg: key_of(k.value) for k in call.keywords if k.arg}
+        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs)
+        for loop in self.loop_stack:
+            loop["calls"].append(len(self.events) - 1)
+
+    def _argparse(self, call: ast.Call) -> None:
+        flags = [_literal(a) for a in call.args]
+        dest = None
+        default: Any = "?"
+        for keyword in call.keywords:
+            if keyword.arg == "dest":
+                dest = _literal(keyword.value)
+            elif keyword.arg == "default":
+                default = _literal(keyword.value)
+        if dest is None:
+            longs = [f for f in flags if isinstance(f, str) and f.startswith("--")]
+            names = longs or [f for f in flags if isinstance(f, str)]
+            if names:
+                dest = names[0].lstrip("-").replace("-", "_")
+        if isinstance(dest, str):
+            self.argparse[dest] = default
+
+    def _event(self, kind: str, key: str | None, node: ast.AST, **extra: Any) -> None:
+        event: Json = {"k": kind, "key": key, "pos": self.positions.of(node)}
+        if self.nograd:
+            event["nograd"] = True
+        if self.loop_stack:
+            event["loop"] = self.loops.index(self.loop_stack[-1])
+            iterated = [loop["iter"] for loop in self.loop_stack if loop["iter"]]
+            if iterated:
+                event["iter"] = iterated
+        event.update(extra)
+        self.events.append(event)
+
+
+def dotted_tail(node: ast.expr) -> str:
+    return (
+        node.attr
+        if isinstance(node, ast.Attribute)
+        else node.id
+        if isinstance(node, ast.Name)
+        else ""
+    )
+
+
+def dotted_name_of(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Call):
+        return dotted_name_of(node.func)
+    return None
+
+
+def _iterated_key(node: ast.expr) -> str | None:
+    """The loader a `for` iterates: `train_loader` in `enumerate(tqdm(train_loader))`."""
+    while (
+        isinstance(node, ast.Call) and node.args and dotted_tail(node.func) in _ITERATION_WRAPPERS
+    ):
+        node = node.args[0]
+    return key_of(node)
+
+
+def _is_nograd(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    return dotted_tail(target) in _NO_GRAD
+
+
+def _default(node: ast.expr, names: Names) -> Any:
+    value = _literal(node)
+    if value != "?":
+        return value
+    ref = names.qualify(node)
+    return {"ref": ref} if ref else "?"
+
+
+def _literal(node: ast.AST | None) -> Any:
+    from bnlint.index.summary import literal
+
+    return literal(node)

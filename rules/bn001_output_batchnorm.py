@@ -1,0 +1,191 @@
+"""BatchNorm as the last transform before a model's output.
+
+## What it does
+Checks for a model whose output comes straight out of a BatchNorm placed after the
+final `Linear`/`Conv`: an `nn.Sequential` model ending in `Linear, BatchNorm1d` (maybe
+followed by an activation), or a `forward` that returns `self.bn(self.fc(x))`, possibly
+through a final activation such as `torch.sigmoid`. Only objects used as models in the
+project count (instantiated, then trained, evaluated or optimised), so building blocks
+that end in BN are not flagged. Projection/embedding heads and necks (names with proj,
+neck, embed, feat, bottleneck) and `affine=False` BN are left alone: BN there is by
+design (SimCLR/MoCo heads, re-ID BNNeck).
+
+The runtime check looks at the first call of each traced model: when the tensor it
+returns is the very tensor a BatchNorm produced (or the output of one element-wise
+activation module applied to it), it reports the BatchNorm, with the same exceptions.
+
+## Why is this bad?
+Normalising the prediction pushes every output unit towards batch mean 0 and
+variance 1: regression targets fit poorly, the logits fed to sigmoid/softmax become
+batch dependent, and single-sample predictions at eval depend on the running
+statistics rather than the input (P28; DCGAN's guidelines drop BN at the generator's
+output for the same reason).
+
+## Example
+```python
+model = nn.Sequential(
+    nn.Linear(32, 64), nn.BatchNorm1d(64), nn.ReLU(),
+    nn.Linear(64, 1), nn.BatchNorm1d(1),
+)
+```
+
+## Use instead
+```python
+model = nn.Sequential(
+    nn.Linear(32, 64), nn.BatchNorm1d(64), nn.ReLU(),
+    nn.Linear(64, 1),
+)
+```
+
+## Fix safety
+No automatic fix: removing a layer changes the model and its checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bnlint.events import Event, ModelOutput
+from bnlint.finding import Severity
+from bnlint.index import ProjectIndex, kinds
+from bnlint.index.graph import is_head_name, leaf, model_instances, used_as_model
+from bnlint.index.locate import node_at
+from bnlint.rule import Invalid, Rule, RuntimeReport, cst
+
+Json = dict[str, Any]
+
+
+class OutputBatchnorm(Rule):
+    code = "BN001"
+    name = "output-batchnorm"
+    severity = Severity.WARNING
+    triggers = ("Norm", "BN", "bn")
+    engines = ("static", "runtime")
+    runtime_events = (ModelOutput,)
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if not isinstance(event, ModelOutput) or event.batchnorm_output is None:
+            return
+        bn = event.batchnorm_output
+        if not bn.affine or is_head_name(bn.path):
+            return
+        through = f" through {event.through_activation}" if event.through_activation else ""
+        yield RuntimeReport(
+            message=f"{event.model_class} returns the output of BatchNorm `{bn.path}`"
+            f"{through}: the predictions are normalised over the batch",
+            suggestion="remove the final BatchNorm, or normalise the last hidden layer instead",
+            subject=bn.path,
+            at="construction",
+        )
+
+    VALID = (
+        "import torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 1))\n"
+        "model.train()\n",
+        "import torch.nn as nn\n"
+        "projector = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16, affine=False))\n"
+        "projector.train()\n",
+    )
+    INVALID = (
+        Invalid(
+            "import torch.nn as nn\n"
+            "model = nn.Sequential(\n"
+            "    nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1), nn.BatchNorm1d(1)\n"
+            ")\n"
+            "model.train()\n"
+        ),
+    )
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        index, summary = self.context.index.with_file(self.context.path, self.context.source)
+        path = self.context.path
+        for owner in summary.classes:
+            if (path, owner) in model_instances(index) and not is_head_name(owner):
+                self._check_class(index, owner)
+        for facts in summary.functions.values():
+            for built in facts["layers"]:
+                if used_as_model(facts, built["key"]) and not is_head_name(built["key"]):
+                    self._check_sequential(index, built["spec"], f"`{built['key']}`")
+
+    def _check_class(self, index: ProjectIndex, owner: str) -> None:
+        info = index.class_info(self.context.path, owner)
+        returns = (info.get("forward") or {}).get("returns") or []
+        if not returns:
+            return
+        layers = index.class_layers(self.context.path, owner)
+        final: set[str] = set()
+        for chain in returns:
+            names = [name for name in chain if not self._is_activation(index, layers, name)]
+            if not names or names[0] not in layers:
+                return
+            final.add(names[0])
+        if len(final) != 1:
+            return
+        attr = final.pop()
+        spec_path, spec = layers[attr]
+        if is_head_name(attr):
+            return
+        if "items" in spec:
+            self._check_sequential(index, spec, f"`{owner}.{attr}`")
+            return
+        chain = next(c for c in returns)
+        names = [name for name in chain if not self._is_activation(index, layers, name)]
+        before = layers.get(names[1]) if len(names) > 1 else None
+        if before is None or not self._is_producer(index, before[0], leaf(before[1], last=True)):
+            return
+        if self._is_trainable_bn(index, spec_path, spec):
+            self._report(spec, f"`{owner}.forward` returns the output of `self.{attr}`")
+
+    def _check_sequential(self, index: ProjectIndex, spec: Json, name: str) -> None:
+        items = [item for item in spec["items"]]
+        while items and items[-1] is not None and self._is_activation_spec(index, items[-1]):
+            items.pop()
+        if len(items) < 2:
+            return
+        last, before = leaf(items[-1], last=True), leaf(items[-2], last=True)
+        if last is None or before is None:
+            return
+        if self._is_trainable_bn(index, self.context.path, last) and self._is_producer(
+            index, self.context.path, before
+        ):
+            self._report(last, f"{name} ends in it")
+
+    def _is_trainable_bn(self, index: ProjectIndex, path: str, spec: Json) -> bool:
+        if spec.get("kw", {}).get("affine") is False:
+            return False
+        return index.norm_kind(path, spec.get("call")) == "bn"
+
+    def _is_producer(self, index: ProjectIndex, path: str, spec: Json | None) -> bool:
+        return (
+            spec is not None
+            and kinds.producer_dims(index.library_name(path, spec.get("call"))) is not None
+        )
+
+    def _is_activation_spec(self, index: ProjectIndex, spec: Json) -> bool:
+        return kinds.is_activation(index.library_name(self.context.path, spec.get("call")))
+
+    def _is_activation(
+        self, index: ProjectIndex, layers: dict[str, tuple[str, Json]], name: str
+    ) -> bool:
+        if name.startswith("fn:"):
+            return True
+        if name in layers:
+            path, spec = layers[name]
+            return kinds.is_activation(index.library_name(path, spec.get("call")))
+        return False
+
+    def _report(self, spec: Json, context: str) -> None:
+        node = node_at(self.context.module, spec["pos"], cst.Call)
+        if node is None:
+            return
+        layer = (spec.get("call") or "BatchNorm").rsplit(".", 1)[-1]
+        self.report(
+            node,
+            message=(
+                f"`{layer}` is the model's last transform ({context}): "
+                "the output is normalised per batch"
+            ),
+            suggestion="remove the final BatchNorm, or normalise the last hidden layer instead",
+        )
