@@ -34,6 +34,7 @@ class BatchNormModule:
     class_name: str
     num_features: int
     momentum: float | None
+    affine: bool
     construction: Site | None  # None when the module was built before tracing began
 
 

@@ -118,7 +118,7 @@ _CONSTRUCTION: dict[int, tuple[weakref.ref[Any], Site | None]] = {}
 # plain pipeline). One slot, cleared on removal.
 _LAST_LEAF: list[Any] = [None]
 # BN001 probing: ids of models whose next call is inspected, and the state of a probe.
-_PROBE_TARGETS: set[int] = set()
+_PROBE_TARGETS: dict[int, weakref.ref[Any]] = {}
 _PROBE: dict[str, Any] = {}
 _ATEXIT_REGISTERED = False
 
@@ -132,7 +132,7 @@ def _forward_pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
     if kind != _BATCHNORM:
         if not module._modules:
             _LAST_LEAF[0] = module
-        elif _PROBE_TARGETS and id(module) in _PROBE_TARGETS:
+        elif _PROBE_TARGETS and _PROBE_TARGETS.get(id(module), _dead)() is module:
             _start_probe(module)
         return None
     if torch.compiler.is_compiling():
@@ -141,6 +141,10 @@ def _forward_pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
     previous = _LAST_LEAF[0]
     for tracer in tuple(_ACTIVE):
         tracer._guarded(tracer._on_batchnorm, module, args, previous)
+    return None
+
+
+def _dead() -> None:
     return None
 
 
@@ -164,7 +168,7 @@ def _forget_construction(reference: weakref.ref[Any]) -> None:
 
 
 def _start_probe(root: nn.Module) -> None:
-    _PROBE_TARGETS.discard(id(root))
+    _PROBE_TARGETS.pop(id(root), None)
     if _PROBE:
         return
     _PROBE.update(root=root, bn=None, bn_output=None, activation_output=None, activation=None)
@@ -408,7 +412,7 @@ class Tracer:
         self.sample_every = sample_every
         self._modules: dict[int, _ModuleState] = {}
         self._names: dict[int, tuple[weakref.ref[Any], str]] = {}
-        self._named_roots: set[int] = set()
+        self._named_roots: dict[int, weakref.ref[Any]] = {}
         self._scope: set[int] | None = None
         self._entries: dict[tuple[str, str, str, Site | None], _Entry] = {}
         self._lock = threading.Lock()
@@ -427,7 +431,7 @@ class Tracer:
             if model is not None:
                 self._learn_names(model)
                 self._scope = {id(sub) for sub in model.modules()}
-                _PROBE_TARGETS.add(id(model))
+                _PROBE_TARGETS[id(model)] = weakref.ref(model)
             if not _ACTIVE:
                 _install()
             _ACTIVE.append(self)
@@ -587,11 +591,12 @@ class Tracer:
     # -- module knowledge ----------------------------------------------------------------
 
     def _learn_names(self, root: nn.Module) -> None:
-        if id(root) in self._named_roots:
+        known = self._named_roots.get(id(root))
+        if known is not None and known() is root:
             return
-        self._named_roots.add(id(root))
+        self._named_roots[id(root)] = weakref.ref(root)
         for name, sub in root.named_modules():
-            if id(sub) not in self._names:
+            if self._name_of(sub) is None:
                 self._names[id(sub)] = (weakref.ref(sub), name or type(sub).__name__)
 
     def _name_of(self, module: nn.Module) -> str | None:
@@ -611,8 +616,7 @@ class Tracer:
             root = sites.walk(sys._getframe(1)).root
             if isinstance(root, nn.Module) and root is not module:
                 self._learn_names(root)
-                if id(root) not in self._modules:
-                    _PROBE_TARGETS.add(id(root))
+                _PROBE_TARGETS[id(root)] = weakref.ref(root)
                 name = self._name_of(module)
         construction = _CONSTRUCTION.get(id(module))
         site = construction[1] if construction and construction[0]() is module else None
@@ -624,6 +628,7 @@ class Tracer:
                 class_name=type(module).__name__,
                 num_features=int(module.num_features),
                 momentum=float(momentum) if momentum is not None else None,
+                affine=bool(module.affine),
                 construction=site,
             ),
         )
@@ -692,6 +697,8 @@ class Tracer:
             and running_var is not None
             and (state.forwards - 1) % self.sample_every == 0
             and not running_var.is_meta
+            and _THREAD.export_depth == 0
+            and not torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
         ):
             self._sample(call, running_var, state)
 
