@@ -209,3 +209,145 @@ def test_healthy_statistics_and_fp16_inference_are_not_reported() -> None:
         train_steps(model, mlp_batch, steps=3)
         half(torch.randn(8, 4).half())
     assert codes(t.findings, "BN020") == []
+
+
+# -- BN002 eval-mode-missing --------------------------------------------------------------
+
+
+def test_validation_under_no_grad_in_training_mode_is_reported() -> None:
+    model = ConvNet()
+    with bnlint.trace(model, select=["BN002"]) as t:
+        train_steps(model, conv_batch, steps=1)
+        model.train()  # the bug: validation without eval()
+        with torch.no_grad():
+            line = here() + 1
+            model(conv_batch()[0])
+        with torch.inference_mode():
+            model(conv_batch()[0])
+    findings = codes(t.findings, "BN002")
+    assert [f.start.line for f in findings] == [line, line + 2]
+    assert "`stem.1`" in findings[0].message
+    assert any("layer1.1.bn2" in note for note in findings[0].notes)
+
+
+def test_update_bn_and_eval_under_no_grad_are_not_reported() -> None:
+    model = ConvNet()
+    loader = [conv_batch() for _ in range(2)]
+    with bnlint.trace(model, select=["BN002"]) as t:
+        torch.optim.swa_utils.update_bn(((x,) for x, _ in loader), model)
+        model.eval()
+        with torch.no_grad():
+            model(conv_batch()[0])
+        model.train()
+        model(conv_batch()[0])  # training forward with grad: fine
+    assert codes(t.findings, "BN002") == []
+
+
+# -- BN003 batch-size-one -----------------------------------------------------------------
+
+
+def test_one_value_per_channel_is_an_error_reported_before_torch_raises() -> None:
+    model = mlp()
+    with (
+        bnlint.trace(model, select=["BN003"]) as t,
+        pytest.raises(ValueError, match="more than 1 value per channel"),
+    ):
+        model(torch.randn(1, 6))
+    (finding,) = codes(t.findings, "BN003")
+    assert finding.severity is Severity.ERROR
+
+
+def test_batch_of_one_conv_maps_is_a_warning() -> None:
+    model = ConvNet()
+    with bnlint.trace(model, select=["BN003"]) as t:
+        model(torch.randn(1, 3, 8, 8))
+    (finding,) = codes(t.findings, "BN003")
+    assert finding.severity is Severity.WARNING
+    assert finding.count == 5
+
+
+def test_eval_batch_of_one_and_training_batch_of_two_are_not_reported() -> None:
+    model = mlp()
+    with bnlint.trace(model, select=["BN003"]) as t:
+        model(torch.randn(2, 6))
+        model.eval()
+        model(torch.randn(1, 6))
+    assert codes(t.findings, "BN003") == []
+
+
+# -- BN005 frozen-batchnorm-drift ---------------------------------------------------------
+
+
+class FineTuner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = ConvNet()
+        self.head = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def _fine_tune(model: FineTuner, steps: int = 2) -> None:
+    optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
+    for _ in range(steps):
+        x, _ = conv_batch()
+        loss = model(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_frozen_backbone_put_in_train_mode_is_reported_at_the_train_call() -> None:
+    model = FineTuner()
+    model.backbone.requires_grad_(False)
+    with bnlint.trace(model, select=["BN005"]) as t:
+        line = here() + 1
+        model.train()
+        _fine_tune(model)
+    findings = codes(t.findings, "BN005")
+    assert len(findings) == 1
+    assert findings[0].start.line == line
+    assert "`backbone.stem.1`" in findings[0].message
+    assert findings[0].count == 10  # 5 BNs x 2 confirmed updates
+
+
+def test_explicit_eval_undone_by_ancestor_train_is_reported_with_both_sites() -> None:
+    model = FineTuner()
+    with bnlint.trace(model, select=["BN005"]) as t:
+        eval_line = here() + 1
+        model.backbone.eval()
+        train_line = here() + 1
+        model.train()
+        _fine_tune(model, steps=1)
+    (finding,) = codes(t.findings, "BN005")
+    assert finding.start.line == train_line
+    assert any(f":{eval_line}" in note for note in finding.notes)
+
+
+def test_frozen_backbone_kept_in_eval_is_not_reported() -> None:
+    class KeepFrozen(FineTuner):
+        def train(self, mode: bool = True) -> KeepFrozen:
+            super().train(mode)
+            self.backbone.eval()  # the fix: re-freeze after every train()
+            return self
+
+    model = KeepFrozen()
+    model.backbone.requires_grad_(False)
+    with bnlint.trace(model, select=["BN005"]) as t:
+        for _ in range(2):
+            model.train()
+            _fine_tune(model)
+    assert codes(t.findings, "BN005") == []
+
+
+def test_trainable_batchnorm_and_frozen_batchnorm_without_stats_are_not_reported() -> None:
+    model = FineTuner()
+    model.backbone.stem.requires_grad_(False)  # conv frozen only? no: BN frozen too
+    model.backbone.stem[1].requires_grad_(True)  # BN stays trainable
+    untracked = nn.BatchNorm1d(4, track_running_stats=False).requires_grad_(False)
+    with bnlint.trace(select=["BN005"]) as t:
+        model.train()
+        _fine_tune(model)
+        untracked(torch.randn(4, 4))
+    assert codes(t.findings, "BN005") == []
