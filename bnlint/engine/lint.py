@@ -7,6 +7,7 @@ they are resolved once per file and only when some rule reported something.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -51,7 +52,7 @@ def lint_text(
     instances = [rule(context) for rule in rules]
     dispatcher = _Dispatcher(instances)
     try:
-        module.visit(dispatcher)
+        dispatcher.walk(module)
     except RecursionError:
         return [unreadable(path, "the code is nested too deeply to analyse")]
 
@@ -93,12 +94,41 @@ def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding
     )
 
 
-class _Dispatcher(cst.CSTVisitor):
-    """Calls each rule's `visit_<Node>` / `leave_<Node>` methods; a rule that raises is
-    switched off for the rest of the file and reported as BN999."""
+# Tokens and whitespace that no rule needs to see: skipping them halves the walk.
+_TRIVIA = frozenset(
+    {
+        "SimpleWhitespace",
+        "ParenthesizedWhitespace",
+        "TrailingWhitespace",
+        "EmptyLine",
+        "Newline",
+        "Comment",
+        "LeftParen",
+        "RightParen",
+        "LeftSquareBracket",
+        "RightSquareBracket",
+        "LeftCurlyBrace",
+        "RightCurlyBrace",
+        "Comma",
+        "Semicolon",
+        "Colon",
+        "Dot",
+        "AssignEqual",
+        "ImportStar",
+    }
+)
+
+
+class _Dispatcher:
+    """Walks the tree once and calls each rule's `visit_<Node>` / `leave_<Node>` methods;
+    a rule that raises is switched off for the rest of the file and reported as BN999.
+
+    libcst's own `module.visit()` rebuilds every node on the way back up (it is the
+    transformer machinery) and costs twice the parse; this read-only walk follows the
+    nodes' fields instead (in source order: decorators first), iteratively, so deep
+    nesting cannot exhaust the stack."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        super().__init__()
         self.visits: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = defaultdict(list)
         self.leaves: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = defaultdict(list)
         for rule in rules:
@@ -107,18 +137,26 @@ class _Dispatcher(cst.CSTVisitor):
                     self.visits[attribute[6:]].append((rule, getattr(rule, attribute)))
                 elif attribute.startswith("leave_"):
                     self.leaves[attribute[6:]].append((rule, getattr(rule, attribute)))
+        self.skipped = frozenset(_TRIVIA - set(self.visits) - set(self.leaves))
         self.failures: dict[Rule, BaseException] = {}
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        handlers = self.visits.get(type(node).__name__)
-        if handlers:
-            self._call(handlers, node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        handlers = self.leaves.get(type(original_node).__name__)
-        if handlers:
-            self._call(handlers, original_node)
+    def walk(self, module: cst.Module) -> None:
+        stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
+        visits, leaves, skipped = self.visits, self.leaves, self.skipped
+        while stack:
+            node, leaving = stack.pop()
+            name = type(node).__name__
+            if leaving:
+                self._call(leaves[name], node)
+                continue
+            handlers = visits.get(name)
+            if handlers:
+                self._call(handlers, node)
+            if name in leaves:
+                stack.append((node, True))
+            children = _children(node, skipped)
+            children.reverse()
+            stack.extend([(child, False) for child in children])
 
     def _call(self, handlers: list[tuple[Rule, Callable[[Any], Any]]], node: cst.CSTNode) -> None:
         for rule, handler in handlers:
@@ -130,6 +168,47 @@ class _Dispatcher(cst.CSTVisitor):
                 raise
             except Exception as error:  # a rule's bug must not stop the run
                 self.failures[rule] = error
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_IS_NODE: dict[type, bool] = {}
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    names = tuple(
+        f.name
+        for f in dataclasses.fields(kind)
+        if not f.name.startswith("whitespace") and f.name not in ("lpar", "rpar")
+    )
+    if "decorators" in names:
+        names = ("decorators", *(n for n in names if n != "decorators"))
+    _FIELDS[kind] = names
+    return names
+
+
+def _is_node(kind: type) -> bool:
+    # isinstance against the CSTNode ABC is slow; the answer per type never changes.
+    answer = _IS_NODE.get(kind)
+    if answer is None:
+        answer = _IS_NODE[kind] = issubclass(kind, cst.CSTNode)
+    return answer
+
+
+def _children(node: cst.CSTNode, skipped: frozenset[str]) -> list[cst.CSTNode]:
+    kind = type(node)
+    names = _FIELDS.get(kind) or _child_fields(kind)
+    children: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        value_kind = type(value)
+        if value_kind is tuple or value_kind is list:
+            for item in value:
+                item_kind = type(item)
+                if _is_node(item_kind) and item_kind.__name__ not in skipped:
+                    children.append(item)
+        elif _is_node(value_kind) and value_kind.__name__ not in skipped:
+            children.append(value)
+    return children
 
 
 def _finding(
