@@ -109,8 +109,7 @@ class TrainingFlagAssigned(Rule):
     name = "training-flag-assigned"
     severity = Severity.WARNING
     triggers = (".training =", ".training=", "def train(", "def eval(")
-    fix_availability = "sometimes"
-    engines = ("static", "runtime")
+    autofix = "unsafe"
 
     VALID = (
         "model.eval()\n",

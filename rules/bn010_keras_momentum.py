@@ -93,7 +93,7 @@ class KerasMomentum(Rule):
     name = "keras-momentum"
     severity = Severity.WARNING
     triggers = ("momentum",)
-    fix_availability = "sometimes"
+    autofix = "unsafe"
     engines = ("static", "runtime")
 
     VALID = (

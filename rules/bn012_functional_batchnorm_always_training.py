@@ -69,8 +69,7 @@ class FunctionalBatchNormAlwaysTraining(Rule):
     severity = Severity.WARNING
     default_enabled = False
     triggers = ("batch_norm",)
-    fix_availability = "always"
-    engines = ("static", "runtime")
+    autofix = "unsafe"
 
     VALID = (
         "import torch.nn.functional as F\nclass B:\n    def forward(self, x):\n"

@@ -80,7 +80,6 @@ class RunningStatsDisabled(Rule):
     name = "running-stats-disabled"
     severity = Severity.WARNING
     triggers = (ATTRIBUTE,)
-    engines = ("static", "runtime")
 
     VALID = (
         "import torch.nn as nn\nbn = nn.BatchNorm2d(8, track_running_stats=True)\n",

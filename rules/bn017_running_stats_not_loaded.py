@@ -111,7 +111,6 @@ class RunningStatsNotLoaded(Rule):
     name = "running-stats-not-loaded"
     severity = Severity.WARNING
     triggers = ("parameters(",)
-    engines = ("static", "runtime")
 
     VALID = (
         "import torch\ntorch.save(model.state_dict(), 'm.pt')\n",

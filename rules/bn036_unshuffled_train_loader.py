@@ -60,7 +60,7 @@ class UnshuffledTrainLoader(Rule):
     severity = Severity.INFO
     default_enabled = False
     triggers = ("DataLoader",)
-    fix_availability = "always"
+    autofix = "unsafe"
 
     VALID = (
         "from torch.utils.data import DataLoader\n"
