@@ -134,6 +134,10 @@ class Rule:
     # Substrings of which a file must contain at least one for the rule to run on it.
     # They keep libcst away from files that cannot hold the misuse.
     triggers: ClassVar[tuple[str, ...]] = ()
+    # Optionally, a regular expression the text must also match (searched only when a
+    # trigger word is present): a sharper pre-filter for rules whose misuse has a
+    # recognisable shape on one line, such as BN007's bare `.eval` at the end of a line.
+    trigger_pattern: ClassVar[str | None] = None
     # libcst metadata providers by name (e.g. "ParentNodeProvider"); positions are
     # always resolved by the engine, and only for reported nodes.
     metadata: ClassVar[tuple[str, ...]] = ()

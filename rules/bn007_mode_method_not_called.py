@@ -44,6 +44,8 @@ class ModeMethodNotCalled(Rule):
     name = "mode-method-not-called"
     severity = Severity.ERROR
     triggers = (".eval", ".train")
+    # The attribute must end the statement: followed by a comment, `;` or the line end.
+    trigger_pattern = r"\.(?:eval|train)[ \t]*(?:[#;\r]|$)"
     autofix = "safe"
 
     VALID = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -130,21 +131,25 @@ def _codes_for(
     source: SourcePath, text: str, settings: Settings, enabled: frozenset[str]
 ) -> tuple[str, ...]:
     """The enabled rules that could fire on this text: the per-file ignores removed,
-    and only rules whose trigger words occur in it."""
+    and only rules whose trigger words (and trigger pattern) occur in it."""
     try:
         relative = source.path.relative_to(settings.project_root).as_posix()
     except ValueError:
         relative = source.display
     codes = enabled - settings.ignored_for(relative)
-    return tuple(
-        code
-        for code in sorted(codes)
-        if code in _static_rules()
-        and (
-            not _static_rules()[code].triggers
-            or any(w in text for w in _static_rules()[code].triggers)
-        )
-    )
+    rules = _static_rules()
+    return tuple(code for code in sorted(codes) if code in rules and _triggered(rules[code], text))
+
+
+def _triggered(rule: type[Rule], text: str) -> bool:
+    if rule.triggers and not any(word in text for word in rule.triggers):
+        return False
+    return rule.trigger_pattern is None or _pattern(rule.trigger_pattern).search(text) is not None
+
+
+@functools.cache
+def _pattern(source: str) -> re.Pattern[str]:
+    return re.compile(source, re.MULTILINE)
 
 
 @functools.cache
