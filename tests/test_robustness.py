@@ -30,7 +30,7 @@ def _codes_by_file(findings: list[dict[str, object]]) -> dict[str, list[str]]:
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("syntax.py", b"def validate(model:\n    model.eval()\n", "syntax error"),
+        ("syntax.py", b"def validate(model:\n    model.eval\n", "syntax error"),
         ("latin1.py", b"x = '\xe9t\xe9'\nmodel.eval\n", "not valid utf-8"),
         ("binary.py", b"\x7fELF\x00\x01\x02model.eval", "NUL bytes"),
     ],
@@ -50,7 +50,7 @@ def test_unreadable_file_is_one_finding_and_the_run_goes_on(
 
 
 def test_syntax_error_is_reported_at_its_position(project: Path) -> None:
-    (project / "syntax.py").write_text("import torch\n\ndef broken(:\n    model.train()\n")
+    (project / "syntax.py").write_text("import torch\n\ndef broken(:\n    model.train\n")
     _, findings = _check_json()
     assert findings[0]["location"] == {"row": 3, "column": 12}
 
