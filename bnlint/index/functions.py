@@ -99,6 +99,7 @@ _LIBRARIES = frozenset(
         "builtins",
     }
 )
+_DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
 
 
@@ -296,6 +297,23 @@ class FunctionFacts:
         binding = self._binding(value)
         if binding is not None:
             self.bindings.setdefault(key, []).append(binding)
+        # `model = Net().cuda().eval()`: the chained mode call acts on the bound key.
+        chained = value
+        while isinstance(chained, ast.Call) and isinstance(chained.func, ast.Attribute):
+            if chained.func.attr == "eval":
+                self._event("eval", key, chained)
+                break
+            chained = chained.func.value
+        # `model.training = False` flips only the top flag (BN008 says so); the mode
+        # facts take the author's intent so BN002 does not report the same line twice.
+        if (
+            isinstance(target, ast.Attribute)
+            and target.attr == "training"
+            and _literal(value) is False
+        ):
+            owner = key_of(target.value)
+            if owner is not None:
+                self._event("eval", owner, target)
         if isinstance(value, ast.Call):
             callee = self.names.qualify(value.func) or ""
             if callee.rsplit(".", 1)[-1] == "DataLoader" or (
@@ -475,6 +493,11 @@ class FunctionFacts:
             # `torch.save(...)`, `utils.validate(...)`: a call of a library/project function.
             self._project_call(self.names.qualify(func) or "", call)
             return
+        if method == "backward":
+            self._event("backward", receiver, call)
+            for loop in self.loop_stack:
+                loop["backward"] = True
+            return
         if receiver is None:
             return
         if method in _MODEL_USE_METHODS:
@@ -511,7 +534,10 @@ class FunctionFacts:
             self._forward(f"self.{method}", call)
 
     def _forward(self, key: str, call: ast.Call) -> None:
-        self._event("forward", key, call)
+        first = call.args[0] if call.args else None
+        # A dummy input (`torch.randn(...)`) is a shape check or a summary, not evaluation.
+        dummy = isinstance(first, ast.Call) and dotted_tail(first.func) in _DUMMY_INPUTS
+        self._event("forward", key, call, **({"dummy": True} if dummy else {}))
         for loop in self.loop_stack:
             loop["forwards"].append(key)
 

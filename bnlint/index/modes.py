@@ -1,0 +1,131 @@
+"""Questions about training/evaluation code that several rules ask: which loaders feed
+a training loop, what batch size a loader gets, whether a function evaluates, what
+part of a model a key names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from bnlint.index import kinds
+from bnlint.index.project import Kind, ProjectIndex, argument_key
+
+Json = dict[str, Any]
+
+EVAL_FUNCTION = re.compile(
+    r"(^|_)(eval|evaluate|evaluation|val|valid|validate|validation|test|testing|predict|"
+    r"prediction|infer|inference)(_|$|\d)",
+    re.IGNORECASE,
+)
+EVAL_LOADER = re.compile(r"(^|_|\.)(val|valid|validation|test|eval|dev)", re.IGNORECASE)
+# Functions that run BN in training mode on purpose: statistics re-estimation
+# (update_bn, PreciseBN), test-time adaptation (TENT, AdaBN), SWA.
+RE_ESTIMATION = re.compile(
+    r"(bn|batchnorm|stat|calib|adapt|tent|tta|swa|precise|recompute)", re.IGNORECASE
+)
+# Sub-modules of torchvision/timm BN models that contain BN.
+_BN_SUBMODULES = frozenset(
+    {
+        "features",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "backbone",
+        "encoder",
+        "blocks",
+        "stages",
+        "stem",
+        "body",
+    }
+)
+
+
+def is_eval_function(name: str, extra_patterns: Sequence[str] = ()) -> bool:
+    short = name.rsplit(".", 1)[-1]
+    if EVAL_FUNCTION.search(short):
+        return True
+    return any(fnmatch.fnmatch(short, pattern) for pattern in extra_patterns)
+
+
+def batch_size(index: ProjectIndex, path: str, facts: Json, loader: Json) -> Any:
+    """The loader's batch size when known statically: the literal, the default 1 when
+    `batch_size` is absent, a module constant, a parameter default or an argparse
+    option default. "?" when unknown."""
+    value = loader["batch"]
+    if value == "missing":
+        return 1
+    if isinstance(value, dict):
+        summary = index.summaries[path]
+        if "param" in value:
+            return facts["defaults"].get(value["param"], "?")
+        if "name" in value:
+            alias = summary.aliases.get(value["name"])
+            return alias["const"] if isinstance(alias, dict) else "?"
+        if "option" in value:
+            for _, other in index.functions(path):
+                if value["option"] in other.get("argparse", {}):
+                    return other["argparse"][value["option"]]
+            return "?"
+    return value
+
+
+def training_loops(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str, depth: int = 0
+) -> Iterator[tuple[str, str, Json, Json]]:
+    """Loops that call `backward()` while iterating the loader `key`: in this function,
+    or in a project function the loader is passed to. Yields (path, function, facts,
+    loop)."""
+    for loop in facts["loops"]:
+        if loop["iter"] == key and loop["backward"]:
+            yield path, function, facts, loop
+    if depth > 3:
+        return
+    for event in facts["events"]:
+        if event["k"] != "call" or (
+            key not in event["args"] and key not in event["kwargs"].values()
+        ):
+            continue
+        callee = index.resolve_function(path, function, event["fn"])
+        if callee is None:
+            continue
+        callee_facts = index.function_facts(*callee)
+        if callee_facts is None:
+            continue
+        params = list(callee_facts["params"])
+        if callee_facts.get("owner") and params and params[0] == "self":
+            params = params[1:]
+        for parameter in params:
+            if argument_key(event, params, parameter) == key:
+                yield from training_loops(index, *callee, callee_facts, parameter, depth + 1)
+
+
+def part_kind(index: ProjectIndex, path: str, function: str, key: str) -> Kind:
+    """Kind of the module a key names: the model itself (`model`, `self.model`) or a
+    named part of it (`model.backbone`, `model.layer4`)."""
+    parts = key.split(".")
+    root_length = 2 if parts[0] == "self" else 1
+    if len(parts) <= root_length:
+        return index.key_kind(path, function, key)
+    root = ".".join(parts[:root_length])
+    attr = parts[root_length]
+    facts = index.function_facts(path, function)
+    if facts is None:
+        return None
+    for binding in facts["bindings"].get(root, []):
+        spec = binding.get("spec")
+        if spec is None:
+            continue
+        found = index.lookup(path, spec.get("call"))
+        if found is not None and found[1] == "class":
+            layers = index.class_layers(found[0], found[2])
+            if attr in layers and len(parts) == root_length + 1:
+                return index.spec_kind(layers[attr][0], layers[attr][1])
+            return None
+        library = index.library_name(path, spec.get("call"))
+        if kinds.factory_kind(library, spec.get("arg0")) == "bn" and attr in _BN_SUBMODULES:
+            return "bn"
+    return None

@@ -1,0 +1,202 @@
+"""A BatchNorm model evaluated in training mode because `.eval()` was forgotten.
+
+## What it does
+Checks for a call of a BatchNorm model made to evaluate, validate, test or predict:
+inside `torch.no_grad()`/`torch.inference_mode()`, inside a function named for
+evaluation (eval, evaluate, val, validate, test, predict, infer, plus the
+`eval-function-names` option), or over batches from a loader named for validation or
+test (the inline "evaluate every N steps" block of a training loop), when no
+`.eval()`/`.train(False)` reaches it: not earlier in the function, not through a
+project helper that sets eval, and not in every caller of the function. An
+evaluation path that explicitly calls `.train()` is reported too. Lightning modules
+(the trainer switches modes), statistics re-estimation (`update_bn`, PreciseBN),
+test-time adaptation, models without BN and objects whose kind is unknown stay
+silent; so does everything when `transductive-batchnorm` is set.
+
+The runtime check reports a BatchNorm forward in training mode (with running
+statistics) while grad is disabled (`no_grad`/`inference_mode`), at the user line
+that called the model, unless a statistics re-estimation routine is on the stack
+(`torch.optim.swa_utils.update_bn`, `update_bn_stats`, `recompute_bn_stats`,
+`recalibrate_bn`, `bn_update`). It sees models the static index cannot resolve (built
+by a factory, loaded from a checkpoint), but not an evaluation run with grad enabled.
+
+## Why is this bad?
+`no_grad` turns off gradients, not BatchNorm's training behaviour: each eval batch is
+normalised with its own statistics, results depend on batch size and order, and the
+running statistics are overwritten with validation data (P01, P06).
+
+## Example
+```python
+def validate(model, loader):
+    with torch.no_grad():
+        for images, labels in loader:
+            correct += (model(images).argmax(1) == labels).sum()
+```
+
+## Use instead
+```python
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        for images, labels in loader:
+            correct += (model(images).argmax(1) == labels).sum()
+    model.train()
+```
+
+## Fix safety
+No fix is applied automatically: where to put `eval()` and how to restore the
+previous mode depends on the surrounding code (the suggestion names the line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bnlint.events import BatchNormCall, Event
+from bnlint.finding import Severity
+from bnlint.index import ProjectIndex, mode_before
+from bnlint.index.locate import node_at
+from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
+from bnlint.index.project import argument_key
+from bnlint.rule import Invalid, Rule, RuntimeReport, cst
+
+Json = dict[str, Any]
+
+
+class EvalModeMissing(Rule):
+    code = "BN002"
+    name = "eval-mode-missing"
+    severity = Severity.ERROR
+    triggers = ("no_grad", "inference_mode", "val", "test", "eval", "pred", "infer")
+    autofix = "unsafe"
+    engines = ("static", "runtime")
+    runtime_events = (BatchNormCall,)
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if not isinstance(event, BatchNormCall) or not event.updates_running_stats:
+            return
+        if (event.grad_enabled and not event.inference_mode) or event.stats_reestimation:
+            return
+        context = "inference_mode" if event.inference_mode else "no_grad"
+        yield RuntimeReport(
+            message=f"BatchNorm `{event.module.path}` runs in training mode under "
+            f"`{context}`: evaluation uses batch statistics and overwrites the running "
+            "statistics with evaluation data",
+            suggestion="call `model.eval()` before evaluating and `model.train()` after",
+            subject=f"{event.module.path}:{context}",
+        )
+
+    VALID = (
+        "import torch, torchvision\n"
+        "model = torchvision.models.resnet18()\n"
+        "model.eval()\n"
+        "with torch.no_grad():\n    out = model(x)\n",
+    )
+    INVALID = (
+        Invalid(
+            "import torch, torchvision\n"
+            "model = torchvision.models.resnet18()\n"
+            "with torch.no_grad():\n    out = model(x)\n"
+        ),
+    )
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        if self.context.options.get("transductive-batchnorm"):
+            return
+        index, _ = self.context.index.with_file(self.context.path, self.context.source)
+        path = self.context.path
+        extra = tuple(self.context.options.get("eval-function-names") or ())
+        for function, facts in index.functions(path):
+            short = function.rsplit(".", 1)[-1]
+            if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
+                continue
+            evaluating = is_eval_function(function, extra) or bool(facts.get("nograd"))
+            reported: set[str] = set()
+            for position, event in enumerate(facts["events"]):
+                key = event.get("key")
+                if event["k"] != "forward" or key is None or key in reported or event.get("dummy"):
+                    continue
+                iterated = event.get("iter", [])
+                in_eval = (
+                    evaluating
+                    or event.get("nograd")
+                    or any(EVAL_LOADER.search(i) for i in iterated)
+                )
+                if not in_eval or self._in_training_loop(facts, event):
+                    continue
+                if index.key_kind(path, function, key) != "bn":
+                    continue
+                mode = mode_before(index, path, function, facts["events"], position, key)
+                if mode == "eval" or (
+                    mode is None and self._every_caller_sets_eval(index, function, facts, key)
+                ):
+                    continue
+                reported.add(key)
+                self._report(event, key, function, mode)
+
+    def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
+        """Lightning-style hooks: the trainer sets the mode around them."""
+        if name.endswith(("_step", "_epoch_end", "_batch_end")) or name.startswith("on_"):
+            return True
+        owner = facts.get("owner")
+        if not owner:
+            return False
+        bases = index.class_info(path, owner)["bases"]
+        return any(
+            "Lightning" in base or (base.endswith("Module") and "pl." in base) for base in bases
+        )
+
+    def _in_training_loop(self, facts: Json, event: Json) -> bool:
+        """A forward in a loop that calls backward() trains, unless under no_grad."""
+        if event.get("nograd") or "loop" not in event:
+            return False
+        return bool(facts["loops"][event["loop"]]["backward"])
+
+    def _every_caller_sets_eval(
+        self, index: ProjectIndex, function: str, facts: Json, key: str
+    ) -> bool:
+        root = key.split(".")[0]
+        params = list(facts["params"])
+        if facts.get("owner") and params and params[0] == "self":
+            params = params[1:]
+        if root not in params and root != "self":
+            return False
+        callers = index.callers(self.context.path, function)
+        if not callers:
+            return False
+        for caller_path, caller, event in callers:
+            caller_facts = index.function_facts(caller_path, caller)
+            if caller_facts is None:
+                return False
+            passed = key if root == "self" else argument_key(event, params, root)
+            if passed is None:
+                return False
+            if root != "self" and "." in key:
+                passed = passed + key[len(root) :]
+            position = caller_facts["events"].index(event)
+            if (
+                mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
+                != "eval"
+            ):
+                return False
+        return True
+
+    def _report(self, event: Json, key: str, function: str, mode: str | None) -> None:
+        node = node_at(self.context.module, event["pos"], cst.Call)
+        if node is None:
+            return
+        where = "at module level" if function == "<module>" else f"in `{function}`"
+        why = "after an explicit `.train()`" if mode == "train" else "with no `.eval()` before it"
+        self.report(
+            node,
+            message=(
+                f"`{key}` has BatchNorm layers and is run for evaluation {where} {why}: "
+                "BatchNorm uses batch statistics and overwrites its running statistics"
+            ),
+            suggestion=(
+                f"call `{key}.eval()` before line {event['pos'][0]} and `{key}.train()` "
+                "when training resumes"
+            ),
+        )
