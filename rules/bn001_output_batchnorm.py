@@ -133,7 +133,9 @@ class OutputBatchnorm(Rule):
         chain = next(c for c in returns)
         names = [name for name in chain if not self._is_activation(index, layers, name)]
         before = layers.get(names[1]) if len(names) > 1 else None
-        if before is None or not self._is_producer(index, before[0], leaf(before[1], last=True)):
+        # A backbone's forward may end in conv -> BN (features for a head); only a final
+        # fully connected layer marks the prediction.
+        if before is None or not self._is_linear(index, before[0], leaf(before[1], last=True)):
             return
         if self._is_trainable_bn(index, spec_path, spec):
             self._report(spec, f"`{owner}.forward` returns the output of `self.{attr}`")
@@ -161,6 +163,11 @@ class OutputBatchnorm(Rule):
         return (
             spec is not None
             and kinds.producer_dims(index.library_name(path, spec.get("call"))) is not None
+        )
+
+    def _is_linear(self, index: ProjectIndex, path: str, spec: Json | None) -> bool:
+        return spec is not None and (index.library_name(path, spec.get("call")) or "").endswith(
+            "Linear"
         )
 
     def _is_activation_spec(self, index: ProjectIndex, spec: Json) -> bool:

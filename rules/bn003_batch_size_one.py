@@ -1,0 +1,151 @@
+"""Training a BatchNorm model on batches of one.
+
+## What it does
+Checks for a `DataLoader` whose batch size is 1 and that feeds a loop calling
+`backward()` on a model with trainable BatchNorm. The 1 may be a literal, a missing
+`batch_size` (the default is 1), a module constant, a function parameter's default or
+an argparse option's default; the loop may be in the same function or in a project
+function the loader is passed to. Loaders only iterated for evaluation, frozen BN
+(`FrozenBatchNorm2d`, `norm_eval`, detection models) and models without BN stay silent.
+
+The runtime check reads the input shape of every training-mode BatchNorm forward:
+one value per channel (N x spatial == 1, where torch raises) is an error, recorded
+before torch raises so `bnlint run` still reports it; a batch of one with larger
+maps (BN silently normalises each sample by itself) is a warning. Eval-mode forwards
+of any size are fine.
+
+## Why is this bad?
+In training mode BN normalises each channel with the statistics of the current batch.
+With one sample and spatial size 1 (BatchNorm1d, BN after global pooling) torch raises
+"Expected more than 1 value per channel when training"; with larger maps BN silently
+normalises each sample by itself, the running statistics become noisy, and eval
+results drift away from training (P07, P08).
+
+## Example
+```python
+train_loader = DataLoader(train_set, shuffle=True)
+for images, labels in train_loader:
+    loss = criterion(model(images), labels)
+    loss.backward()
+```
+
+## Use instead
+```python
+train_loader = DataLoader(train_set, batch_size=32, shuffle=True, drop_last=True)
+```
+
+## Fix safety
+No automatic fix: the right batch size depends on memory, and GroupNorm or frozen BN
+are alternatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bnlint.events import BatchNormCall, Event
+from bnlint.finding import Severity
+from bnlint.index import ProjectIndex, mode_before
+from bnlint.index.locate import node_at
+from bnlint.index.modes import batch_size, training_loops
+from bnlint.rule import Invalid, Rule, RuntimeReport, cst
+
+Json = dict[str, Any]
+
+
+class BatchSizeOne(Rule):
+    code = "BN003"
+    name = "batch-size-one"
+    severity = Severity.ERROR
+    triggers = ("DataLoader",)
+    engines = ("static", "runtime")
+    runtime_events = (BatchNormCall,)
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if not isinstance(event, BatchNormCall) or not event.training:
+            return
+        values = event.values_per_channel
+        if values is None or event.input_shape is None or event.input_shape[0] != 1:
+            return
+        shape = tuple(event.input_shape)
+        if values == 1:
+            yield RuntimeReport(
+                message=f"BatchNorm `{event.module.path}` is trained on one value per channel "
+                f'(input shape {shape}): torch raises "Expected more than 1 value per '
+                'channel when training"',
+                suggestion="use a larger batch or `drop_last=True`; for a pretrained backbone, "
+                "keep BN frozen (eval or FrozenBatchNorm2d)",
+                subject=event.module.path,
+            )
+        else:
+            yield RuntimeReport(
+                message=f"BatchNorm `{event.module.path}` is trained on a batch of one "
+                f"(input shape {shape}): each sample is normalised by itself and the "
+                "running statistics become noisy",
+                suggestion="use a larger batch or `drop_last=True`, or GroupNorm/LayerNorm",
+                subject=event.module.path,
+                severity=Severity.WARNING,
+            )
+
+    VALID = (
+        "import torch\nfrom torch.utils.data import DataLoader\nimport torchvision\n"
+        "model = torchvision.models.resnet18()\n"
+        "loader = DataLoader(ds, batch_size=32)\n"
+        "for x, y in loader:\n    model(x).sum().backward()\n",
+    )
+    INVALID = (
+        Invalid(
+            "import torch\nfrom torch.utils.data import DataLoader\nimport torchvision\n"
+            "model = torchvision.models.resnet18()\n"
+            "loader = DataLoader(ds, batch_size=1)\n"
+            "for x, y in loader:\n    model(x).sum().backward()\n"
+        ),
+    )
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        index, _ = self.context.index.with_file(self.context.path, self.context.source)
+        path = self.context.path
+        for function, facts in index.functions(path):
+            for key, loader in facts["loaders"].items():
+                size = batch_size(index, path, facts, loader)
+                if size != 1:
+                    continue
+                for loop_path, loop_function, loop_facts, loop in training_loops(
+                    index, path, function, facts, key
+                ):
+                    model = self._bn_model(index, loop_path, loop_function, loop_facts, loop)
+                    if model is not None:
+                        self._report(loader, key, model, loop_function, loop)
+                        break
+
+    def _bn_model(
+        self, index: ProjectIndex, path: str, function: str, facts: Json, loop: Json
+    ) -> str | None:
+        for model in dict.fromkeys(loop["forwards"]):
+            if index.key_kind(path, function, model) != "bn":
+                continue
+            if mode_before(index, path, function, facts["events"], loop["first"], model) == "eval":
+                body = facts["events"][loop["first"] : loop["last"]]
+                if not any(e["k"] == "train" and e.get("key") == model for e in body):
+                    continue
+            return str(model)
+        return None
+
+    def _report(self, loader: dict, key: str, model: str, function: str, loop: dict) -> None:  # type: ignore[type-arg]
+        node = node_at(self.context.module, loader["pos"], cst.Call)
+        if node is None:
+            return
+        where = "" if function == "<module>" else f" in `{function}`"
+        self.report(
+            node,
+            message=(
+                f"`{key}` yields batches of 1 and feeds the training loop{where} "
+                f"(line {loop['pos'][0]}) of `{model}`, which trains BatchNorm"
+            ),
+            suggestion=(
+                "use a larger `batch_size` with `drop_last=True`, or GroupNorm/LayerNorm, "
+                "or frozen BatchNorm for a pretrained backbone"
+            ),
+        )
