@@ -61,6 +61,7 @@ class OutputBatchnorm(Rule):
     name = "output-batchnorm"
     severity = Severity.WARNING
     triggers = ("Norm", "BN", "bn")
+    needs_index = True
     engines = ("static", "runtime")
     runtime_events = (ModelOutput,)
 

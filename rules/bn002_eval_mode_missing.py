@@ -69,6 +69,7 @@ class EvalModeMissing(Rule):
     name = "eval-mode-missing"
     severity = Severity.ERROR
     triggers = ("no_grad", "inference_mode", "val", "test", "eval", "pred", "infer")
+    needs_index = True
     autofix = "unsafe"
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall,)

@@ -59,6 +59,7 @@ class BatchSizeOne(Rule):
     name = "batch-size-one"
     severity = Severity.ERROR
     triggers = ("DataLoader",)
+    needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall,)
 

@@ -50,6 +50,7 @@ class BiasBeforeBatchnorm(Rule):
     name = "bias-before-batchnorm"
     severity = Severity.WARNING
     triggers = ("Conv", "Linear")
+    needs_index = True
     fix_availability = "sometimes"
     autofix = "unsafe"
     engines = ("static", "runtime")

@@ -67,6 +67,7 @@ class FrozenBatchnormDrift(Rule):
     name = "frozen-batchnorm-drift"
     severity = Severity.WARNING
     triggers = ("requires_grad", ".eval(", ".apply(")
+    needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, RunningStatsUpdated)
 

@@ -73,13 +73,13 @@ def test_process_pool_gives_the_same_findings_as_one_process(project: Path) -> N
     for i in range(8):
         (project / f"big{i}.py").write_text(BAD + padding * 700)
     pooled = _run(project, use_cache=False)
-    import bnlint.engine.run as run
+    import bnlint.engine.pool as pool
 
-    old = run.POOL_MIN_BYTES
-    run.POOL_MIN_BYTES = 10**12
+    old = pool.POOL_MIN_BYTES
+    pool.POOL_MIN_BYTES = 10**12
     try:
         serial = _run(project, use_cache=False)
     finally:
-        run.POOL_MIN_BYTES = old
+        pool.POOL_MIN_BYTES = old
     assert pooled.findings == serial.findings
     assert len(pooled.findings) == 8

@@ -15,6 +15,7 @@ from pathlib import Path
 from bnlint.config import Settings
 from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
+from bnlint.engine.pool import parallel_map
 from bnlint.engine.source import SourceText, read_file
 from bnlint.finding import Finding
 from bnlint.index import FileSummary, ProjectIndex, summarize_file
@@ -39,18 +40,26 @@ def build_index(
             paths.append(source.display)
     cache = DigestCache(settings.project_root, "summaries") if use_cache else None
     summaries: dict[str, FileSummary] = {}
+    missing: list[tuple[str, str]] = []
     for path in paths:
         text = texts[path]
-        stored = cache.get(path, text.digest) if cache is not None else None
-        summary = _from_json(stored)
+        summary = _from_json(cache.get(path, text.digest)) if cache is not None else None
         if summary is None:
-            summary = summarize_file(path, text.text)
-            if cache is not None:
-                cache.put(path, text.digest, summary.to_json())
+            missing.append((path, text.text))
+        else:
+            summaries[path] = summary
+    fresh = parallel_map(_summarize, missing, size=lambda item: len(item[1]))
+    for (path, _), summary in zip(missing, fresh, strict=True):
         summaries[path] = summary
+        if cache is not None:
+            cache.put(path, texts[path].digest, summary.to_json())
     if cache is not None:
         cache.save()
     return ProjectIndex.from_summaries(str(settings.project_root), summaries)
+
+
+def _summarize(item: tuple[str, str]) -> FileSummary:
+    return summarize_file(*item)
 
 
 def _from_json(stored: object) -> FileSummary | None:

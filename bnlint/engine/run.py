@@ -18,14 +18,13 @@ from typing import Any
 from bnlint.config import Settings
 from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
+from bnlint.engine.pool import parallel_map
 from bnlint.engine.source import SourceText, decode, read_file
 from bnlint.finding import Finding, Position, Severity
 from bnlint.index import ProjectIndex
 from bnlint.registry import all_rules
 from bnlint.rule import Rule
 
-# Below this much source, forking workers costs more than it saves.
-POOL_MIN_BYTES = 400_000
 # Deep but legal nesting (an expression 1,000 levels deep) must not stop the visitor.
 RECURSION_LIMIT = 20_000
 
@@ -168,24 +167,7 @@ def _run_jobs(jobs: Sequence[_Job], index: ProjectIndex, options: Any) -> list[l
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     import bnlint.engine.lint  # noqa: F401  (import once, before forking)
 
-    workers = min(os.cpu_count() or 1, len(jobs))
-    if workers > 1 and sum(len(job.text) for job in jobs) >= POOL_MIN_BYTES:
-        from concurrent.futures import ProcessPoolExecutor  # 30 ms: only when used
-
-        try:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                return list(
-                    pool.map(
-                        _lint_job,
-                        jobs,
-                        [index] * len(jobs),
-                        [options] * len(jobs),
-                        chunksize=max(1, len(jobs) // (workers * 8)),
-                    )
-                )
-        except Exception:  # a broken pool is no reason to lose the run
-            pass
-    return [_lint_job(job, index, options) for job in jobs]
+    return parallel_map(_lint_job, jobs, size=lambda job: len(job.text), shared=(index, options))
 
 
 def _lint_job(job: _Job, index: ProjectIndex, options: Any) -> list[Finding]:
