@@ -8,6 +8,7 @@ libcst, no torch; those load only when a file needs parsing or a script is trace
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING
 import click
 
 from bnlint import __version__
+from bnlint.registry import run_summary
+from bnlint.trace.command import run_command
 
 if TYPE_CHECKING:
-    from bnlint.finding import Finding, RuleInfo, RunSummary
+    from bnlint.finding import Finding, RunSummary
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -86,6 +89,18 @@ def main() -> None:
     help="Configuration file (default: nearest pyproject.toml with [tool.bnlint]).",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write .bnlint_cache/.")
+@click.option(
+    "--fix", is_flag=True, help="Apply safe fixes to the files (stdin: print the fixed source)."
+)
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, apply unsafe fixes too.")
+@click.option(
+    "--diff", is_flag=True, help="Print a diff of what --fix would change; write nothing."
+)
+@click.option(
+    "--force-exclude",
+    is_flag=True,
+    help="Apply exclude patterns even to files named on the command line (pre-commit).",
+)
 def check(
     paths: tuple[Path, ...],
     select: tuple[str, ...],
@@ -100,6 +115,10 @@ def check(
     color: str,
     config_path: Path | None,
     no_cache: bool,
+    fix: bool,
+    unsafe_fixes: bool,
+    diff: bool,
+    force_exclude: bool,
 ) -> None:
     """Check PATHS (files or directories; default `.`; `-` reads stdin)."""
     from bnlint.config import ConfigError, Selection, load_settings
@@ -126,29 +145,40 @@ def check(
         _fail(str(error))
         return
 
-    from bnlint.engine.run import check_paths, check_stdin
+    from bnlint.engine.run import FixMode, check_paths, check_stdin
 
+    fix_mode = FixMode(unsafe=unsafe_fixes, write=not diff) if fix or diff else None
+    if force_exclude:
+        settings = dataclasses.replace(settings, force_exclude=True)
+    stdin_data = sys.stdin.buffer.read() if read_stdin else b""
     try:
         if read_stdin:
             result = check_stdin(
-                sys.stdin.buffer.read(), stdin_filename or "-", settings, enabled, cwd
+                stdin_data, stdin_filename or "-", settings, enabled, cwd, fix_mode
             )
         else:
-            result = check_paths(files, settings, enabled, cwd=cwd, use_cache=not no_cache)
+            result = check_paths(
+                files, settings, enabled, cwd=cwd, use_cache=not no_cache, fix=fix_mode
+            )
     except Exception as error:  # the engine's own bug: say so and exit 2
         _fail(f"internal error: {type(error).__name__}: {error}")
         return
 
-    _emit(
-        result.findings,
-        result.files_checked,
-        output_format,
-        output_file,
-        color,
-        quiet,
-        statistics,
-        cwd,
-    )
+    if diff:
+        # Like ruff: the diff on stdout, a count on stderr; exit 1 when there is one.
+        click.echo("".join(result.diffs), nl=False)
+        click.echo(f"Would fix {result.fixed} finding(s) in {len(result.diffs)} file(s).", err=True)
+        sys.exit(EXIT_ERROR if result.internal_error else int(bool(result.diffs)))
+    fix_stdin = read_stdin and fix
+    if fix_stdin:
+        # Editors replace the buffer with stdout; the report goes to stderr.
+        if result.fixed_text is not None:
+            sys.stdout.write(result.fixed_text)
+        else:
+            sys.stdout.buffer.write(stdin_data)
+        sys.stdout.flush()
+    summary = run_summary(result.files_checked, cwd, fixed=result.fixed)
+    _emit(result.findings, summary, output_format, output_file, color, quiet, statistics, fix_stdin)
     if result.internal_error:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
@@ -156,24 +186,24 @@ def check(
 
 def _emit(
     findings: Sequence[Finding],
-    files_checked: int,
+    summary: RunSummary,
     output_format: str,
     output_file: Path | None,
     color: str,
     quiet: bool,
     statistics: bool,
-    cwd: Path,
+    to_stderr: bool = False,
 ) -> None:
     from bnlint.report import render
 
+    stream = sys.stderr if to_stderr else sys.stdout
     use_color = color == "always" or (
         color == "auto"
         and output_file is None
         and output_format == "text"
         and "NO_COLOR" not in os.environ
-        and sys.stdout.isatty()
+        and stream.isatty()
     )
-    summary = run_summary(files_checked, cwd)
     text = render(
         output_format, findings, summary, color=use_color, quiet=quiet, statistics=statistics
     )
@@ -183,36 +213,7 @@ def _emit(
         except OSError as error:
             _fail(f"cannot write {output_file}: {error.strerror or error}")
     else:
-        click.echo(text, nl=False, color=use_color)
-
-
-def run_summary(files_checked: int, cwd: Path) -> RunSummary:
-    from bnlint.finding import RunSummary
-
-    return RunSummary(
-        files_checked=files_checked,
-        rules=rule_infos(),
-        tool_version=__version__,
-        working_directory=str(cwd),
-    )
-
-
-def rule_infos() -> tuple[RuleInfo, ...]:
-    from bnlint.finding import RuleInfo
-    from bnlint.registry import all_rules
-
-    return tuple(
-        RuleInfo(
-            code=code,
-            name=rule.name,
-            severity=rule.severity,
-            default_enabled=rule.default_enabled,
-            summary=rule.summary(),
-            documentation=rule.documentation(),
-            url=f"{DOCS_URL}-{code.lower()}",
-        )
-        for code, rule in all_rules().items()
-    )
+        click.echo(text, nl=False, color=use_color, err=to_stderr)
 
 
 @main.command("rule")
@@ -247,6 +248,8 @@ def rules_command(markdown: bool) -> None:
 
     click.echo(rule_table_markdown() if markdown else rule_table_text())
 
+
+main.add_command(run_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,96 @@
+"""pytest plugin: `pytest --bnlint` traces every test with the runtime tracer.
+
+- `--bnlint`: trace each test's call phase and list the findings per test at the end.
+- `--bnlint-strict`: the same, and a test that passed but produced findings fails.
+- `bnlint_trace` fixture: an active tracer around one test, for targeted assertions
+  (`assert bnlint_trace.findings == []`), without the command-line option.
+
+torch loads only when a test is traced, so the plugin costs nothing otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from bnlint.finding import Finding
+    from bnlint.trace.tracer import Tracer
+
+_FINDINGS = pytest.StashKey[list["Finding"]]()
+_REPORTED: list[tuple[str, list[Finding]]] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bnlint", "BatchNorm misuse (bnlint runtime tracer)")
+    group.addoption(
+        "--bnlint",
+        action="store_true",
+        help="trace every test with bnlint's runtime tracer and report BatchNorm misuse",
+    )
+    group.addoption(
+        "--bnlint-strict",
+        action="store_true",
+        help="like --bnlint, and fail tests that produce bnlint findings",
+    )
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("bnlint") or config.getoption("bnlint_strict"))
+
+
+def _describe(finding: Finding) -> str:
+    count = f" (x{finding.count})" if finding.count > 1 else ""
+    return (
+        f"{finding.path}:{finding.start.line}:{finding.start.column}: "
+        f"{finding.code} [{finding.severity.value}] {finding.message}{count}"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    if not _enabled(item.config):
+        return (yield)
+    from bnlint.trace import trace
+
+    tracer = trace()
+    tracer.start()
+    try:
+        result = yield
+    finally:
+        tracer.stop()
+        findings = tracer.findings
+        item.stash[_FINDINGS] = findings
+        if findings:
+            _REPORTED.append((item.nodeid, findings))
+    if findings and item.config.getoption("bnlint_strict"):
+        lines = "\n".join(_describe(finding) for finding in findings)
+        pytest.fail(f"bnlint found BatchNorm misuse during this test:\n{lines}", pytrace=False)
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _enabled(config):
+        return
+    terminalreporter.section("bnlint runtime findings")
+    if not _REPORTED:
+        terminalreporter.write_line("no BatchNorm misuse seen")
+        return
+    for nodeid, findings in _REPORTED:
+        terminalreporter.write_line(nodeid)
+        for finding in findings:
+            terminalreporter.write_line("    " + _describe(finding))
+    total = sum(len(findings) for _, findings in _REPORTED)
+    terminalreporter.write_line(f"{total} findings in {len(_REPORTED)} tests")
+    _REPORTED.clear()
+
+
+@pytest.fixture
+def bnlint_trace() -> Generator[Tracer, None, None]:
+    """An active bnlint tracer for this test (every module, default rules)."""
+    from bnlint.trace import trace
+
+    with trace() as tracer:
+        yield tracer
