@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
-DOCS_URL = "https://github.com/bnlint/bnlint/blob/main/README.md#rules"
 
 
 def _split(values: Sequence[str]) -> tuple[str, ...]:

@@ -72,6 +72,8 @@ class Settings:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
     extend_exclude: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=lambda: dict(RULE_OPTIONS))
+    # Apply the excludes to files named on the command line too (`--force-exclude`).
+    force_exclude: bool = False
 
     def enabled_codes(self, cli: Selection) -> frozenset[str]:
         return cli.apply(self.selection.apply(default_codes()))

@@ -178,3 +178,4 @@ class RunSummary:
     rules: tuple[RuleInfo, ...]
     tool_version: str
     working_directory: str
+    fixed: int = 0  # findings fixed by `--fix` in this run

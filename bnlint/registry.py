@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from pathlib import Path
 from types import ModuleType
 
+from bnlint.finding import RuleInfo, RunSummary
 from bnlint.rule import Rule
 
 
@@ -76,3 +78,34 @@ def resolve_selector(selector: str) -> frozenset[str]:
 
 def default_codes() -> frozenset[str]:
     return frozenset(code for code, rule in all_rules().items() if rule.default_enabled)
+
+
+DOCS_URL = "https://github.com/bnlint/bnlint/blob/main/README.md#rules"
+
+
+def rule_infos() -> tuple[RuleInfo, ...]:
+    """What reporters may know about the rules (they never import rules themselves)."""
+    return tuple(
+        RuleInfo(
+            code=code,
+            name=rule.name,
+            severity=rule.severity,
+            default_enabled=rule.default_enabled,
+            summary=rule.summary(),
+            documentation=rule.documentation(),
+            url=f"{DOCS_URL}-{code.lower()}",
+        )
+        for code, rule in all_rules().items()
+    )
+
+
+def run_summary(files_checked: int, cwd: Path, fixed: int = 0) -> RunSummary:
+    from bnlint import __version__
+
+    return RunSummary(
+        files_checked=files_checked,
+        rules=rule_infos(),
+        tool_version=__version__,
+        working_directory=str(cwd),
+        fixed=fixed,
+    )

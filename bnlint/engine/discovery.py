@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 class SourcePath:
     path: Path  # absolute
     display: str  # as reported: relative to the working directory when below it
+    stdin: bool = False  # the text came from standard input, not from `path`
 
 
 class _Ignores:
@@ -74,6 +75,15 @@ class _Ignores:
             return True
         return False
 
+    def excluded_explicitly(self, path: Path) -> bool:
+        """A named file under `--force-exclude`: excluded if it or a directory above it
+        (up to the project root) is excluded, as pre-commit expects."""
+        if self.ignored(path, is_dir=False):
+            return True
+        return any(
+            self.ignored(directory, is_dir=True) for directory in _between(self.root, path.parent)
+        )
+
 
 def _between(root: Path, directory: Path) -> list[Path]:
     """Directories strictly below `root` down to `directory` included."""
@@ -99,6 +109,10 @@ def discover(paths: Sequence[Path], settings: Settings, cwd: Path) -> Iterator[S
     for given in paths:
         absolute = Path(os.path.abspath(given))
         if not absolute.is_dir():
+            if settings.force_exclude:
+                ignores = ignores or _Ignores(settings)
+                if ignores.excluded_explicitly(absolute):
+                    continue
             if absolute not in seen:
                 seen.add(absolute)
                 yield SourcePath(absolute, display_path(absolute, cwd))

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,22 @@ from bnlint.rule import Rule
 RECURSION_LIMIT = 20_000
 
 
+@dataclass(frozen=True)
+class FixMode:
+    """`--fix` (write), `--diff` (write nothing, report the change); `--unsafe-fixes`."""
+
+    unsafe: bool = False
+    write: bool = True
+
+
 @dataclass
 class RunResult:
     findings: list[Finding]
     files_checked: int
     parsed: int  # files that were parsed (not answered by the cache or the pre-filter)
+    fixed: int = 0  # findings whose fix was applied (or, with --diff, would be)
+    diffs: list[str] = field(default_factory=list)
+    fixed_text: str | None = None  # stdin with --fix: the fixed buffer
 
     @property
     def internal_error(self) -> bool:
@@ -54,6 +65,7 @@ def check_paths(
     *,
     cwd: Path,
     use_cache: bool = True,
+    fix: FixMode | None = None,
 ) -> RunResult:
     sources = list(discover(paths, settings, cwd))
     texts: list[tuple[SourcePath, SourceText]] = []
@@ -64,17 +76,22 @@ def check_paths(
             findings.append(read)
         else:
             texts.append((source, read))
-    return _check_texts(texts, settings, enabled, findings, len(sources), use_cache)
+    return _check_texts(texts, settings, enabled, findings, len(sources), use_cache, fix)
 
 
 def check_stdin(
-    data: bytes, display: str, settings: Settings, enabled: frozenset[str], cwd: Path
+    data: bytes,
+    display: str,
+    settings: Settings,
+    enabled: frozenset[str],
+    cwd: Path,
+    fix: FixMode | None = None,
 ) -> RunResult:
     read = decode(data, display)
     if isinstance(read, Finding):
         return RunResult([read], 1, 0)
-    source = SourcePath(Path(os.path.abspath(display)), display)
-    return _check_texts([(source, read)], settings, enabled, [], 1, use_cache=False)
+    source = SourcePath(Path(os.path.abspath(display)), display, stdin=True)
+    return _check_texts([(source, read)], settings, enabled, [], 1, False, fix)
 
 
 def _check_texts(
@@ -84,6 +101,7 @@ def _check_texts(
     findings: list[Finding],
     files_checked: int,
     use_cache: bool,
+    fix: FixMode | None = None,
 ) -> RunResult:
     index = ProjectIndex.empty(str(settings.project_root))
     if any(_static_rules()[code].needs_index for code in enabled if code in _static_rules()):
@@ -94,6 +112,7 @@ def _check_texts(
     if use_cache:
         key = settings.fingerprint(enabled) + index.fingerprint()
         cache = DigestCache(settings.project_root, f"findings-{key}")
+    per_file: dict[str, list[Finding]] = {}
     jobs: list[tuple[_Job, str]] = []
     for source, text in texts:
         codes = _codes_for(source, text.text, settings, enabled)
@@ -101,19 +120,103 @@ def _check_texts(
             continue
         cached = _cached_findings(cache, source.display, text.digest)
         if cached is not None:
-            findings.extend(cached)
+            per_file[source.display] = cached
             continue
         jobs.append((_Job(source.display, text.text, codes), text.digest))
 
     results = _run_jobs([job for job, _ in jobs], index, settings.options)
     for (job, digest), job_findings in zip(jobs, results, strict=True):
-        findings.extend(job_findings)
+        per_file[job.display] = job_findings
         if cache is not None and not any(f.code == "BN999" for f in job_findings):
             cache.put(job.display, digest, [f.to_json() for f in job_findings])
+    result = RunResult(findings, files_checked, parsed=len(jobs))
+    if fix is not None:
+        _fix_files(texts, settings, enabled, per_file, index, fix, result)
     if cache is not None:
         cache.save()
+    for file_findings in per_file.values():
+        findings.extend(file_findings)
     findings.sort(key=Finding.sort_key)
-    return RunResult(findings, files_checked, parsed=len(jobs))
+    return result
+
+
+def _fix_files(
+    texts: list[tuple[SourcePath, SourceText]],
+    settings: Settings,
+    enabled: frozenset[str],
+    per_file: dict[str, list[Finding]],
+    index: ProjectIndex,
+    mode: FixMode,
+    result: RunResult,
+) -> None:
+    """Apply fixes file by file; `per_file` is updated to what remains."""
+    from bnlint.fix.apply import applicable, fix_text
+
+    for source, text in texts:
+        found = per_file.get(source.display, [])
+        if not any(applicable(f, mode.unsafe) for f in found):
+            continue
+        job = _Job(source.display, text.text, _codes_for(source, text.text, settings, enabled))
+
+        def relint(new_text: str, job: _Job = job) -> list[Finding]:
+            return _lint_job(_Job(job.display, new_text, job.codes), index, settings.options)
+
+        outcome = fix_text(text.text, found, unsafe=mode.unsafe, relint=relint, parses=_parses)
+        if outcome.broken is not None:
+            per_file[source.display] = [*found, outcome.broken]
+            continue
+        if outcome.text == text.text:
+            continue
+        problem = _deliver(source, text, outcome.text, mode, result)
+        if problem is not None:
+            per_file[source.display] = [*found, problem]
+            continue
+        result.fixed += outcome.applied
+        per_file[source.display] = relint(outcome.text)
+
+
+def _deliver(
+    source: SourcePath, text: SourceText, fixed: str, mode: FixMode, result: RunResult
+) -> Finding | None:
+    """Write the fixed text (or record its diff); a Finding says why it could not be."""
+    if not mode.write:
+        import difflib
+
+        result.diffs.append(
+            "".join(
+                difflib.unified_diff(
+                    text.text.splitlines(keepends=True),
+                    fixed.splitlines(keepends=True),
+                    fromfile=f"a/{source.display}",
+                    tofile=f"b/{source.display}",
+                )
+            )
+        )
+        return None
+    if source.stdin:
+        result.fixed_text = fixed
+        return None
+    from bnlint.engine.source import unreadable
+    from bnlint.fix.write import encode_like, write_atomically
+
+    try:
+        original = source.path.read_bytes()
+        if decode(original, source.display) != text:
+            return unreadable(source.display, "the file changed while it was being fixed")
+        write_atomically(source.path, encode_like(fixed, original))
+    except (OSError, UnicodeError) as error:
+        return unreadable(source.display, f"cannot write the fixed file: {error}")
+    return None
+
+
+def _parses(text: str) -> bool:
+    import libcst
+
+    try:
+        libcst.parse_module(text)
+    except Exception:
+        return False
+    return True
 
 
 def _cached_findings(cache: DigestCache | None, path: str, digest: str) -> list[Finding] | None:

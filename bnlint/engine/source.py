@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bnlint.encoding import declared_encoding
 from bnlint.finding import Finding, Position, Severity
 
 # Generated files this large are not hand-written model code; parsing one would cost
@@ -20,8 +21,6 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 UNREADABLE_CODE = "BN000"
 UNREADABLE_NAME = "unreadable-source"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# PEP 263: the encoding declaration must be on the first or second line.
-_CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def decode(data: bytes, display: str) -> SourceText | Finding:
         return unreadable(display, "the file contains NUL bytes (binary data?)", line, column)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
-    encoding = _declared_encoding(data) or "utf-8"
+    encoding = declared_encoding(data) or "utf-8"
     try:
         return SourceText(data.decode(encoding), digest)
     except LookupError:
@@ -92,14 +91,6 @@ def split_lines(text: str) -> list[str]:
     """Lines as Python and libcst count them (not `str.splitlines`, which also breaks
     on form feeds and Unicode separators)."""
     return _LINE_BREAK.split(text)
-
-
-def _declared_encoding(data: bytes) -> str | None:
-    for raw in data.split(b"\n", 2)[:2]:
-        match = _CODING_COOKIE.match(raw)
-        if match:
-            return match.group(1).decode("ascii", "replace")
-    return None
 
 
 def _position_of_byte(data: bytes, offset: int) -> tuple[int, int]:

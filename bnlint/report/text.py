@@ -71,12 +71,16 @@ def statistics_lines(findings: Sequence[Finding]) -> list[str]:
 
 
 def summary_line(findings: Sequence[Finding], summary: RunSummary) -> str:
-    """`N findings (M fixable) in K files`, with singular nouns where they belong."""
+    """`N findings (M fixable) in K files`, with singular nouns where they belong; after
+    `--fix`, how many were fixed and that the N remain."""
     fixable = sum(1 for finding in findings if finding.fixable)
-    return (
+    line = (
         f"{_plural(len(findings), 'finding')} ({fixable} fixable) "
         f"in {_plural(summary.files_checked, 'file')}"
     )
+    if summary.fixed:
+        line = f"Fixed {_plural(summary.fixed, 'finding')}; {line} remain"
+    return line
 
 
 def render_text(
