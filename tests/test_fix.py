@@ -12,7 +12,12 @@ import pytest
 
 from tests.conftest import FIXTURES, run_cli
 
-BAD = "import torch\n\ndef validate(model, loader):\n    model.eval\n    return [model(x) for x in loader]\n"
+BAD = (
+    "import torch\n\n"
+    "def validate(model, loader):\n"
+    "    model.eval\n"
+    "    return [model(x) for x in loader]\n"
+)
 FIXED = BAD.replace("model.eval\n", "model.eval()\n")
 MOMENTUM = "from torch import nn\n\nbn = nn.BatchNorm2d(64, momentum=0.9)\n"
 
@@ -49,7 +54,10 @@ def test_diff_with_nothing_to_fix_exits_zero(project: Path) -> None:
 
 
 def test_fix_keeps_crlf_bom_and_declared_encoding(project: Path) -> None:
-    original = b"\xef\xbb\xbf# -*- coding: utf-8 -*-\r\nimport torch\r\nname = 'caf\xc3\xa9'\r\nnet.train\r\n"
+    original = (
+        b"\xef\xbb\xbf# -*- coding: utf-8 -*-\r\n"
+        b"import torch\r\nname = 'caf\xc3\xa9'\r\nnet.train\r\n"
+    )
     (project / "m.py").write_bytes(original)
     run_cli("check", "--fix")
     assert (project / "m.py").read_bytes() == original.replace(b"net.train", b"net.train()")
