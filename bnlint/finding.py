@@ -74,13 +74,16 @@ class Finding:
     count: int = 1
     notes: tuple[str, ...] = field(default=())
     confirmed_at_runtime: bool = False
+    # Notebooks: the 1-based cell (markdown cells counted, as in Jupyter and ruff);
+    # lines and columns are then relative to the cell.
+    cell: int | None = None
 
     @property
     def fixable(self) -> bool:
         return self.fix is not None
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.start.line, self.start.column, self.code)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.path, self.cell or 0, self.start.line, self.start.column, self.code)
 
     # The JSON form below is the documented `--format json` schema (see README):
     # ruff's keys where ruff has the field, bnlint's own keys otherwise. The cache
@@ -101,6 +104,7 @@ class Finding:
             "notes": list(self.notes),
             "confirmed_at_runtime": self.confirmed_at_runtime,
             "url": url,
+            "cell": self.cell,
         }
 
     @classmethod
@@ -120,6 +124,7 @@ class Finding:
             count=int(data.get("count", 1)),
             notes=tuple(data.get("notes", ())),
             confirmed_at_runtime=bool(data.get("confirmed_at_runtime", False)),
+            cell=data.get("cell"),
         )
 
 

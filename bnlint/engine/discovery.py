@@ -1,7 +1,7 @@
 """Which files a run checks.
 
-Directories are walked recursively for `.py` files, skipping the configured excludes,
-`.gitignore`d paths (every `.gitignore` from the project root down) and hidden
+Directories are walked recursively for `.py` files and Jupyter notebooks, skipping the
+configured excludes, `.gitignore`d paths (every `.gitignore` from the project root down) and hidden
 directories. A file named on the command line is always checked, whatever the
 excludes say, as in flake8 and ruff without `--force-exclude`.
 """
@@ -18,6 +18,9 @@ from bnlint.config import Settings
 
 if TYPE_CHECKING:
     import pathspec
+
+
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def discover(paths: Sequence[Path], settings: Settings, cwd: Path) -> Iterator[S
             base = Path(directory)
             dirnames[:] = sorted(d for d in dirnames if not ignores.ignored(base / d, is_dir=True))
             for filename in sorted(filenames):
-                if not filename.endswith(".py"):
+                if not filename.endswith(SOURCE_SUFFIXES):
                     continue
                 file = base / filename
                 if file in seen or ignores.ignored(file, is_dir=False):

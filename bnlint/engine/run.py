@@ -6,6 +6,7 @@ answered by the cache, so a run over files that cannot hold a misuse stays cheap
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -19,9 +20,10 @@ from bnlint.config import Settings
 from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.pool import parallel_map
-from bnlint.engine.source import SourceText, decode, read_file
+from bnlint.engine.source import SourceText, decode, decode_notebook, read_file
 from bnlint.finding import Finding, Position, Severity
 from bnlint.index import ProjectIndex
+from bnlint.notebook import NotebookProgram
 from bnlint.registry import all_rules
 from bnlint.rule import Rule
 
@@ -87,7 +89,7 @@ def check_stdin(
     cwd: Path,
     fix: FixMode | None = None,
 ) -> RunResult:
-    read = decode(data, display)
+    read = decode_notebook(data, display) if display.endswith(".ipynb") else decode(data, display)
     if isinstance(read, Finding):
         return RunResult([read], 1, 0)
     source = SourcePath(Path(os.path.abspath(display)), display, stdin=True)
@@ -134,10 +136,40 @@ def _check_texts(
         _fix_files(texts, settings, enabled, per_file, index, fix, result)
     if cache is not None:
         cache.save()
-    for file_findings in per_file.values():
-        findings.extend(file_findings)
+    notebooks = {source.display: text.notebook for source, text in texts if text.notebook}
+    for display, file_findings in per_file.items():
+        notebook = notebooks.get(display)
+        findings.extend(in_cells(file_findings, notebook) if notebook else file_findings)
     findings.sort(key=Finding.sort_key)
     return result
+
+
+def in_cells(findings: list[Finding], notebook: NotebookProgram) -> list[Finding]:
+    """Notebook findings located by cell, lines relative to the cell (fix edits too)."""
+    mapped = []
+    for finding in findings:
+        cell, line = notebook.locate(finding.start.line)
+        end_cell, end_line = notebook.locate(finding.end.line)
+        end = Position(end_line, finding.end.column) if end_cell == cell else Position(line, 1)
+        fix = finding.fix
+        if fix is not None:
+            fix = dataclasses.replace(
+                fix,
+                edits=tuple(
+                    dataclasses.replace(
+                        edit,
+                        start=Position(notebook.locate(edit.start.line)[1], edit.start.column),
+                        end=Position(notebook.locate(edit.end.line)[1], edit.end.column),
+                    )
+                    for edit in fix.edits
+                ),
+            )
+        mapped.append(
+            dataclasses.replace(
+                finding, cell=cell, start=Position(line, finding.start.column), end=end, fix=fix
+            )
+        )
+    return mapped
 
 
 def _fix_files(
@@ -196,15 +228,24 @@ def _deliver(
     if source.stdin:
         result.fixed_text = fixed
         return None
+    from bnlint import notebook
     from bnlint.engine.source import unreadable
     from bnlint.fix.write import encode_like, write_atomically
 
     try:
         original = source.path.read_bytes()
-        if decode(original, source.display) != text:
+        if text.notebook is not None:
+            current = decode_notebook(original, source.display)
+            if current != text:
+                return unreadable(source.display, "the file changed while it was being fixed")
+            raw = decode(original, source.display)
+            assert isinstance(raw, SourceText)
+            document, program = notebook.load(raw.text)
+            fixed = notebook.with_program(document, program, fixed, notebook.indent_of(raw.text))
+        elif decode(original, source.display) != text:
             return unreadable(source.display, "the file changed while it was being fixed")
         write_atomically(source.path, encode_like(fixed, original))
-    except (OSError, UnicodeError) as error:
+    except (OSError, UnicodeError, notebook.NotebookError) as error:
         return unreadable(source.display, f"cannot write the fixed file: {error}")
     return None
 

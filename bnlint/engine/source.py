@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bnlint.encoding import declared_encoding
 from bnlint.finding import Finding, Position, Severity
+from bnlint.notebook import NotebookError, NotebookProgram, load
 
 # Generated files this large are not hand-written model code; parsing one would cost
 # libcst tens of seconds (about 7,000 lines/s here).
@@ -27,6 +28,8 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 class SourceText:
     text: str
     digest: str
+    # Notebooks: `text` is the program made of the code cells, and this maps it back.
+    notebook: NotebookProgram | None = None
 
 
 def unreadable(path: str, reason: str, line: int = 1, column: int = 1) -> Finding:
@@ -58,7 +61,20 @@ def read_file(path: Path, display: str) -> SourceText | Finding:
         data = path.read_bytes()
     except OSError as error:
         return unreadable(display, f"cannot read the file: {error.strerror or error}")
+    if path.suffix == ".ipynb":
+        return decode_notebook(data, display)
     return decode(data, display)
+
+
+def decode_notebook(data: bytes, display: str) -> SourceText | Finding:
+    raw = decode(data, display)
+    if isinstance(raw, Finding):
+        return raw
+    try:
+        _, program = load(raw.text)
+    except NotebookError as error:
+        return unreadable(display, str(error))
+    return SourceText(program.text, raw.digest, program)
 
 
 def decode(data: bytes, display: str) -> SourceText | Finding:

@@ -36,8 +36,14 @@ def annotation(finding: Finding) -> str:
         "endColumn": str(finding.end.column),
         "title": f"bnlint ({finding.code})",
     }
-    joined = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
     message = f"{finding.message}\n  help: {finding.suggestion}"
+    if finding.cell is not None:
+        # Lines in a notebook's JSON are not the cell's lines: like ruff, annotate the
+        # file's first line and name the cell and line in the message.
+        properties.update(line="1", endLine="1", col="1", endColumn="1")
+        where = f"cell {finding.cell}, line {finding.start.line}, column {finding.start.column}"
+        message = f"{where}: {message}"
+    joined = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
     return f"::{_COMMAND[finding.severity]} {joined}::{escape_data(message)}"
 
 

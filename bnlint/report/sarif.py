@@ -132,6 +132,10 @@ def _result(
             },
         }
     )
+    if finding.cell is not None:
+        # Notebook findings: the region is relative to this cell (as in ruff's JSON).
+        result["properties"]["cell"] = finding.cell
+        result["message"]["text"] = f"cell {finding.cell}: {result['message']['text']}"
     return result
 
 

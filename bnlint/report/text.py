@@ -34,7 +34,8 @@ def _plural(count: int, noun: str) -> str:
 
 def finding_lines(finding: Finding, *, color: bool = False) -> list[str]:
     """The lines for one finding: the matcher line, the help line, one line per note."""
-    location = f"{finding.path}:{finding.start.line}:{finding.start.column}:"
+    cell = f"cell {finding.cell}:" if finding.cell is not None else ""  # ruff's notebook form
+    location = f"{finding.path}:{cell}{finding.start.line}:{finding.start.column}:"
     severity = _style(f"[{finding.severity.value}]", _SEVERITY_COLOR[finding.severity], color)
     head = (
         f"{_style(location, _BOLD, color)} {_style(finding.code, _BOLD, color)} "
