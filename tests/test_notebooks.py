@@ -72,11 +72,8 @@ def test_fix_rewrites_the_cells_and_keeps_outputs_and_metadata(project: Path) ->
         k: v for k, v in before.items() if k != "cells"
     }
     # Only the two fixed lines differ in the file's text.
-    changed = [
-        (a, b)
-        for a, b in zip(NOTEBOOK.read_text().splitlines(), target.read_text().splitlines())
-        if a != b
-    ]
+    old_lines, new_lines = NOTEBOOK.read_text().splitlines(), target.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
     assert len(changed) == 2
 
 
