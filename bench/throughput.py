@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -383,71 +383,97 @@ def cpu_model() -> str:
 # ------------------------------------------------------------------------ runs
 
 
-def corpus_runs(tools: Tools, trees: dict[str, Path], args: argparse.Namespace) -> list[Measure]:
-    """Every selected tool on each tree and on all trees together."""
+@dataclass
+class Job:
+    target: str
+    tool: str
+    paths: list[str]
+    cwd: Path
+    stats: CorpusStats
+
+
+def plan(tools: Tools, cache: Path, trees: dict[str, Path], args: argparse.Namespace) -> list[Job]:
+    """All measurements, cheap ones first: bnlint and ruff on every tree, then single
+    files, then the slow peers tree by tree, so that an interrupted run (saved after
+    every measurement with --json) still holds the figures that matter most."""
     src = next(iter(trees.values())).parent
     targets: dict[str, list[str]] = {name: [tree.name] for name, tree in trees.items()}
     if len(trees) > 1:
         targets[ALL] = [tree.name for tree in trees.values()]
-    results: list[Measure] = []
-    for target, rel in targets.items():
-        stats = corpus_stats([src / p for p in rel])
-        for tool in ("bnlint-cold", "bnlint-warm", "torchfix", "flake8", "ruff"):
-            if not tools.wants(tool):
-                continue
-            progress(f"{target}: {tool}")
-            if tool in SLOW_TOOLS and target == ALL and not args.measure_all_slow:
-                parts = [m for m in results if m.tool == tool and m.target != ALL]
-                results.append(summed(target, parts, stats))
-                continue
-            results.append(run_tool(tools, tool, target, rel, src, stats, args))
-    return results
+    stats = {t: corpus_stats([src / p for p in rel]) for t, rel in targets.items()}
+    jobs = [
+        Job(target, tool, rel, src, stats[target])
+        for tool in ("bnlint-cold", "bnlint-warm", "ruff")
+        for target, rel in targets.items()
+    ]
+    if not args.no_single_file:
+        jobs += single_file_jobs(cache, trees)
+    slow_targets = targets if args.measure_all_slow else {t: targets[t] for t in trees}
+    jobs += [
+        Job(target, tool, rel, src, stats[target])
+        for tool in SLOW_TOOLS
+        for target, rel in slow_targets.items()
+    ]
+    return [job for job in jobs if tools.wants(job.tool)]
 
 
-def run_tool(
-    tools: Tools,
-    tool: str,
-    target: str,
-    paths: Sequence[str],
-    cwd: Path,
-    stats: CorpusStats,
-    args: argparse.Namespace,
-) -> Measure:
-    repeat = args.slow_repeat if tool in SLOW_TOOLS else args.repeat
-    if tool == "bnlint-cold":
-        cmd = tools.bnlint_cmd(paths, cache=False)
-        return measure(target, tool, cmd, cwd, stats, repeat, json_output=True)
-    if tool == "bnlint-warm":
-        # bnlint keeps .bnlint_cache/ in the project root: the nearest ancestor with a
-        # pyproject.toml or .git, else where it starts. Clear every candidate.
-        for where in (cwd, *(cwd / p for p in paths)):
-            shutil.rmtree(where / ".bnlint_cache", ignore_errors=True)
-        cmd = tools.bnlint_cmd(paths, cache=True)
-        run_once(cmd, cwd)  # fill the cache
-        return measure(target, tool, cmd, cwd, stats, repeat, json_output=True)
-    return measure(target, tool, tools.peer_cmd(tool, paths), cwd, stats, repeat)
-
-
-def single_file_runs(
-    tools: Tools, cache: Path, trees: dict[str, Path], args: argparse.Namespace
-) -> list[Measure]:
-    results: list[Measure] = []
+def single_file_jobs(cache: Path, trees: dict[str, Path]) -> list[Job]:
+    jobs: list[Job] = []
     package, relative = BN_MODEL_FILE
     if package in trees and (trees[package] / relative).exists():
         bn_file = trees[package] / relative
         stats = corpus_stats([bn_file])
-        target = f"file {bn_file.name}"
-        for tool in ("bnlint-cold", "torchfix", "flake8", "ruff"):
-            if tools.wants(tool):
-                progress(f"{target}: {tool}")
-                results.append(run_tool(tools, tool, target, [str(bn_file)], cache, stats, args))
+        for tool in ("bnlint-cold", "ruff", *SLOW_TOOLS):
+            jobs.append(Job(f"file {bn_file.name}", tool, [str(bn_file)], cache, stats))
     quiet = no_trigger_file(cache, trees)
-    if tools.wants("bnlint-cold"):
-        target = f"no-trigger {quiet.name}"
-        progress(f"{target}: bnlint-cold")
-        stats = corpus_stats([quiet])
-        results.append(run_tool(tools, "bnlint-cold", target, [str(quiet)], cache, stats, args))
-    return results
+    target = f"no-trigger {quiet.name}"
+    jobs.append(Job(target, "bnlint-cold", [str(quiet)], cache, corpus_stats([quiet])))
+    return jobs
+
+
+def run_jobs(
+    tools: Tools,
+    jobs: Sequence[Job],
+    results: list[Measure],
+    save: Callable[[], None],
+    repeat: int,
+    slow_repeat: int,
+) -> None:
+    """Run the jobs not already in `results` (--resume), saving after each."""
+    done = {(m.target, m.tool) for m in results}
+    for job in jobs:
+        if (job.target, job.tool) in done:
+            continue
+        progress(f"{job.target}: {job.tool}")
+        results.append(run_tool(tools, job, slow_repeat if job.tool in SLOW_TOOLS else repeat))
+        save()
+
+
+def add_slow_sums(results: list[Measure], trees: dict[str, Path]) -> None:
+    """Stand in for the slow peers' all-trees run with the sum of their per-tree runs."""
+    if len(trees) < 2:
+        return
+    stats = next((m.stats for m in results if m.target == ALL), None)
+    for tool in SLOW_TOOLS:
+        parts = [find(results, name, tool) for name in trees]
+        if stats and find(results, ALL, tool) is None and all(parts):
+            results.append(summed(ALL, [p for p in parts if p], stats))
+
+
+def run_tool(tools: Tools, job: Job, repeat: int) -> Measure:
+    if job.tool == "bnlint-cold":
+        cmd = tools.bnlint_cmd(job.paths, cache=False)
+        return measure(job.target, job.tool, cmd, job.cwd, job.stats, repeat, json_output=True)
+    if job.tool == "bnlint-warm":
+        # bnlint keeps .bnlint_cache/ in the project root: the nearest ancestor with a
+        # pyproject.toml or .git, else where it starts. Clear every candidate.
+        for where in (job.cwd, *(job.cwd / p for p in job.paths)):
+            shutil.rmtree(where / ".bnlint_cache", ignore_errors=True)
+        cmd = tools.bnlint_cmd(job.paths, cache=True)
+        run_once(cmd, job.cwd)  # fill the cache
+        return measure(job.target, job.tool, cmd, job.cwd, job.stats, repeat, json_output=True)
+    cmd = tools.peer_cmd(job.tool, job.paths)
+    return measure(job.target, job.tool, cmd, job.cwd, job.stats, repeat)
 
 
 def progress(message: str) -> None:
@@ -588,7 +614,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="really run TorchFix/flake8 on all trees at once instead of summing per-tree runs",
     )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
-    parser.add_argument("--json", type=Path, help="also write raw measurements here")
+    parser.add_argument(
+        "--json", type=Path, help="also write raw measurements here, after each one"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the measurements already in --json"
+    )
     parser.add_argument(
         "--from-json", type=Path, help="only re-print the report of a run saved with --json"
     )
@@ -619,12 +650,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = Tools(bnlint=bnlint, peers=peers, selected=selected)
 
     info = {"Machine": machine(), "Versions": versions(tools, trees)}
-    results = corpus_runs(tools, trees, args)
-    if not args.no_single_file:
-        results += single_file_runs(tools, cache, trees, args)
+    results: list[Measure] = []
+    if args.resume and args.json and args.json.exists():
+        info, results = load_results(args.json)
+
+    def save() -> None:
+        if args.json:
+            save_results(args.json, info, results)
+
+    jobs = plan(tools, cache, trees, args)
+    run_jobs(tools, jobs, results, save, args.repeat, args.slow_repeat)
+    add_slow_sums(results, trees)
+    save()
     print(report(results, info, args.markdown))
-    if args.json:
-        save_results(args.json, info, results)
     return 0
 
 
