@@ -66,7 +66,7 @@ class FrozenBatchnormDrift(Rule):
     code = "BN005"
     name = "frozen-batchnorm-drift"
     severity = Severity.WARNING
-    triggers = ("requires_grad", ".eval(", ".apply(")
+    triggers = ("requires_grad", ".eval(", ".apply(", "freeze")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, RunningStatsUpdated)
@@ -126,15 +126,26 @@ class FrozenBatchnormDrift(Rule):
         for function, facts in index.functions(path):
             events = facts["events"]
             for position, event in enumerate(events):
-                key = event.get("key")
-                if key is None or not self._is_freeze(event):
+                for key in self._frozen_keys(index, function, event):
+                    if part_kind(index, path, function, key) != "bn":
+                        continue
+                    undo = self._undoing_train(index, function, events, position, key)
+                    if undo is not None:
+                        self._report(event, undo, key)
+                        break
+                else:
                     continue
-                if part_kind(index, path, function, key) != "bn":
-                    continue
-                undo = self._undoing_train(index, function, events, position, key)
-                if undo is not None:
-                    self._report(event, undo, key)
-                    break
+                break
+
+    def _frozen_keys(self, index: ProjectIndex, function: str, event: Json) -> list[str]:
+        """The objects this event freezes: its own target, or what a project helper
+        such as `freeze(model.backbone)` freezes."""
+        key = event.get("key")
+        if key is not None and self._is_freeze(event):
+            return [key]
+        if event["k"] == "call":
+            return index.frozen_by_call(self.context.path, function, event)
+        return []
 
     def _is_freeze(self, event: Json) -> bool:
         if event["k"] in ("freeze", "bn_eval"):
@@ -149,7 +160,13 @@ class FrozenBatchnormDrift(Rule):
         for later_position in range(position + 1, len(events)):
             later = events[later_position]
             target = later.get("key")
-            trains = later["k"] == "train" and target is not None and covers(target, key)
+            trains = (
+                later["k"] == "train"
+                and target is not None
+                and covers(target, key)
+                # a class whose train() override re-freezes its BN
+                and index.key_kind(self.context.path, function, target) != "frozen"
+            )
             if later["k"] == "call" and not trains:
                 trains = self._callee_trains(index, function, later, key)
             if trains and not self._refrozen(events[later_position + 1 :], key):
@@ -196,7 +213,7 @@ class FrozenBatchnormDrift(Rule):
         node = node_at(self.context.module, undo["pos"], cst.Call)
         if node is None:
             return
-        how = "frozen" if freeze["k"] == "freeze" else "put in eval"
+        how = {"freeze": "frozen", "call": "frozen by the call"}.get(freeze["k"], "put in eval")
         self.report(
             node,
             message=(

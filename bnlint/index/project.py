@@ -243,6 +243,8 @@ class ProjectIndex:
         library = self.library_name(path, call)
         if library is not None:
             factory = kinds.factory_kind(library, spec.get("arg0"))
+            if factory == "bn" and "norm_layer" in spec:
+                return self._norm_layer_kind(path, spec["norm_layer"])
             if factory is not None:
                 return factory
             if library.startswith("torch.nn.") or (
@@ -263,6 +265,13 @@ class ProjectIndex:
             ]
             return combine(returned) if returned else None
         return None
+
+    def _norm_layer_kind(self, path: str, norm_layer: str) -> Kind:
+        """A BN factory built with `norm_layer=...`: its norms are that layer's kind."""
+        norm = self.norm_kind(path, None if norm_layer == "?" else norm_layer)
+        if norm in ("bn", "frozen"):
+            return norm
+        return "none" if norm == "other-norm" else None
 
     def _returned_kind(
         self, path: str, function: str, facts: Json, returned: Json, depth: int
@@ -477,6 +486,31 @@ class ProjectIndex:
             if key is not None:
                 found.append((caller_path, caller, key))
         return found
+
+    def frozen_by_call(self, path: str, function: str, event: Json, depth: int = 0) -> list[str]:
+        """The caller's keys whose parameters a call to a project function freezes
+        (`freeze(model.backbone)` where `freeze` sets `requires_grad` to False on its
+        parameter, directly or through its own callees)."""
+        callee = self.resolve_function(path, function, event["fn"])
+        facts = self.function_facts(*callee) if callee is not None else None
+        if callee is None or facts is None or depth > _DEPTH:
+            return []
+        params = list(facts["params"])
+        if facts.get("owner") and params and params[0] == "self":
+            params = params[1:]
+        inner: list[str] = []
+        for inner_event in facts["events"]:
+            if inner_event["k"] == "freeze" and inner_event.get("key"):
+                inner.append(inner_event["key"])
+            elif inner_event["k"] == "call":
+                inner.extend(self.frozen_by_call(*callee, inner_event, depth + 1))
+        frozen: list[str] = []
+        for key in inner:
+            root = key.split(".")[0]
+            passed = argument_key(event, params, root) if root in params else None
+            if passed is not None:
+                frozen.append(passed + key[len(root) :])
+        return frozen
 
     def final_mode(self, path: str, function: str, parameter: str, depth: int = 0) -> str | None:
         """ "eval" / "train" when `function` leaves the object passed to `parameter` in

@@ -23,7 +23,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import FunctionFacts
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -402,6 +402,9 @@ class LayerBuilder:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
                 spec["kw"][keyword.arg] = literal(keyword.value)
+            elif keyword.arg == "norm_layer":
+                # `resnet50(norm_layer=FrozenBatchNorm2d)`: the factory's BN is replaced.
+                spec["norm_layer"] = self.names.qualify(keyword.value) or "?"
         if (
             node.args
             and isinstance(node.args[0], ast.Constant)

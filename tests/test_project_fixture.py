@@ -1,0 +1,71 @@
+"""The cross-file fixture project (fixtures/project/): models in `netlib/models.py`,
+helpers in `netlib/engine.py`, the training script in `train.py`. All five of
+BN001-BN005 are found there, only on the lines marked `# expect:`, whether the whole
+project is checked or only the training script is passed (as pre-commit does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.test_fixtures import expected_findings
+
+PROJECT = FIXTURES / "project"
+
+
+def _expected(paths: list[Path]) -> set[tuple[str, int, str]]:
+    return {
+        (path.relative_to(PROJECT).as_posix(), line, code)
+        for path in paths
+        for line, code in expected_findings(path.read_text(encoding="utf-8"))
+    }
+
+
+def _check(project: Path, *paths: str) -> set[tuple[str, int, str]]:
+    """Findings of the real CLI (default rules), run in `project` as a user would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bnlint", "check", "--no-cache", "--format", "json", *paths],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return {
+        (Path(f["filename"]).as_posix(), f["location"]["row"], f["code"])
+        for f in json.loads(result.stdout)
+    }
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A copy, so a run cannot leave a cache in the repository.
+    copy = tmp_path_factory.mktemp("fixture") / "project"
+    shutil.copytree(PROJECT, copy)
+    return copy
+
+
+def test_whole_project_yields_exactly_the_marked_findings(project: Path) -> None:
+    found = _check(project)
+    assert found == _expected(sorted(PROJECT.rglob("*.py")))
+    assert {code for _, _, code in found} == {"BN001", "BN002", "BN003", "BN004", "BN005"}
+
+
+def test_training_script_alone_still_sees_the_other_modules(project: Path) -> None:
+    # pre-commit passes only the changed file: the models and helpers it imports are
+    # still indexed, so the script's findings are the same as in a whole-project run.
+    assert _check(project, "train.py") == _expected([PROJECT / "train.py"])
+    assert {code for _, _, code in _check(project, "train.py")} == {"BN002", "BN003", "BN005"}
+
+
+def test_models_module_alone_yields_its_marked_findings(project: Path) -> None:
+    models = PROJECT / "netlib" / "models.py"
+    assert _check(project, "netlib/models.py") == _expected([models])
