@@ -38,9 +38,12 @@ class BatchNormModule:
     construction: Site | None  # None when the module was built before tracing began
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BatchNormCall:
-    """A BatchNorm module is about to run forward (seen before torch computes it)."""
+    """A BatchNorm module is about to run forward (seen before torch computes it).
+
+    Read-only by convention: not frozen because a frozen dataclass of this size costs
+    microseconds to build, and one is built for every BatchNorm forward."""
 
     module: BatchNormModule
     training: bool

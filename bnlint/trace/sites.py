@@ -92,6 +92,24 @@ def walk(frame: FrameType | None = None) -> Stack:
     return Stack(inner=inner, entry=entry or inner, root=root)
 
 
+_SITES: dict[tuple[str, int, str], Site] = {}
+
+
+def first_user_site(frame: FrameType | None) -> Site | None:
+    """The innermost user line, without building anything else (cheap: mode changes)."""
+    current = frame
+    while current is not None:
+        code = current.f_code
+        if not is_library_file(code.co_filename):
+            key = (code.co_filename, current.f_lineno, code.co_qualname)
+            site = _SITES.get(key)
+            if site is None:
+                site = _SITES[key] = Site(display_path(key[0]), key[1], key[2])
+            return site
+        current = current.f_back
+    return None
+
+
 def on_stack(function_names: frozenset[str], frame: FrameType | None = None) -> bool:
     """True when a function with one of these names is running (any file)."""
     current: FrameType | None = frame if frame is not None else sys._getframe(1)

@@ -55,6 +55,8 @@ from bnlint.trace import sites
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_INTERNAL_ERRORS = 20
+# Mode changes remembered until the BatchNorms they reach run forward again.
+MAX_MODE_RECORDS = 64
 # Functions that run training-mode BN under no_grad on purpose to re-estimate running
 # statistics (torch.optim.swa_utils.update_bn, fvcore/detectron2 update_bn_stats, ...).
 STATS_REESTIMATION_FUNCTIONS = frozenset(
@@ -337,10 +339,22 @@ class _ModuleState:
     forwards: int = 0
     pending_call: BatchNormCall | None = None  # a frozen training forward to confirm
     pending_version: tuple[int, int] | None = None  # (id(num_batches_tracked), _version)
+    mode_seq: int = 0  # the last mode record applied
     mode_root: int | None = None  # id of the module the last train()/eval() was called on
     mode_training: bool | None = None
     mode_site: Site | None = None
     frozen_eval_site: Site | None = None
+
+
+@dataclass(frozen=True)
+class _ModeRecord:
+    """An outermost `train(mode)`/`eval()` call on `root` (ids of its subtree kept)."""
+
+    seq: int
+    root: int
+    subtree: frozenset[int]
+    training: bool
+    site: Site | None
 
 
 @dataclass
@@ -413,6 +427,9 @@ class Tracer:
         self._modules: dict[int, _ModuleState] = {}
         self._names: dict[int, tuple[weakref.ref[Any], str]] = {}
         self._named_roots: dict[int, weakref.ref[Any]] = {}
+        self._subtrees: dict[int, tuple[weakref.ref[Any], frozenset[int]]] = {}
+        self._mode_records: list[_ModeRecord] = []
+        self._mode_seq = 0
         self._scope: set[int] | None = None
         self._entries: dict[tuple[str, str, str, Site | None], _Entry] = {}
         self._lock = threading.Lock()
@@ -651,7 +668,11 @@ class Tracer:
         state = self._state_for(module)
         if state is None:
             return
-        nbt = module.num_batches_tracked
+        if state.mode_seq != self._mode_seq:
+            self._apply_mode_records(state, id(module))
+        # The module's own dicts: nn.Module.__getattr__ costs microseconds per lookup.
+        buffers, parameters = module._buffers, module._parameters
+        nbt = buffers.get("num_batches_tracked")
         if state.pending_call is not None:
             self._confirm_pending(state, nbt)
         x = args[0] if args else None
@@ -660,13 +681,13 @@ class Tracer:
         )
         training = module.training
         grad_enabled = torch.is_grad_enabled()
-        weight, bias = module.weight, module.bias
+        weight, bias = parameters.get("weight"), parameters.get("bias")
         affine_frozen = (
             weight is not None
             and not weight.requires_grad
             and (bias is None or not bias.requires_grad)
         )
-        running_var = module.running_var
+        running_var = buffers.get("running_var")
         previous_name = None
         if previous is not None:
             previous_name = self._name_of(previous) or type(previous).__name__
@@ -724,28 +745,41 @@ class Tracer:
         self._emit(RunningStatsSample(call, finite, positive), state)
 
     def _on_mode_change(self, root: nn.Module, training: bool) -> None:
+        # Cheap on purpose (loops call `model.train()` every step): one record per call;
+        # each BatchNorm applies the records it has not seen at its next forward.
         if self._scope is not None and id(root) not in self._scope:
             return
-        site: Site | None = None
-        subtree = {id(sub) for sub in root.modules()}
-        for sub in root.modules():
-            if _kind(type(sub)) != _BATCHNORM:
+        subtree = self._subtree(root)
+        self._mode_seq += 1
+        site = sites.first_user_site(sys._getframe(1))
+        self._mode_records.append(_ModeRecord(self._mode_seq, id(root), subtree, training, site))
+        if len(self._mode_records) > MAX_MODE_RECORDS:
+            del self._mode_records[0]
+
+    def _subtree(self, root: nn.Module) -> frozenset[int]:
+        known = self._subtrees.get(id(root))
+        if known is not None and known[0]() is root:
+            return known[1]
+        subtree = frozenset(id(sub) for sub in root.modules())
+        self._subtrees[id(root)] = (weakref.ref(root), subtree)
+        return subtree
+
+    def _apply_mode_records(self, state: _ModuleState, key: int) -> None:
+        unseen = self._mode_seq - state.mode_seq
+        for record in self._mode_records[-unseen:]:
+            if record.seq <= state.mode_seq or key not in record.subtree:
                 continue
-            state = self._state_for(sub)
-            if state is None:
-                continue
-            if site is None:
-                site = sites.walk(sys._getframe(1)).entry
             overridden = (
-                training
-                and sub.training
+                record.training
                 and state.mode_training is False
                 and state.mode_root is not None
-                and state.mode_root != id(root)
-                and state.mode_root in subtree
+                and state.mode_root != record.root
+                and state.mode_root in record.subtree
             )
             state.frozen_eval_site = state.mode_site if overridden else None
-            state.mode_root, state.mode_training, state.mode_site = id(root), training, site
+            state.mode_root, state.mode_training = record.root, record.training
+            state.mode_site = record.site
+        state.mode_seq = self._mode_seq
 
     def _on_export(self, function: str, module: nn.Module, onnx_training: Any) -> None:
         if self._scope is not None and id(module) not in self._scope:
