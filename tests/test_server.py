@@ -248,3 +248,14 @@ def test_configuration_is_found_from_the_document_path(editor: Editor, tmp_path:
     )
     assert editor.diagnostics(uri, 1) == []
     assert editor.close() == 0
+
+
+def test_without_pygls_the_command_says_which_extra_to_install() -> None:
+    # `sys.modules[name] = None` makes the import fail as if pygls were not installed.
+    command = (
+        "import sys; sys.modules['pygls'] = None; sys.modules['lsprotocol'] = None\n"
+        "from bnlint.server_command import server_command; server_command()"
+    )
+    done = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "pip install 'bnlint[lsp]'" in done.stderr
