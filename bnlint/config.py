@@ -74,6 +74,8 @@ class Settings:
     options: Mapping[str, Any] = field(default_factory=lambda: dict(RULE_OPTIONS))
     # Apply the excludes to files named on the command line too (`--force-exclude`).
     force_exclude: bool = False
+    # Whether a pyproject.toml or .git marks the project root (else: the working dir).
+    project_marked: bool = True
 
     def enabled_codes(self, cli: Selection) -> frozenset[str]:
         return cli.apply(self.selection.apply(default_codes()))
@@ -110,13 +112,13 @@ class Settings:
         return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
-def find_project_root(start: Path) -> Path:
-    """The nearest ancestor holding `pyproject.toml` or `.git`; `start` when none does."""
+def find_project_root(start: Path) -> Path | None:
+    """The nearest ancestor holding `pyproject.toml` or `.git`, if any."""
     start = start if start.is_dir() else start.parent
     for directory in (start, *start.parents):
         if any((directory / marker).exists() for marker in PROJECT_MARKERS):
             return directory
-    return start
+    return None
 
 
 def find_config(start: Path) -> Path | None:
@@ -134,7 +136,13 @@ def load_settings(start: Path, config_path: Path | None = None) -> Settings:
     if config_path is None:
         config_path = find_config(start)
         if config_path is None:
-            return Settings(project_root=find_project_root(start))
+            root = find_project_root(start)
+            # Without a marked project, the working directory holds the cache, as in
+            # ruff; the project index then covers only the checked files (walking an
+            # unmarked directory, say a home directory, would read anything).
+            if root is None:
+                return Settings(project_root=Path.cwd(), project_marked=False)
+            return Settings(project_root=root)
     config_path = config_path.resolve()
     table = _read_table(config_path, required=True)
     return _settings_from_table(table, config_path)

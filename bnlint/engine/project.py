@@ -3,7 +3,8 @@
 The project is the checked paths' root (the directory of the configuration, or the
 nearest `pyproject.toml` / `.git`), walked with the same excludes as a check, even when
 only some files are checked (as pre-commit does), so a model defined in one module is
-known where another module trains it. Summaries are cached by content hash, so a warm
+known where another module trains it. Without such a marker only the checked files are
+indexed. Summaries are cached by content hash, so a warm
 run reads the files but summarises only those that changed.
 """
 
@@ -31,7 +32,8 @@ def build_index(
     # The checked texts win over the disk: stdin buffers are summarised as edited.
     texts: dict[str, SourceText] = {source.display: text for source, text in checked}
     paths = [source.display for source, _ in checked]
-    for source in discover([settings.project_root], settings, cwd):
+    project = [settings.project_root] if settings.project_marked else []
+    for source in discover(project, settings, cwd):
         if source.display not in texts:
             read = read_file(source.path, source.display)
             if isinstance(read, Finding):

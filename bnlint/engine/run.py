@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnlint.config import Settings
 from bnlint.engine.cache import DigestCache
@@ -22,10 +22,12 @@ from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.pool import parallel_map
 from bnlint.engine.source import SourceText, decode, decode_notebook, read_file
 from bnlint.finding import Finding, Position, Severity
-from bnlint.index import ProjectIndex
 from bnlint.notebook import NotebookProgram
 from bnlint.registry import all_rules
 from bnlint.rule import Rule
+
+if TYPE_CHECKING:
+    from bnlint.index import ProjectIndex
 
 # Deep but legal nesting (an expression 1,000 levels deep) must not stop the visitor.
 RECURSION_LIMIT = 20_000
@@ -105,8 +107,18 @@ def _check_texts(
     use_cache: bool,
     fix: FixMode | None = None,
 ) -> RunResult:
+    wanted = [
+        (source, text, _codes_for(source, text.text, settings, enabled)) for source, text in texts
+    ]
+    wanted = [(source, text, codes) for source, text, codes in wanted if codes]
+    if not wanted:  # nothing passed the pre-filter: no index, no libcst
+        findings.sort(key=Finding.sort_key)
+        return RunResult(findings, files_checked, parsed=0)
+    from bnlint.index import ProjectIndex
+
     index = ProjectIndex.empty(str(settings.project_root))
-    if any(_static_rules()[code].needs_index for code in enabled if code in _static_rules()):
+    rules = _static_rules()
+    if any(rules[code].needs_index for _, _, codes in wanted for code in codes):
         from bnlint.engine.project import build_index
 
         index = build_index(settings, texts, use_cache=use_cache)
@@ -116,10 +128,7 @@ def _check_texts(
         cache = DigestCache(settings.project_root, f"findings-{key}")
     per_file: dict[str, list[Finding]] = {}
     jobs: list[tuple[_Job, str]] = []
-    for source, text in texts:
-        codes = _codes_for(source, text.text, settings, enabled)
-        if not codes:
-            continue
+    for source, text, codes in wanted:
         cached = _cached_findings(cache, source.display, text.digest)
         if cached is not None:
             per_file[source.display] = cached

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 
 from bnlint.finding import Finding, RunSummary
@@ -34,6 +33,8 @@ SCHEMA_FILE = "findings.schema.json"
 
 def findings_schema() -> dict[str, Any]:
     """The JSON Schema for `--format json` output, as shipped with the package."""
+    from importlib import resources  # 25 ms: only when the schema is asked for
+
     text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
