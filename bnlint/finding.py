@@ -128,6 +128,25 @@ class Finding:
         )
 
 
+UNREADABLE = ("BN000", "unreadable-source")
+INTERNAL_ERROR = ("BN999", "internal-error")
+
+
+def file_problem(
+    kind: tuple[str, str],
+    path: str,
+    message: str,
+    suggestion: str,
+    line: int = 1,
+    column: int = 1,
+) -> Finding:
+    """A finding about a file rather than about code in it: BN000 (it could not be read)
+    or BN999 (bnlint failed on it). Both are errors, reported at one point."""
+    code, name = kind
+    start = Position(line, column)
+    return Finding(code, name, Severity.ERROR, path, start, start, message, suggestion)
+
+
 def _position(data: dict[str, Any]) -> Position:
     return Position(int(data["row"]), int(data["column"]))
 

@@ -18,12 +18,9 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from bnlint.engine import noqa
 from bnlint.engine.source import split_lines, unreadable
-from bnlint.finding import Edit, Finding, Fix, Position, Severity
+from bnlint.finding import INTERNAL_ERROR, Edit, Finding, Fix, Position, file_problem
 from bnlint.index import ProjectIndex
 from bnlint.rule import NodeEdit, Report, Rule, RuleContext
-
-INTERNAL_CODE = "BN999"
-INTERNAL_NAME = "internal-error"
 
 
 def lint_text(
@@ -252,19 +249,10 @@ def _edit(module: cst.Module, edit: NodeEdit, positions: Mapping[cst.CSTNode, An
 
 
 def _internal_error(path: str, rule: Rule, error: BaseException) -> Finding:
-    start = Position(1, 1)
-    return Finding(
-        code=INTERNAL_CODE,
-        name=INTERNAL_NAME,
-        severity=Severity.ERROR,
-        path=path,
-        start=start,
-        end=start,
-        message=(
-            f"rule {rule.code} ({rule.name}) failed on this file: {type(error).__name__}: {error}"
-        ),
-        suggestion=(
-            f"report this bnlint bug; meanwhile ignore {rule.code} for this file "
-            "with `per-file-ignores`"
-        ),
+    return file_problem(
+        INTERNAL_ERROR,
+        path,
+        f"rule {rule.code} ({rule.name}) failed on this file: {type(error).__name__}: {error}",
+        f"report this bnlint bug; meanwhile ignore {rule.code} for this file "
+        "with `per-file-ignores`",
     )

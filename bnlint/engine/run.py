@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.pool import parallel_map
 from bnlint.engine.source import SourceText, decode, decode_notebook, read_file
-from bnlint.finding import Finding, Position, Severity
+from bnlint.finding import INTERNAL_ERROR, Finding, Position, file_problem
 from bnlint.notebook import NotebookProgram
 from bnlint.registry import all_rules
 from bnlint.rule import Rule
@@ -52,7 +52,7 @@ class RunResult:
 
     @property
     def internal_error(self) -> bool:
-        return any(f.code == "BN999" for f in self.findings)
+        return any(f.code == INTERNAL_ERROR[0] for f in self.findings)
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _check_texts(
     results = _run_jobs([job for job, _ in jobs], index, settings.options)
     for (job, digest), job_findings in zip(jobs, results, strict=True):
         per_file[job.display] = job_findings
-        if cache is not None and not any(f.code == "BN999" for f in job_findings):
+        if cache is not None and not any(f.code == INTERNAL_ERROR[0] for f in job_findings):
             cache.put(job.display, digest, [f.to_json() for f in job_findings])
     result = RunResult(findings, files_checked, parsed=len(jobs))
     if fix is not None:
@@ -330,20 +330,11 @@ def _lint_job(job: _Job, index: ProjectIndex, options: Any) -> list[Finding]:
     try:
         return lint_text(job.display, job.text, rules, index, options)
     except Exception as error:  # the engine's own bug: report it, keep going
-        start = Position(1, 1)
         return [
-            Finding(
-                code="BN999",
-                name="internal-error",
-                severity=Severity.ERROR,
-                path=job.display,
-                start=start,
-                end=start,
-                message=f"bnlint failed on this file: {type(error).__name__}: {error}",
-                suggestion="report this bnlint bug with the file; the other files were checked",
+            file_problem(
+                INTERNAL_ERROR,
+                job.display,
+                f"bnlint failed on this file: {type(error).__name__}: {error}",
+                "report this bnlint bug with the file; the other files were checked",
             )
         ]
-
-
-def files_with_findings(findings: Iterable[Finding]) -> int:
-    return len({f.path for f in findings})

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnlint.encoding import declared_encoding
-from bnlint.finding import Finding, Position, Severity
+from bnlint.finding import UNREADABLE, Finding, file_problem
 from bnlint.notebook import NotebookError, NotebookProgram, load
 
 # Generated files this large are not hand-written model code; parsing one would cost
 # libcst tens of seconds (about 7,000 lines/s here).
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
-UNREADABLE_CODE = "BN000"
-UNREADABLE_NAME = "unreadable-source"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -33,19 +31,13 @@ class SourceText:
 
 
 def unreadable(path: str, reason: str, line: int = 1, column: int = 1) -> Finding:
-    start = Position(line, column)
-    return Finding(
-        code=UNREADABLE_CODE,
-        name=UNREADABLE_NAME,
-        severity=Severity.ERROR,
-        path=path,
-        start=start,
-        end=start,
-        message=f"not analysed: {reason}",
-        suggestion=(
-            "fix the file so Python can read it, or exclude it with `extend-exclude` "
-            "in [tool.bnlint]"
-        ),
+    return file_problem(
+        UNREADABLE,
+        path,
+        f"not analysed: {reason}",
+        "fix the file so Python can read it, or exclude it with `extend-exclude` in [tool.bnlint]",
+        line,
+        column,
     )
 
 

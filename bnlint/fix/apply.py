@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bnlint.finding import Applicability, Finding, Fix, Position
+from bnlint.finding import INTERNAL_ERROR, Applicability, Finding, Fix, Position, file_problem
 from bnlint.fix.edits import apply_edits
 
 MAX_PASSES = 5
@@ -76,17 +76,10 @@ def _overlap(a: tuple[Position, Position], b: tuple[Position, Position]) -> bool
 
 
 def _broken(example: Finding, fixes: Sequence[Fix]) -> Finding:
-    start = Position(1, 1)
-    return Finding(
-        code="BN999",
-        name="internal-error",
-        severity=example.severity.__class__("error"),
-        path=example.path,
-        start=start,
-        end=start,
-        message=(
-            "applying the fixes would leave code that does not parse "
-            f"({'; '.join(fix.message for fix in fixes)}); nothing was written"
-        ),
-        suggestion="apply the suggestions by hand and report this bnlint bug",
+    return file_problem(
+        INTERNAL_ERROR,
+        example.path,
+        "applying the fixes would leave code that does not parse "
+        f"({'; '.join(fix.message for fix in fixes)}); nothing was written",
+        "apply the suggestions by hand and report this bnlint bug",
     )
