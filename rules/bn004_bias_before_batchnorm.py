@@ -51,7 +51,6 @@ class BiasBeforeBatchnorm(Rule):
     severity = Severity.WARNING
     triggers = ("Conv", "Linear")
     needs_index = True
-    fix_availability = "sometimes"
     autofix = "unsafe"
     engines = ("static", "runtime")
 
