@@ -143,12 +143,17 @@ class OutputBatchnorm(Rule):
 
     def _check_sequential(self, index: ProjectIndex, spec: Json, name: str) -> None:
         items = [item for item in spec["items"]]
+        hidden_activation = False
         while items and items[-1] is not None and self._is_activation_spec(index, items[-1]):
-            items.pop()
+            call = index.library_name(self.context.path, items.pop().get("call"))
+            hidden_activation = hidden_activation or kinds.is_hidden_activation(call)
         if len(items) < 2:
             return
         last, before = leaf(items[-1], last=True), leaf(items[-2], last=True)
         if last is None or before is None:
+            return
+        # conv -> BN -> ReLU is a feature block (a stem, a backbone stage), not a head.
+        if hidden_activation and not self._is_linear(index, self.context.path, before):
             return
         if self._is_trainable_bn(index, self.context.path, last) and self._is_producer(
             index, self.context.path, before

@@ -351,6 +351,7 @@ class FunctionFacts:
             inner = key_of(value.args[0])
             if inner is not None:
                 return {"alias": inner}
+            return self._binding(value.args[0])
         if (
             callee is None
             and isinstance(func, ast.Attribute)
@@ -416,7 +417,11 @@ class FunctionFacts:
         for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
             if isinstance(node, ast.If):
                 text = ast.unparse(node.test).lower()
-                if any(word in text for word in ("bn", "norm", "bias")):
+                # `if name not in ("fc.weight", "fc.bias")` spares the head, not BN.
+                names_head = any(word in text for word in ("fc", "head", "classifier"))
+                if any(word in text for word in ("bn", "norm")) or (
+                    "bias" in text and not names_head
+                ):
                     spares_norm = True
             if (
                 isinstance(node, ast.Assign)

@@ -160,6 +160,29 @@ def bias_position(qualified: str) -> int:
     return _BIAS_POSITION.get(last, 2)
 
 
+# Activations of hidden layers: a block ending conv -> BN -> ReLU makes features, not
+# predictions (an output activation such as Sigmoid or Tanh marks the prediction).
+_HIDDEN_ACTIVATIONS = frozenset(
+    {
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "PReLU",
+        "ELU",
+        "SELU",
+        "CELU",
+        "GELU",
+        "SiLU",
+        "Mish",
+        "Hardswish",
+    }
+)
+
+
+def is_hidden_activation(qualified: str | None) -> bool:
+    return is_activation(qualified) and _last(qualified or "") in _HIDDEN_ACTIVATIONS
+
+
 def is_activation(qualified: str | None) -> bool:
     if not qualified:
         return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bnlint.index import kinds
@@ -70,6 +70,11 @@ class ProjectIndex:
                 ):
                     self._modules[suffix] = ""
         self._memo: dict[tuple[Any, ...], Any] = {}
+        # Entries being computed, and whether the computation under way met one of them
+        # (a cycle) or a depth cut: such partial answers are not memoised, so the result
+        # does not depend on which rule or file asked first.
+        self._active: set[tuple[Any, ...]] = set()
+        self._partial = False
         self._callers: dict[str, list[tuple[str, str, Json]]] | None = None
         self._derived: dict[tuple[str, str], tuple[ProjectIndex, FileSummary]] = {}
 
@@ -189,10 +194,29 @@ class ProjectIndex:
     # -- kinds ----------------------------------------------------------------------------
     def norm_kind(self, path: str, name: str | None) -> str | None:
         """ "bn" / "frozen" / "other-norm" for a normalisation class, None otherwise."""
-        memo = ("norm", path, name)
+        result: str | None = self._memoised(
+            ("norm", path, name), lambda: self._norm_kind(path, name)
+        )
+        return result
+
+    def _memoised(self, memo: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         if memo in self._memo:
-            return self._memo[memo]  # type: ignore[no-any-return]
-        self._memo[memo] = None
+            return self._memo[memo]
+        if memo in self._active:
+            self._partial = True  # a cycle: unknown here, and not memoised above
+            return None
+        outer, self._partial = self._partial, False
+        self._active.add(memo)
+        try:
+            result = compute()
+        finally:
+            self._active.discard(memo)
+        if not self._partial:
+            self._memo[memo] = result
+        self._partial = outer or self._partial
+        return result
+
+    def _norm_kind(self, path: str, name: str | None) -> str | None:
         result = kinds.library_norm_kind(self.library_name(path, name))
         found = self.lookup(path, name)
         if found is not None and found[1] == "class":
@@ -209,12 +233,13 @@ class ProjectIndex:
                 result = "frozen"
             if result is None and "frozenbatchnorm" in local.lower():
                 result = "frozen"
-        self._memo[memo] = result
         return result
 
     def spec_kind(self, path: str, spec: Json | None, depth: int = 0) -> Kind:
         """Whether the module tree a layer spec builds trains BatchNorm: "bn", "frozen"
         (only frozen BN), "none" (known to have none) or None (unknown)."""
+        if depth > _DEPTH:
+            self._partial = True
         if spec is None or depth > _DEPTH:
             return None
         if "alts" in spec:
@@ -257,7 +282,9 @@ class ProjectIndex:
             return None
         target, what, local = found
         if what == "class":
-            return self.class_kind(target, local, depth + 1)
+            # A class's kind does not depend on how it was reached: memoised, cycles
+            # guarded by the memo, so the depth count starts afresh.
+            return self.class_kind(target, local)
         if what == "function":
             facts = self.summaries[target].functions[local]
             returned = [
@@ -283,21 +310,21 @@ class ProjectIndex:
     def class_kind(self, path: str, name: str, depth: int = 0) -> Kind:
         """Kind of a project `nn.Module` class: its layers, its bases' layers, and its
         `train()` override or `norm_eval` flag (which make its BN frozen)."""
-        memo = ("class", path, name)
-        if memo in self._memo:
-            return self._memo[memo]  # type: ignore[no-any-return]
-        self._memo[memo] = None  # cycles stay unknown
+        result: Kind = self._memoised(("class", path, name), lambda: self._class_kind(path, name))
+        return result
+
+    def _class_kind(self, path: str, name: str) -> Kind:
         info = self.summaries[path].classes[name]
         parts: list[Kind] = []
         norm = self.norm_kind(path, "~" + name)
         if norm in ("bn", "frozen"):
             parts.append(norm)
         for layer in info["layers"].values():
-            parts.append(self.spec_kind(path, layer, depth + 1))
+            parts.append(self.spec_kind(path, layer))
         for base in info["bases"]:
             found = self.lookup(path, base)
             if found is not None and found[1] == "class":
-                parts.append(self.class_kind(found[0], found[2], depth + 1))
+                parts.append(self.class_kind(found[0], found[2]))
             elif (
                 self.library_name(path, base) not in ("torch.nn.Module", "nn.Module")
                 and norm is None
@@ -312,7 +339,6 @@ class ProjectIndex:
         result = combine(parts) if parts else "none"
         if result == "bn" and self.keeps_bn_frozen(path, name):
             result = "frozen"
-        self._memo[memo] = result
         return result
 
     def keeps_bn_frozen(self, path: str, name: str) -> bool:
@@ -378,14 +404,12 @@ class ProjectIndex:
         (`model = Net()`, `model = resnet50()`, `model = model.to(device)`, wrappers),
         `self.<attr>` layers of the owner class, or the values callers pass to a
         parameter."""
-        memo = ("key", path, function, key)
-        if memo in self._memo:
-            return self._memo[memo]  # type: ignore[no-any-return]
         if depth > _DEPTH:
+            self._partial = True
             return None
-        self._memo[memo] = None
-        result = self._key_kind(path, function, key, depth)
-        self._memo[memo] = result
+        result: Kind = self._memoised(
+            ("key", path, function, key), lambda: self._key_kind(path, function, key, depth)
+        )
         return result
 
     def _key_kind(self, path: str, function: str, key: str, depth: int) -> Kind:

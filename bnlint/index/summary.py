@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bnlint.index.flow import ForwardFlow
-from bnlint.index.functions import FunctionFacts
+from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -384,7 +384,17 @@ class LayerBuilder:
             return env[node.id]
         if not isinstance(node, ast.Call):
             return None
+        if (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr in _SAME_MODEL_METHODS
+            and isinstance(node.func.value, ast.Call)
+        ):
+            # `resnet34(...).cuda()`: the same module tree as the inner call.
+            return self.spec(node.func.value, env)
         callee = self.names.qualify(node.func)
+        if (callee or "").rsplit(".", 1)[-1] in _WRAPPERS and node.args:
+            # `nn.DataParallel(resnet50())`: the wrapped model's tree.
+            return self.spec(node.args[0], env)
         if callee is None and isinstance(node.func, ast.Name) and node.func.id in env:
             # A local variable bound to a class: `norm = nn.BatchNorm2d; norm(c)`.
             bound = env[node.func.id]
