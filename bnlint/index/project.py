@@ -272,6 +272,8 @@ class ProjectIndex:
                 return self._norm_layer_kind(path, spec["norm_layer"])
             if factory is not None:
                 return factory
+            if library.rsplit(".", 1)[-1] in ("load", "load_state_dict_from_url"):
+                return None  # `torch.load("model.pt")`: any model at all
             if library.startswith("torch.nn.") or (
                 library.startswith("torch.") and library.count(".") == 1
             ):
