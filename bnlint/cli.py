@@ -19,6 +19,7 @@ import click
 
 from bnlint import __version__
 from bnlint.registry import run_summary
+from bnlint.server_command import server_command
 from bnlint.trace.command import run_command
 
 if TYPE_CHECKING:
@@ -249,6 +250,7 @@ def rules_command(markdown: bool) -> None:
 
 
 main.add_command(run_command)
+main.add_command(server_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

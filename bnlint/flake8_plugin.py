@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bnlint import __version__
-from bnlint.buffer_check import check_buffer, settings_for
 from bnlint.config import Selection, Settings
+from bnlint.engine.buffer import check_buffer, settings_for
 from bnlint.registry import all_rules
 
 # flake8 names the buffer "stdin" (or "-") when it reads standard input without

@@ -25,8 +25,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from bnlint import __version__
-from bnlint.buffer_check import check_buffer, forget_project
 from bnlint.config import ConfigError
+from bnlint.engine.buffer import check_buffer, forget_project
 from bnlint.engine.source import split_lines
 from bnlint.finding import Applicability, Finding, Position, Severity
 from bnlint.registry import DOCS_URL

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bnlint.engine.run import _static_rules, _triggered
+from bnlint.engine.run import static_rules, triggered
 from bnlint.registry import default_codes
 from tests.conftest import FIXTURES, lint
 
@@ -41,13 +41,13 @@ def test_fixture_yields_exactly_its_marked_findings(path: Path) -> None:
     match = FOLDER.match(path.parent.name)
     assert match is not None
     text = path.read_text(encoding="utf-8")
-    rules = _static_rules()
+    rules = static_rules()
     # Through the trigger pre-filter, as a real run: a rule whose trigger words miss a
     # bad fixture would never see it.
     codes = sorted(
         code
         for code in (default_codes() | {match.group("code")}) & set(rules)
-        if _triggered(rules[code], text)
+        if triggered(rules[code], text)
     )
     found = {(f.start.line, f.code) for f in lint(text, codes, path=str(path))}
     expected = expected_findings(text)
@@ -61,5 +61,5 @@ def test_fixture_yields_exactly_its_marked_findings(path: Path) -> None:
 
 def test_every_static_rule_has_fixtures() -> None:
     folders = {p.name.split("-")[0] for p in FIXTURES.iterdir() if FOLDER.match(p.name)}
-    missing = set(_static_rules()) - folders
+    missing = set(static_rules()) - folders
     assert not missing, f"rules without fixtures: {sorted(missing)}"

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnlint.engine.run import _static_rules
+from bnlint.engine.run import static_rules
 from bnlint.finding import Finding
 from tests.conftest import lint
 
-ALL_STATIC = sorted(_static_rules())
+ALL_STATIC = sorted(static_rules())
 # A few lines that wake every rule up, prepended to the generated code.
 PRELUDE = "import torch\nfrom torch import nn\nmodel.eval\n"
 PROGRAMS = st.one_of(hypothesmith.from_grammar(), hypothesmith.from_node())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bnlint.config import Selection, Settings, load_settings
 from bnlint.engine.discovery import SourcePath, display_path
-from bnlint.engine.run import _codes_for, _Job, _lint_job, _static_rules
+from bnlint.engine.run import LintJob, codes_for, lint_job, static_rules
 from bnlint.finding import Finding
 from bnlint.index import ProjectIndex
 
@@ -49,14 +49,14 @@ def check_buffer(
     source = SourcePath(absolute, display_path(absolute, cwd))
     if text.startswith("\ufeff"):
         text = text[1:]
-    codes = _codes_for(source, text, settings, enabled)
+    codes = codes_for(source, text, settings, enabled)
     if not codes:
         return []
-    rules = _static_rules()
+    rules = static_rules()
     index = ProjectIndex.empty(str(settings.project_root))
     if any(rules[code].needs_index for code in codes):
         index = _index_with(settings, source.display, text)
-    findings = _lint_job(_Job(source.display, text, codes), index, settings.options)
+    findings = lint_job(LintJob(source.display, text, codes), index, settings.options)
     return sorted(findings, key=Finding.sort_key)
 
 

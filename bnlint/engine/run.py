@@ -56,7 +56,7 @@ class RunResult:
 
 
 @dataclass(frozen=True)
-class _Job:
+class LintJob:
     display: str
     text: str
     codes: tuple[str, ...]
@@ -108,7 +108,7 @@ def _check_texts(
     fix: FixMode | None = None,
 ) -> RunResult:
     wanted = [
-        (source, text, _codes_for(source, text.text, settings, enabled)) for source, text in texts
+        (source, text, codes_for(source, text.text, settings, enabled)) for source, text in texts
     ]
     wanted = [(source, text, codes) for source, text, codes in wanted if codes]
     if not wanted:  # nothing passed the pre-filter: no index, no libcst
@@ -117,7 +117,7 @@ def _check_texts(
     from bnlint.index import ProjectIndex
 
     index = ProjectIndex.empty(str(settings.project_root))
-    rules = _static_rules()
+    rules = static_rules()
     if any(rules[code].needs_index for _, _, codes in wanted for code in codes):
         from bnlint.engine.project import build_index
 
@@ -127,13 +127,13 @@ def _check_texts(
         key = settings.fingerprint(enabled) + index.fingerprint()
         cache = DigestCache(settings.project_root, f"findings-{key}")
     per_file: dict[str, list[Finding]] = {}
-    jobs: list[tuple[_Job, str]] = []
+    jobs: list[tuple[LintJob, str]] = []
     for source, text, codes in wanted:
         cached = _cached_findings(cache, source.display, text.digest)
         if cached is not None:
             per_file[source.display] = cached
             continue
-        jobs.append((_Job(source.display, text.text, codes), text.digest))
+        jobs.append((LintJob(source.display, text.text, codes), text.digest))
 
     results = _run_jobs([job for job, _ in jobs], index, settings.options)
     for (job, digest), job_findings in zip(jobs, results, strict=True):
@@ -197,10 +197,10 @@ def _fix_files(
         found = per_file.get(source.display, [])
         if not any(applicable(f, mode.unsafe) for f in found):
             continue
-        job = _Job(source.display, text.text, _codes_for(source, text.text, settings, enabled))
+        job = LintJob(source.display, text.text, codes_for(source, text.text, settings, enabled))
 
-        def relint(new_text: str, job: _Job = job) -> list[Finding]:
-            return _lint_job(_Job(job.display, new_text, job.codes), index, settings.options)
+        def relint(new_text: str, job: LintJob = job) -> list[Finding]:
+            return lint_job(LintJob(job.display, new_text, job.codes), index, settings.options)
 
         outcome = fix_text(text.text, found, unsafe=mode.unsafe, relint=relint, parses=_parses)
         if outcome.broken is not None:
@@ -279,7 +279,7 @@ def _cached_findings(cache: DigestCache | None, path: str, digest: str) -> list[
         return None
 
 
-def _codes_for(
+def codes_for(
     source: SourcePath, text: str, settings: Settings, enabled: frozenset[str]
 ) -> tuple[str, ...]:
     """The enabled rules that could fire on this text: the per-file ignores removed,
@@ -289,11 +289,11 @@ def _codes_for(
     except ValueError:
         relative = source.display
     codes = enabled - settings.ignored_for(relative)
-    rules = _static_rules()
-    return tuple(code for code in sorted(codes) if code in rules and _triggered(rules[code], text))
+    rules = static_rules()
+    return tuple(code for code in sorted(codes) if code in rules and triggered(rules[code], text))
 
 
-def _triggered(rule: type[Rule], text: str) -> bool:
+def triggered(rule: type[Rule], text: str) -> bool:
     if rule.triggers and not any(word in text for word in rule.triggers):
         return False
     return rule.trigger_pattern is None or _pattern(rule.trigger_pattern).search(text) is not None
@@ -305,7 +305,7 @@ def _pattern(source: str) -> re.Pattern[str]:
 
 
 @functools.cache
-def _static_rules() -> dict[str, type[Rule]]:
+def static_rules() -> dict[str, type[Rule]]:
     """Rules with a static check (BN000/BN999 are emitted by the engine itself)."""
     return {
         code: rule
@@ -314,19 +314,19 @@ def _static_rules() -> dict[str, type[Rule]]:
     }
 
 
-def _run_jobs(jobs: Sequence[_Job], index: ProjectIndex, options: Any) -> list[list[Finding]]:
+def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> list[list[Finding]]:
     if not jobs:
         return []
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     import bnlint.engine.lint  # noqa: F401  (import once, before forking)
 
-    return parallel_map(_lint_job, jobs, size=lambda job: len(job.text), shared=(index, options))
+    return parallel_map(lint_job, jobs, size=lambda job: len(job.text), shared=(index, options))
 
 
-def _lint_job(job: _Job, index: ProjectIndex, options: Any) -> list[Finding]:
+def lint_job(job: LintJob, index: ProjectIndex, options: Any) -> list[Finding]:
     from bnlint.engine.lint import lint_text
 
-    rules = [_static_rules()[code] for code in job.codes]
+    rules = [static_rules()[code] for code in job.codes]
     try:
         return lint_text(job.display, job.text, rules, index, options)
     except Exception as error:  # the engine's own bug: report it, keep going
