@@ -61,6 +61,9 @@ class OutputBatchnorm(Rule):
     name = "output-batchnorm"
     severity = Severity.WARNING
     triggers = ("Norm", "BN", "bn")
+    # The reported BN is built in this file, by a class whose own `forward` returns it
+    # or in a `Sequential`: files with neither cannot hold the misuse.
+    trigger_pattern = r"^[ \t]*def[ \t]+forward\b|Sequential"
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (ModelOutput,)

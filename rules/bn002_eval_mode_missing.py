@@ -69,6 +69,13 @@ class EvalModeMissing(Rule):
     name = "eval-mode-missing"
     severity = Severity.ERROR
     triggers = ("no_grad", "inference_mode", "val", "test", "eval", "pred", "infer")
+    # An evaluation context: no_grad/inference_mode, a function named for evaluation, or
+    # a loop over a loader named for validation/test (`[^:]*` spans a wrapped `for`).
+    trigger_pattern = (
+        r"no_grad|inference_mode"
+        r"|^[ \t]*(?:async[ \t]+)?def[ \t]+\w*(?i:eval|val|test|pred|infer)"
+        r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
+    )
     needs_index = True
     autofix = "unsafe"
     engines = ("static", "runtime")
