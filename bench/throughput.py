@@ -257,7 +257,10 @@ def measure(
     findings = (
         count_bnlint_findings(last.stdout) if json_output else count_peer_findings(last.stdout)
     )
-    note = "" if last.returncode in (0, 1) else f"exit {last.returncode}"
+    # Peers exit 1 on findings; bnlint runs with --exit-zero, so 1 means it failed.
+    ok_codes = (0,) if json_output else (0, 1)
+    failed = [r.returncode for r in runs if r.returncode not in ok_codes]
+    note = f"exit {failed[0]} in {len(failed)} run(s)" if failed else ""
     return Measure(
         target=target,
         tool=tool,
@@ -405,6 +408,7 @@ def plan(tools: Tools, cache: Path, trees: dict[str, Path], args: argparse.Names
         Job(target, tool, rel, src, stats[target])
         for tool in ("bnlint-cold", "bnlint-warm", "ruff")
         for target, rel in targets.items()
+        if not (tool == "bnlint-warm" and args.warm_all_only and target != ALL)
     ]
     if not args.no_single_file:
         jobs += single_file_jobs(cache, trees)
@@ -613,6 +617,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="really run TorchFix/flake8 on all trees at once instead of summing per-tree runs",
     )
+    parser.add_argument(
+        "--warm-all-only", action="store_true", help="time warm re-runs only on all trees"
+    )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument(
         "--json", type=Path, help="also write raw measurements here, after each one"
@@ -621,7 +628,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--resume", action="store_true", help="keep the measurements already in --json"
     )
     parser.add_argument(
-        "--from-json", type=Path, help="only re-print the report of a run saved with --json"
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="only re-print the report of runs saved with --json (later files win)",
     )
     args = parser.parse_args(argv)
     if args.slow_repeat is None:
@@ -632,7 +642,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
-        info, results = load_results(args.from_json)
+        info, results = merge_results([load_results(path) for path in args.from_json])
         print(report(results, info, args.markdown))
         return 0
     cache: Path = args.cache_dir.expanduser().resolve()
@@ -669,6 +679,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def save_results(path: Path, info: dict[str, dict[str, str]], results: Sequence[Measure]) -> None:
     raw = [dict(vars(m), stats=vars(m.stats)) for m in results]
     path.write_text(json.dumps({"info": info, "results": raw}, indent=2) + "\n")
+
+
+def merge_results(
+    runs: Sequence[tuple[dict[str, dict[str, str]], list[Measure]]],
+) -> tuple[dict[str, dict[str, str]], list[Measure]]:
+    """One report from several saved runs; a later run's (target, tool) replaces an
+    earlier one's, and the info sections are all kept."""
+    merged: dict[tuple[str, str], Measure] = {}
+    info: dict[str, dict[str, str]] = {}
+    for index, (run_info, results) in enumerate(runs, start=1):
+        for title, mapping in run_info.items():
+            info[f"{title} (run {index})" if len(runs) > 1 else title] = mapping
+        merged.update({(m.target, m.tool): m for m in results})
+    return info, list(merged.values())
 
 
 def load_results(path: Path) -> tuple[dict[str, dict[str, str]], list[Measure]]:
