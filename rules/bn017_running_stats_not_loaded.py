@@ -40,7 +40,7 @@ There is no autofix: the loading side has to change with the saving side.
 from __future__ import annotations
 
 from bnlint.finding import Severity
-from bnlint.index.names import import_aliases, resolve
+from bnlint.index.names import dotted_name, import_aliases, resolve
 from bnlint.rule import Invalid, Rule, RuleContext, cst
 
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
@@ -188,7 +188,7 @@ class RunningStatsNotLoaded(Rule):
             func = node.func
             if isinstance(func, cst.Attribute) and func.attr.value in PARAMETER_METHODS:
                 return f"{_code(func.value)}.{func.attr.value}()"
-            callee = _code(func)
+            callee = dotted_name(func)
             if callee in CONTAINERS and node.args:
                 return self._parameters_only(node.args[0].value)
             return None

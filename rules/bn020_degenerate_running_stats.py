@@ -62,7 +62,7 @@ from bnlint.events import BatchNormCall, Event, RunningStatsSample
 from bnlint.finding import Severity
 from bnlint.index.names import (
     SAME_MODULE_METHODS,
-    batchnorm_constructing_classes,
+    LocalBatchNormClasses,
     dotted_name,
     import_aliases,
     is_local_bn_model,
@@ -76,8 +76,15 @@ HALF_DTYPES = frozenset({"torch.float16", "torch.half"})
 TRAINING_STEPS = frozenset({"backward", "step"})
 
 
+# What the walk saw in one function (or at module level), in source order; judged at
+# the end of the file, once every class of the file is known.
+_Event = tuple[str, Any, Any]
+
+
 @dataclass
-class _Scope:
+class _Replay:
+    """The state of one scope while its events are judged."""
+
     # Local names bound to a model known to hold BatchNorm.
     bn_models: set[str] = field(default_factory=set)
     # Conversions to fp16 not yet undone: name (or "" for an anonymous model) → call.
@@ -145,37 +152,31 @@ class DegenerateRunningStats(Rule):
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
         self.aliases: dict[str, str] = {}
-        self.bn_classes: set[str] = set()
-        self.scopes: list[_Scope] = [_Scope()]
+        self.local_classes = LocalBatchNormClasses({})
+        self.scopes: list[list[_Event]] = [[]]
+        self.finished: list[list[_Event]] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self.aliases = import_aliases(node)
-        self.bn_classes = batchnorm_constructing_classes(node, self.aliases)
+        self.local_classes = LocalBatchNormClasses(self.aliases)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.local_classes.enter_class(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.local_classes.leave_class()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.append(_Scope())
+        self.scopes.append([])
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self.scopes.pop()
+        self.finished.append(self.scopes.pop())
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        scope = self.scopes[-1]
-        holds_bn = self._is_bn_model(node.value)
         for target in node.targets:
             name = dotted_name(target.target)
-            if name is None:
-                continue
-            if holds_bn:
-                scope.bn_models.add(name)
-                if name not in scope.halved and _half_call(node.value, self.aliases):
-                    call = _half_call(node.value, self.aliases)
-                    assert call is not None
-                    scope.halved[name] = call
-            else:
-                scope.bn_models.discard(name)
-                scope.halved.pop(name, None)
-            if module_chain(node.value)[1] & {"float"}:
-                scope.halved.pop(name, None)
+            if name is not None:
+                self.scopes[-1].append(("bind", name, node.value))
 
     def visit_Expr(self, node: cst.Expr) -> None:
         value = node.value
@@ -186,33 +187,61 @@ class DegenerateRunningStats(Rule):
         ):
             # `layer.float()` as a statement converts a module back in place (a tensor's
             # result would be used): the BN layers are fp32 again as far as we can see.
-            self.scopes[-1].halved.clear()
+            self.scopes[-1].append(("float-all", None, None))
 
     def visit_Call(self, node: cst.Call) -> None:
-        scope = self.scopes[-1]
+        self.local_classes.saw_call(node)
         func = node.func
         if not isinstance(func, cst.Attribute):
             return
         method = func.attr.value
         if method == "float":
-            name = dotted_name(module_chain(func.value)[0])
-            if name is not None and name in scope.bn_models:
-                scope.halved.pop(name, None)
+            self.scopes[-1].append(("float", dotted_name(module_chain(func.value)[0]), None))
         elif _is_half(node, self.aliases):
-            if any(call is node for call in scope.halved.values()):
-                return  # already recorded with the name it was assigned to
-            base, _ = module_chain(func.value)
-            name = dotted_name(base)
-            if name is not None and name in scope.bn_models:
-                scope.halved.setdefault(name, node)
-            elif self._is_bn_model(func.value):
-                scope.halved.setdefault("", node)
+            self.scopes[-1].append(("half", node, func.value))
         elif method in TRAINING_STEPS:
-            for name, call in list(scope.halved.items()):
-                if id(call) in scope.reported:
-                    continue
-                scope.reported.add(id(call))
-                self._report(call, name)
+            self.scopes[-1].append(("step", None, None))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        classes = self.local_classes.classes()
+        for events in [*self.finished, *self.scopes]:
+            if any(kind == "half" for kind, _, _ in events):
+                self._judge(events, classes)
+
+    def _judge(self, events: list[_Event], classes: set[str]) -> None:
+        state = _Replay()
+        for kind, first, second in events:
+            if kind == "bind":
+                self._bind(state, classes, first, second)
+            elif kind == "half":
+                if any(call is first for call in state.halved.values()):
+                    continue  # already recorded with the name it was assigned to
+                name = dotted_name(module_chain(second)[0])
+                if name is not None and name in state.bn_models:
+                    state.halved.setdefault(name, first)
+                elif is_local_bn_model(second, self.aliases, classes, state.bn_models):
+                    state.halved.setdefault("", first)
+            elif kind == "float" and first in state.bn_models:
+                state.halved.pop(first, None)
+            elif kind == "float-all":
+                state.halved.clear()
+            elif kind == "step":
+                for name, call in state.halved.items():
+                    if id(call) not in state.reported:
+                        state.reported.add(id(call))
+                        self._report(call, name)
+
+    def _bind(self, state: _Replay, classes: set[str], name: str, value: Any) -> None:
+        if is_local_bn_model(value, self.aliases, classes, state.bn_models):
+            state.bn_models.add(name)
+            call = _half_call(value, self.aliases)
+            if call is not None and name not in state.halved:
+                state.halved[name] = call
+        else:
+            state.bn_models.discard(name)
+            state.halved.pop(name, None)
+        if "float" in module_chain(value)[1]:
+            state.halved.pop(name, None)
 
     def _report(self, call: cst.Call, name: str) -> None:
         model = f"`{name}`" if name else "this model"
@@ -229,9 +258,6 @@ class DegenerateRunningStats(Rule):
                 "or convert the BatchNorm layers back with `.float()`"
             ),
         )
-
-    def _is_bn_model(self, node: cst.BaseExpression) -> bool:
-        return is_local_bn_model(node, self.aliases, self.bn_classes, self.scopes[-1].bn_models)
 
 
 def _is_half(call: cst.Call, aliases: dict[str, str]) -> bool:

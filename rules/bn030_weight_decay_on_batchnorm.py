@@ -39,10 +39,12 @@ and the training recipe.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bnlint.finding import Severity
 from bnlint.index.names import (
+    LocalBatchNormClasses,
     argument,
-    batchnorm_constructing_classes,
     dotted_name,
     import_aliases,
     is_local_bn_model,
@@ -87,27 +89,35 @@ class WeightDecayOnBatchnorm(Rule):
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
         self.aliases: dict[str, str] = {}
-        self.bn_classes: set[str] = set()
-        self.bn_names: list[set[str]] = [set()]
+        self.local_classes = LocalBatchNormClasses({})
+        # Per scope, in source order: ("bind", name, value) and ("optimizer", arg, model).
+        self.scopes: list[list[tuple[str, Any, Any]]] = [[]]
+        self.finished: list[list[tuple[str, Any, Any]]] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self.aliases = import_aliases(node)
-        self.bn_classes = batchnorm_constructing_classes(node, self.aliases)
+        self.local_classes = LocalBatchNormClasses(self.aliases)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.local_classes.enter_class(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.local_classes.leave_class()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.bn_names.append(set())
+        self.scopes.append([])
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self.bn_names.pop()
+        self.finished.append(self.scopes.pop())
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        holds_bn = is_local_bn_model(node.value, self.aliases, self.bn_classes, self.bn_names[-1])
         for target in node.targets:
             name = dotted_name(target.target)
             if name is not None:
-                (self.bn_names[-1].add if holds_bn else self.bn_names[-1].discard)(name)
+                self.scopes[-1].append(("bind", name, node.value))
 
     def visit_Call(self, node: cst.Call) -> None:
+        self.local_classes.saw_call(node)
         qualified = resolve(node.func, self.aliases) or ""
         if not (
             qualified.startswith("torch.optim.") and qualified.rsplit(".", 1)[-1] in OPTIMIZERS
@@ -118,14 +128,28 @@ class WeightDecayOnBatchnorm(Rule):
         if params is None or decay is None or not _positive_literal(decay.value):
             return
         call = params.value
-        if not (
+        if (
             isinstance(call, cst.Call)
             and isinstance(call.func, cst.Attribute)
             and call.func.attr.value == "parameters"
-            and is_local_bn_model(call.func.value, self.aliases, self.bn_classes, self.bn_names[-1])
         ):
-            return
-        model = cst.Module(body=[]).code_for_node(call.func.value)
+            self.scopes[-1].append(("optimizer", decay, call.func.value))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        classes = self.local_classes.classes()
+        for events in [*self.finished, *self.scopes]:
+            if not any(kind == "optimizer" for kind, _, _ in events):
+                continue
+            bn_models: set[str] = set()
+            for kind, first, second in events:
+                if kind == "bind":
+                    holds_bn = is_local_bn_model(second, self.aliases, classes, bn_models)
+                    (bn_models.add if holds_bn else bn_models.discard)(first)
+                elif is_local_bn_model(second, self.aliases, classes, bn_models):
+                    self._report(first, second)
+
+    def _report(self, decay: cst.Arg, model_node: cst.BaseExpression) -> None:
+        model = cst.Module(body=[]).code_for_node(model_node)
         self.report(
             decay,
             message=(

@@ -185,54 +185,64 @@ def argument(call: cst.Call, name: str, position: int | None) -> cst.Arg | None:
     return positional[position] if position < len(positional) else None
 
 
-def batchnorm_constructing_classes(module: cst.Module, aliases: Mapping[str, str]) -> set[str]:
-    """Names of the classes defined at module level of this file that contain a
-    BatchNorm: a BN constructor call in their body, a BN base class, or a base or a
-    constructed class that is itself one of these (to a fixed point). A file-local
-    approximation of the project index's "BN model"."""
-    classes = {
-        statement.name.value: statement
-        for statement in module.body
-        if isinstance(statement, cst.ClassDef)
-    }
-    direct: dict[str, set[str]] = {}
-    found: set[str] = set()
-    for name, node in classes.items():
-        constructs, callees = _calls_in(node, aliases)
-        bases = {dotted_name(base.value) for base in node.bases}
-        if constructs or any(
-            is_batchnorm_class(resolve(base.value, aliases)) for base in node.bases
+class LocalBatchNormClasses:
+    """Which module-level classes of this file hold a BatchNorm: a BN constructor call
+    (or `partial(BN, ...)`) in their body, a BN base class, or a base or a constructed
+    class that is itself one of these (to a fixed point). A file-local approximation of
+    the project index's "BN model".
+
+    It is filled during the rule's own walk (no second walk of the tree): the rule
+    calls `enter_class`/`leave_class` from `visit_ClassDef`/`leave_ClassDef` and
+    `saw_call` from `visit_Call`, and reads `classes()` once the walk is over
+    (`leave_Module`)."""
+
+    def __init__(self, aliases: Mapping[str, str]) -> None:
+        self.aliases = aliases
+        self._depth = 0
+        self._current: str | None = None
+        self._holds_bn: set[str] = set()
+        self._uses: dict[str, set[str]] = {}
+
+    def enter_class(self, node: cst.ClassDef) -> None:
+        self._depth += 1
+        if self._depth != 1:
+            return
+        name = node.name.value
+        self._current = name
+        uses = self._uses.setdefault(name, set())
+        for base in node.bases:
+            if is_batchnorm_class(resolve(base.value, self.aliases)):
+                self._holds_bn.add(name)
+            written = dotted_name(base.value)
+            if written is not None:
+                uses.add(written)
+
+    def leave_class(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._current = None
+
+    def saw_call(self, node: cst.Call) -> None:
+        if self._current is None:
+            return
+        target = partial_target(node, self.aliases)
+        if callee_is_batchnorm(node, self.aliases) or (
+            target is not None and is_batchnorm_class(resolve(target, self.aliases))
         ):
-            found.add(name)
-        direct[name] = {callee for callee in callees | bases if callee in classes}
-    changed = True
-    while changed:
-        changed = False
-        for name, uses in direct.items():
-            if name not in found and uses & found:
-                found.add(name)
-                changed = True
-    return found
+            self._holds_bn.add(self._current)
+        elif isinstance(node.func, cst.Name):
+            self._uses[self._current].add(node.func.value)
 
-
-def _calls_in(node: cst.CSTNode, aliases: Mapping[str, str]) -> tuple[bool, set[str | None]]:
-    """Whether a subtree constructs a BatchNorm (directly or via `partial`), and the
-    bare names it calls."""
-    constructs = False
-    callees: set[str | None] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Call):
-            target = partial_target(current, aliases)
-            if callee_is_batchnorm(current, aliases) or (
-                target is not None and is_batchnorm_class(resolve(target, aliases))
-            ):
-                constructs = True
-            if isinstance(current.func, cst.Name):
-                callees.add(current.func.value)
-        stack.extend(current.children)
-    return constructs, callees
+    def classes(self) -> set[str]:
+        found = set(self._holds_bn)
+        changed = True
+        while changed:
+            changed = False
+            for name, uses in self._uses.items():
+                if name not in found and uses & found:
+                    found.add(name)
+                    changed = True
+        return found
 
 
 # Methods that return the module they are called on: `Net().cuda().half()` is a Net.
@@ -260,7 +270,7 @@ def is_local_bn_model(
     bn_names: set[str] | frozenset[str] = frozenset(),
 ) -> bool:
     """`node` evaluates to a module known, from this file alone, to hold a BatchNorm: an
-    instance of one of `bn_classes` (see `batchnorm_constructing_classes`), a BN layer,
+    instance of one of `bn_classes` (see `LocalBatchNormClasses`), a BN layer,
     an `nn.Sequential` holding one, or a name in `bn_names` (bound to one of these),
     possibly through `.cuda()`/`.to(...)`/`.half()`... Anything else is unknown."""
     base, _ = module_chain(node)
