@@ -164,8 +164,8 @@ def fingerprints(log: dict[str, Any]) -> list[str]:
 # --- dispatch -----------------------------------------------------------------------
 
 
-def test_formats_lists_the_four_reporters() -> None:
-    assert FORMATS == ("text", "json", "sarif", "github")
+def test_formats_lists_the_five_reporters() -> None:
+    assert FORMATS == ("text", "json", "sarif", "github", "gitlab")
 
 
 def test_render_rejects_an_unknown_format_naming_the_choices() -> None:
@@ -467,3 +467,30 @@ def test_github_escapes_colon_and_comma_in_properties() -> None:
     properties = render("github", [finding], SUMMARY).split("::")[1]
     assert properties.startswith("warning file=C%3A/runs/a%2Cb/model.py,line=14,")
     assert properties.count(",") == 5
+
+
+def test_gitlab_code_quality_issue_shape() -> None:
+    from bnlint.report import render
+
+    finding = Finding(
+        code="BN007",
+        name="mode-method-not-called",
+        severity=Severity.ERROR,
+        path="train.py",
+        start=Position(4, 1),
+        end=Position(4, 11),
+        message="`model.eval` is not called",
+        suggestion="call it",
+    )
+    twin = dataclasses.replace(finding, start=Position(9, 1), end=Position(9, 11))
+    summary = RunSummary(files_checked=1, rules=(), tool_version="0", working_directory="/")
+    issues = json.loads(render("gitlab", [finding, twin], summary))
+    assert issues[0]["check_name"] == "BN007 mode-method-not-called"
+    assert issues[0]["severity"] == "critical"
+    assert issues[0]["location"] == {"path": "train.py", "lines": {"begin": 4}}
+    assert issues[0]["fingerprint"] != issues[1]["fingerprint"]
+    moved = dataclasses.replace(finding, start=Position(40, 1), end=Position(40, 11))
+    assert (
+        json.loads(render("gitlab", [moved], summary))[0]["fingerprint"]
+        == (issues[0]["fingerprint"])
+    )

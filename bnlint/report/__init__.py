@@ -1,4 +1,4 @@
-"""Findings → text / json / sarif / github.
+"""Findings → text / json / sarif / github / gitlab.
 
 Reporters read `Finding`s and the `RunSummary` and nothing else: they never import
 rules, the engine or libcst, so a format can change without touching analysis and
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bnlint.finding import Finding, RunSummary
-from bnlint.report import github, json_format, sarif, text
+from bnlint.report import github, gitlab, json_format, sarif, text
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "gitlab")
 
 # Every format but text ignores the presentation flags: they exist for people
 # reading a terminal, and machine formats must not change shape with them.
@@ -22,6 +22,7 @@ _MACHINE_FORMATS: dict[str, Callable[[Sequence[Finding], RunSummary], str]] = {
     "json": json_format.render_json,
     "sarif": sarif.render_sarif,
     "github": github.render_github,
+    "gitlab": gitlab.render_gitlab,
 }
 
 
