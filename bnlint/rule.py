@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -108,16 +108,37 @@ class Invalid:
     fixed: str | None = None
 
 
-@dataclass
 class RuleContext:
-    """What a rule may read about the file under analysis."""
+    """What a rule may read about the file under analysis.
 
-    path: str
-    source: str
-    module: cst.Module
-    index: ProjectIndex
-    options: Mapping[str, Any]
-    metadata: Mapping[str, Mapping[cst.CSTNode, Any]] = field(default_factory=dict)
+    `module` (the libcst tree) is parsed on first access: a rule that decides from the
+    project index alone (`check_module`) and finds nothing never costs a parse."""
+
+    def __init__(
+        self,
+        path: str,
+        source: str,
+        index: ProjectIndex,
+        options: Mapping[str, Any],
+        parse: Callable[[], cst.Module],
+    ) -> None:
+        self.path = path
+        self.source = source
+        self.index = index
+        self.options = options
+        self.metadata: Mapping[str, Mapping[cst.CSTNode, Any]] = {}
+        self._parse = parse
+        self._module: cst.Module | None = None
+
+    @property
+    def module(self) -> cst.Module:
+        if self._module is None:
+            self._module = self._parse()
+        return self._module
+
+    @property
+    def parsed(self) -> bool:
+        return self._module is not None
 
     def get_metadata(self, provider: str, node: cst.CSTNode, default: Any = None) -> Any:
         return self.metadata.get(provider, {}).get(node, default)
@@ -155,6 +176,11 @@ class Rule:
     def __init__(self, context: RuleContext) -> None:
         self.context = context
         self.reports: list[Report] = []
+
+    # Rules that decide from the project index (its ast summaries) implement
+    # `check_module(self) -> None` instead of visit methods: it runs once per file
+    # without a tree walk, and `self.context.module` is parsed only if it is touched,
+    # which a rule does only to locate the node of a finding it reports.
 
     @classmethod
     def documentation(cls) -> str:

@@ -102,7 +102,7 @@ class OutputBatchnorm(Rule):
         ),
     )
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def check_module(self) -> None:
         index, summary = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         for owner in summary.classes:

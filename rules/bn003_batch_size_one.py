@@ -105,7 +105,7 @@ class BatchSizeOne(Rule):
         ),
     )
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def check_module(self) -> None:
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         for function, facts in index.functions(path):

@@ -75,7 +75,7 @@ class BiasBeforeBatchnorm(Rule):
         ),
     )
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def check_module(self) -> None:
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         reported: set[tuple[int, ...]] = set()
         for edge in direct_edges(index, self.context.path):

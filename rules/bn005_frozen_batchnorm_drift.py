@@ -118,7 +118,7 @@ class FrozenBatchnormDrift(Rule):
         ),
     )
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def check_module(self) -> None:
         if self.context.options.get("transductive-batchnorm"):
             return
         index, _ = self.context.index.with_file(self.context.path, self.context.source)

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bnlint.config import Selection, load_settings
 from bnlint.engine.run import RunResult, check_paths
 
 BAD = "import torch\nmodel.eval\n"
 
 
-def _run(project: Path, use_cache: bool = True, ignore: tuple[str, ...] = ()) -> RunResult:
+def _run(
+    project: Path,
+    use_cache: bool = True,
+    ignore: tuple[str, ...] = (),
+    select: tuple[str, ...] | None = None,
+) -> RunResult:
     settings = load_settings(project)
-    enabled = settings.enabled_codes(Selection(ignore=ignore))
+    enabled = settings.enabled_codes(Selection(select=select, ignore=ignore))
     return check_paths([project], settings, enabled, cwd=project, use_cache=use_cache)
 
 
@@ -83,3 +90,43 @@ def test_process_pool_gives_the_same_findings_as_one_process(project: Path) -> N
         pool.POOL_MIN_BYTES = old
     assert pooled.findings == serial.findings
     assert len(pooled.findings) == 8
+
+
+CLEAN_MODEL = """import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+"""
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import libcst
+
+    calls: list[str] = []
+    real = libcst.parse_module
+
+    def counting(source: str, *args: object, **kwargs: object) -> libcst.Module:
+        calls.append(source)
+        return real(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(libcst, "parse_module", counting)
+    return calls
+
+
+def test_index_rules_parse_only_files_they_report_on(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "clean.py").write_text(CLEAN_MODEL)
+    (project / "biased.py").write_text(CLEAN_MODEL.replace(", bias=False", ""))
+    calls = _count_parses(monkeypatch)
+    result = _run(project, use_cache=False, select=("BN001", "BN004"))
+    assert [(f.path, f.code) for f in result.findings] == [("biased.py", "BN004")]
+    assert len(calls) == 1 and "bias=False" not in calls[0]

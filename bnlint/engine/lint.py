@@ -23,6 +23,14 @@ from bnlint.index import ProjectIndex
 from bnlint.rule import NodeEdit, Report, Rule, RuleContext
 
 
+class _Unparsable(Exception):
+    """The text does not parse; carries the BN000 finding that says why."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
 def lint_text(
     path: str,
     text: str,
@@ -30,33 +38,47 @@ def lint_text(
     index: ProjectIndex,
     options: Mapping[str, Any],
 ) -> list[Finding]:
-    """Findings of `rules` on `text` (reported as `path`), with `noqa` applied."""
-    try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError as error:
-        return [_syntax_error(path, text, error)]
-    except RecursionError:
-        return [unreadable(path, "the code is nested too deeply to parse")]
+    """Findings of `rules` on `text` (reported as `path`), with `noqa` applied.
 
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    context = RuleContext(path=path, source=text, module=module, index=index, options=options)
-    wanted = sorted({name for rule in rules for name in rule.metadata})
-    if wanted:
-        import libcst.metadata as providers
+    Rules that decide from the project index (`check_module`) run first, without a
+    tree; the file is parsed only when a rule walks the tree or one of them reports."""
 
-        context.metadata = {name: wrapper.resolve(getattr(providers, name)) for name in wanted}
+    def parse() -> cst.Module:
+        try:
+            return cst.parse_module(text)
+        except cst.ParserSyntaxError as error:
+            raise _Unparsable(_syntax_error(path, text, error)) from error
+        except RecursionError as error:
+            raise _Unparsable(unreadable(path, "the code is nested too deeply to parse")) from error
 
+    context = RuleContext(path, text, index, options, parse)
     instances = [rule(context) for rule in rules]
-    dispatcher = _Dispatcher(instances)
     try:
+        failures = _run_module_checks(instances)
+        walkers = [rule for rule in instances if _walks(type(rule)) and rule not in failures]
+        summary = index.summaries.get(path)
+        if walkers or (summary is not None and summary.unparsable):
+            context.module  # noqa: B018  (parse now: a walk needs it, or BN000 is due)
+        reports = [r for rule in instances if rule not in failures for r in rule.reports]
+        if not walkers and not reports:
+            return []
+        module = context.module
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        wanted = sorted({name for rule in rules for name in rule.metadata})
+        if wanted:
+            import libcst.metadata as providers
+
+            context.metadata = {name: wrapper.resolve(getattr(providers, name)) for name in wanted}
+        dispatcher = _Dispatcher(walkers)
         dispatcher.walk(module)
+    except _Unparsable as unparsable:
+        return [unparsable.finding]
     except RecursionError:
         return [unreadable(path, "the code is nested too deeply to analyse")]
 
-    findings = [_internal_error(path, rule, error) for rule, error in dispatcher.failures.items()]
-    reports = [
-        report for rule in instances if rule not in dispatcher.failures for report in rule.reports
-    ]
+    failures.update(dispatcher.failures)
+    findings = [_internal_error(path, rule, error) for rule, error in failures.items()]
+    reports = [report for rule in instances if rule not in failures for report in rule.reports]
     if reports:
         positions = wrapper.resolve(PositionProvider)
         by_code = {rule.code: rule for rule in rules}
@@ -65,6 +87,27 @@ def lint_text(
         )
     names = {rule.name: rule.code for rule in rules}
     return noqa.filter_findings(findings, text, split_lines(text), names)
+
+
+def _walks(rule: type[Rule]) -> bool:
+    return any(name.startswith(("visit_", "leave_")) for name in dir(rule))
+
+
+def _run_module_checks(rules: Sequence[Rule]) -> dict[Rule, BaseException]:
+    """Run each rule's `check_module`; a rule that raises is reported as BN999 (an
+    unparsable file is not the rule's fault and propagates)."""
+    failures: dict[Rule, BaseException] = {}
+    for rule in rules:
+        check = getattr(rule, "check_module", None)
+        if check is None:
+            continue
+        try:
+            check()
+        except (_Unparsable, RecursionError):
+            raise
+        except Exception as error:  # a rule's bug must not stop the run
+            failures[rule] = error
+    return failures
 
 
 def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding:

@@ -310,7 +310,7 @@ def static_rules() -> dict[str, type[Rule]]:
     return {
         code: rule
         for code, rule in all_rules().items()
-        if any(a.startswith(("visit_", "leave_")) for a in dir(rule))
+        if any(a.startswith(("visit_", "leave_", "check_module")) for a in dir(rule))
     }
 
 

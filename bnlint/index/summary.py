@@ -23,7 +23,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 3
+SUMMARY_VERSION = 4
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -68,6 +68,8 @@ class FileSummary:
     aliases: dict[str, Any] = field(default_factory=dict)
     classes: dict[str, Json] = field(default_factory=dict)
     functions: dict[str, Json] = field(default_factory=dict)
+    # The file did not parse: rules that read only summaries must not call it clean.
+    unparsable: bool = False
 
     def to_json(self) -> Json:
         return {
@@ -78,6 +80,7 @@ class FileSummary:
             "aliases": self.aliases,
             "classes": self.classes,
             "functions": self.functions,
+            "unparsable": self.unparsable,
         }
 
     @classmethod
@@ -91,11 +94,12 @@ class FileSummary:
             aliases=dict(data["aliases"]),
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
+            unparsable=bool(data.get("unparsable", False)),
         )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.classes or self.functions or self.aliases)
+        return not (self.classes or self.functions or self.aliases or self.unparsable)
 
 
 def digest_of(text: str) -> str:
@@ -111,11 +115,11 @@ def summarize_file(path: str, text: str) -> FileSummary:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return summary
+        return FileSummary(path=path, digest=summary.digest, unparsable=True)
     try:
         _Summarizer(summary, text).run(tree)
     except RecursionError:
-        return FileSummary(path=path, digest=summary.digest)
+        return FileSummary(path=path, digest=summary.digest, unparsable=True)
     return summary
 
 
