@@ -7,12 +7,14 @@ to contain BatchNorm converted with `.half()` or `.to(torch.float16)` /
 (`.backward()` or `.step()`), with no `.float()` conversion in between (such as the
 classic "convert the BN layers back to fp32" loop).
 
-"Known to contain BatchNorm", from this file alone: an instance of a class defined in
-the file that builds a BatchNorm (directly, through a base class or through another
-such class), a BatchNorm layer itself, or an `nn.Sequential` holding one. Models that
-come from elsewhere (other files, factories, attributes set in another method) are
-not judged: the rule stays silent rather than guess. Half-precision *inference* (no
-training step after the conversion) is fine and is not reported.
+"Known to contain BatchNorm": an instance of a class defined in the file that builds a
+BatchNorm (directly, through a base class or through another such class), a BatchNorm
+layer itself, an `nn.Sequential` holding one, or a local name the project index knows
+as a BN model (a known factory such as `torchvision.models.resnet50()` or
+`timm.create_model("resnet50")`, a BN model class of another file). Models the rule
+cannot place (attributes set in another method, helpers' return values the index does
+not resolve) are not judged: the rule stays silent rather than guess. Half-precision
+*inference* (no training step after the conversion) is fine and is not reported.
 
 The runtime check reports a training-mode BatchNorm whose running buffers are fp16,
 and running variances that are not finite or not positive. Reading values syncs the
@@ -60,6 +62,7 @@ from typing import Any
 
 from bnlint.events import BatchNormCall, Event, RunningStatsSample
 from bnlint.finding import Severity
+from bnlint.index import ProjectIndex
 from bnlint.index.names import (
     SAME_MODULE_METHODS,
     LocalBatchNormClasses,
@@ -92,12 +95,29 @@ class _Replay:
     reported: set[int] = field(default_factory=set)
 
 
+@dataclass
+class _IndexedKinds:
+    """What the project index knows about the names of one function: models built by
+    factories (`torchvision.models.resnet50()`, `timm.create_model("resnet50")`) or by
+    classes of other files."""
+
+    index: ProjectIndex
+    path: str
+    function: str | None
+
+    def is_bn_model(self, name: str) -> bool:
+        if self.function is None:
+            return False
+        return self.index.key_kind(self.path, self.function, name) == "bn"
+
+
 class DegenerateRunningStats(Rule):
     code = "BN020"
     name = "degenerate-running-stats"
     severity = Severity.WARNING
     triggers = (".half()", "float16", "torch.half")
     engines = ("static", "runtime")
+    needs_index = True
     runtime_events = (BatchNormCall, RunningStatsSample)
 
     @classmethod
@@ -153,8 +173,12 @@ class DegenerateRunningStats(Rule):
         super().__init__(context)
         self.aliases: dict[str, str] = {}
         self.local_classes = LocalBatchNormClasses({})
-        self.scopes: list[list[_Event]] = [[]]
-        self.finished: list[list[_Event]] = []
+        # Per scope: its name in the project index ("<module>", "f", "Class.method"; None
+        # for nested functions) and its events in source order.
+        self.scopes: list[tuple[str | None, list[_Event]]] = [("<module>", [])]
+        self.finished: list[tuple[str | None, list[_Event]]] = []
+        self.classes: list[str | None] = []
+        self.class_stacks: list[list[str | None]] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self.aliases = import_aliases(node)
@@ -162,21 +186,32 @@ class DegenerateRunningStats(Rule):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.local_classes.enter_class(node)
+        at_top = len(self.scopes) == 1 and not self.classes
+        self.classes.append(node.name.value if at_top else None)
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self.local_classes.leave_class()
+        self.classes.pop()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.append([])
+        name: str | None = None
+        if len(self.scopes) == 1 and not self.classes:
+            name = node.name.value
+        elif len(self.scopes) == 1 and len(self.classes) == 1 and self.classes[0]:
+            name = f"{self.classes[0]}.{node.name.value}"
+        self.scopes.append((name, []))
+        self.class_stacks.append(self.classes)
+        self.classes = []
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.finished.append(self.scopes.pop())
+        self.classes = self.class_stacks.pop()
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             name = dotted_name(target.target)
             if name is not None:
-                self.scopes[-1].append(("bind", name, node.value))
+                self.scopes[-1][1].append(("bind", name, node.value))
 
     def visit_Expr(self, node: cst.Expr) -> None:
         value = node.value
@@ -187,7 +222,7 @@ class DegenerateRunningStats(Rule):
         ):
             # `layer.float()` as a statement converts a module back in place (a tensor's
             # result would be used): the BN layers are fp32 again as far as we can see.
-            self.scopes[-1].append(("float-all", None, None))
+            self.scopes[-1][1].append(("float-all", None, None))
 
     def visit_Call(self, node: cst.Call) -> None:
         self.local_classes.saw_call(node)
@@ -196,28 +231,32 @@ class DegenerateRunningStats(Rule):
             return
         method = func.attr.value
         if method == "float":
-            self.scopes[-1].append(("float", dotted_name(module_chain(func.value)[0]), None))
+            self.scopes[-1][1].append(("float", dotted_name(module_chain(func.value)[0]), None))
         elif _is_half(node, self.aliases):
-            self.scopes[-1].append(("half", node, func.value))
+            self.scopes[-1][1].append(("half", node, func.value))
         elif method in TRAINING_STEPS:
-            self.scopes[-1].append(("step", None, None))
+            self.scopes[-1][1].append(("step", None, None))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         classes = self.local_classes.classes()
-        for events in [*self.finished, *self.scopes]:
-            if any(kind == "half" for kind, _, _ in events):
-                self._judge(events, classes)
+        index: ProjectIndex | None = None
+        for function, events in [*self.finished, *self.scopes]:
+            if not any(kind == "half" for kind, _, _ in events):
+                continue
+            if index is None:
+                index, _ = self.context.index.with_file(self.context.path, self.context.source)
+            self._judge(events, classes, _IndexedKinds(index, self.context.path, function))
 
-    def _judge(self, events: list[_Event], classes: set[str]) -> None:
+    def _judge(self, events: list[_Event], classes: set[str], indexed: _IndexedKinds) -> None:
         state = _Replay()
         for kind, first, second in events:
             if kind == "bind":
-                self._bind(state, classes, first, second)
+                self._bind(state, classes, first, second, indexed)
             elif kind == "half":
                 if any(call is first for call in state.halved.values()):
                     continue  # already recorded with the name it was assigned to
                 name = dotted_name(module_chain(second)[0])
-                if name is not None and name in state.bn_models:
+                if name is not None and (name in state.bn_models or indexed.is_bn_model(name)):
                     state.halved.setdefault(name, first)
                 elif is_local_bn_model(second, self.aliases, classes, state.bn_models):
                     state.halved.setdefault("", first)
@@ -231,8 +270,13 @@ class DegenerateRunningStats(Rule):
                         state.reported.add(id(call))
                         self._report(call, name)
 
-    def _bind(self, state: _Replay, classes: set[str], name: str, value: Any) -> None:
-        if is_local_bn_model(value, self.aliases, classes, state.bn_models):
+    def _bind(
+        self, state: _Replay, classes: set[str], name: str, value: Any, indexed: _IndexedKinds
+    ) -> None:
+        base = module_chain(value)[0]
+        if is_local_bn_model(value, self.aliases, classes, state.bn_models) or (
+            isinstance(base, cst.Call) and indexed.is_bn_model(name)
+        ):
             state.bn_models.add(name)
             call = _half_call(value, self.aliases)
             if call is not None and name not in state.halved:

@@ -29,3 +29,11 @@ def test_tensor_float_does_not_hide_the_conversion() -> None:
 def test_one_finding_per_conversion() -> None:
     source = MODEL + "model = Net().half()\nloss.backward()\nopt.step()\n"
     assert len(lint(source, ["BN020"])) == 1
+
+
+def test_factory_model_known_to_the_index_is_reported() -> None:
+    source = (
+        "import torchvision\ndef fit(x):\n    net = torchvision.models.resnet18()\n"
+        "    net = net.half()\n    net(x).sum().backward()\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN020"])] == [4]
