@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from bnlint.events import Event, Site
 from bnlint.finding import Applicability, Severity
 
 if TYPE_CHECKING:
     import libcst as cst
 
+    from bnlint.events import Event, Site
     from bnlint.index import ProjectIndex
 else:
 
