@@ -453,13 +453,13 @@ def run_jobs(
         save()
 
 
-def add_slow_sums(results: list[Measure], trees: dict[str, Path]) -> None:
+def add_slow_sums(results: list[Measure], names: Sequence[str]) -> None:
     """Stand in for the slow peers' all-trees run with the sum of their per-tree runs."""
-    if len(trees) < 2:
+    if len(names) < 2:
         return
     stats = next((m.stats for m in results if m.target == ALL), None)
     for tool in SLOW_TOOLS:
-        parts = [find(results, name, tool) for name in trees]
+        parts = [find(results, name, tool) for name in names]
         if stats and find(results, ALL, tool) is None and all(parts):
             results.append(summed(ALL, [p for p in parts if p], stats))
 
@@ -524,7 +524,7 @@ def ratio_rows(results: Sequence[Measure]) -> list[list[str]]:
             if other is not None:
                 wall = cold.lines_per_wall / other.lines_per_wall
                 cpu = cold.lines_per_cpu / other.lines_per_cpu
-                rows.append([cold.target, peer, f"{wall:.1f}", f"{cpu:.1f}"])
+                rows.append([cold.target, peer, f"{wall:.3g}", f"{cpu:.3g}"])
     return rows
 
 
@@ -643,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
         info, results = merge_results([load_results(path) for path in args.from_json])
+        add_slow_sums(results, [n for n in CORPUS_PINS if find(results, n, "bnlint-cold")])
         print(report(results, info, args.markdown))
         return 0
     cache: Path = args.cache_dir.expanduser().resolve()
@@ -670,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     jobs = plan(tools, cache, trees, args)
     run_jobs(tools, jobs, results, save, args.repeat, args.slow_repeat)
-    add_slow_sums(results, trees)
+    add_slow_sums(results, list(trees))
     save()
     print(report(results, info, args.markdown))
     return 0
