@@ -9,10 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from model import SmallNet
 
 
-def make_loader(n, batch_size, shuffle):
-    images = torch.randn(n, 3, 32, 32)
-    labels = torch.randint(0, 10, (n,))
-    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=shuffle)
+def random_dataset(n):
+    return TensorDataset(torch.randn(n, 3, 32, 32), torch.randint(0, 10, (n,)))
 
 
 def evaluate(model, loader):
@@ -30,12 +28,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=1)  # "to fit on my laptop"
     args = parser.parse_args()
 
     model = SmallNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-    train_loader = make_loader(512, batch_size=1, shuffle=True)
-    val_loader = make_loader(256, batch_size=64, shuffle=False)
+    train_loader = DataLoader(random_dataset(512), batch_size=args.batch_size, shuffle=True)
+    val_loader = DataLoader(random_dataset(256), batch_size=64)
 
     for epoch in range(args.epochs):
         model.train
