@@ -29,6 +29,7 @@ RULE_OPTIONS: dict[str, Any] = {
     "small-batch-threshold": 8,
     "transductive-batchnorm": False,
     "eval-function-names": [],
+    "running-stats-constructor": False,
 }
 KNOWN_KEYS = frozenset({*SELECTION_KEYS, *PATTERN_KEYS, "per-file-ignores", *RULE_OPTIONS})
 # Directories never worth walking into (hidden directories are skipped too).

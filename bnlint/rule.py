@@ -9,35 +9,17 @@ first attribute access, which only happens once a file has been parsed.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from bnlint.finding import Applicability, Severity
+from bnlint.lazy import cst
 
 if TYPE_CHECKING:
-    import libcst as cst
-
     from bnlint.events import Event, Site
     from bnlint.index import ProjectIndex
-else:
-
-    def _lazy_module(name: str) -> ModuleType:
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.loader is not None
-        loader = importlib.util.LazyLoader(spec.loader)
-        spec.loader = loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        loader.exec_module(module)
-        return module
-
-    cst = _lazy_module("libcst")
 
 __all__ = [
     "Invalid",

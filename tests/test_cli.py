@@ -222,3 +222,13 @@ def test_files_without_trigger_words_are_not_parsed(project: Path) -> None:
         "assert 'libcst._nodes.module' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=project)
+
+
+def test_running_stats_constructor_option_is_accepted_and_used(project: Path) -> None:
+    (project / "m.py").write_text(
+        "from torch import nn\nbn = nn.BatchNorm2d(8, track_running_stats=False)\n"
+    )
+    assert run_cli("check").exit_code == 0
+    (project / "pyproject.toml").write_text("[tool.bnlint]\nrunning-stats-constructor = true\n")
+    result = run_cli("check", "--format", "json")
+    assert [f["code"] for f in json.loads(result.output)] == ["BN013"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_BN_NAMES = frozenset(
+BN_CLASS_NAMES = frozenset(
     {
         "BatchNorm1d",
         "BatchNorm2d",
@@ -125,7 +125,7 @@ def library_norm_kind(qualified: str | None) -> str | None:
         qualified, "torchvision", "detectron2", "timm", "mmcv"
     ):
         return "frozen"
-    if _is_library(qualified, "torch") and last in _BN_NAMES:
+    if _is_library(qualified, "torch") and last in BN_CLASS_NAMES:
         return "bn"
     if _is_library(qualified, "timm") and last in _TIMM_BN_NAMES:
         return "bn"

@@ -12,23 +12,12 @@ an unresolved `nn.BatchNorm2d` is *not* taken for torch's (callers must treat
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import libcst as cst
-else:
-    from bnlint.rule import cst
+from bnlint.index.kinds import BN_CLASS_NAMES
+from bnlint.lazy import cst
 
 # torch.nn's BatchNorm classes, by the public and the defining module path.
-_TORCH_BATCHNORM_NAMES = (
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "BatchNorm3d",
-    "SyncBatchNorm",
-    "LazyBatchNorm1d",
-    "LazyBatchNorm2d",
-    "LazyBatchNorm3d",
-)
+_TORCH_BATCHNORM_NAMES = BN_CLASS_NAMES - {"_BatchNorm", "_NormBase"}
 TORCH_BATCHNORM_CLASSES = frozenset(
     f"{prefix}.{name}"
     for prefix in ("torch.nn", "torch.nn.modules", "torch.nn.modules.batchnorm")
