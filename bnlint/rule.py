@@ -141,6 +141,9 @@ class Rule:
     # trigger word is present): a sharper pre-filter for rules whose misuse has a
     # recognisable shape on one line, such as BN007's bare `.eval` at the end of a line.
     trigger_pattern: ClassVar[str | None] = None
+    # Options whose value (when set) can make any file relevant, so the trigger
+    # pre-filter is skipped: BN002's `eval-function-names` adds names no trigger knows.
+    options_widening_triggers: ClassVar[tuple[str, ...]] = ()
     # libcst metadata providers by name (e.g. "ParentNodeProvider"); positions are
     # always resolved by the engine, and only for reported nodes.
     metadata: ClassVar[tuple[str, ...]] = ()

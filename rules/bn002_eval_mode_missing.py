@@ -77,6 +77,7 @@ class EvalModeMissing(Rule):
         r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
     )
     needs_index = True
+    options_widening_triggers = ("eval-function-names",)
     autofix = "unsafe"
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall,)

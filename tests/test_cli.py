@@ -232,3 +232,29 @@ def test_running_stats_constructor_option_is_accepted_and_used(project: Path) ->
     (project / "pyproject.toml").write_text("[tool.bnlint]\nrunning-stats-constructor = true\n")
     result = run_cli("check", "--format", "json")
     assert [f["code"] for f in json.loads(result.output)] == ["BN013"]
+
+
+def test_eval_function_names_reach_files_without_trigger_words(project: Path) -> None:
+    model = (
+        "from torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3, bias=False)\n"
+        "        self.bn = nn.BatchNorm2d(8)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.bn(self.conv(x)).relu()\n"
+    )
+    (project / "net.py").write_text(model)
+    (project / "score.py").write_text(
+        "from net import Net\n\n"
+        "def score_batches(batches):\n"
+        "    model = Net()\n"
+        "    return [model(x) for x in batches]\n"
+    )
+    assert run_cli("check", "--select", "BN002").exit_code == 0
+    (project / "pyproject.toml").write_text('[tool.bnlint]\neval-function-names = ["score_*"]\n')
+    result = run_cli("check", "--select", "BN002", "--format", "json")
+    assert [(f["filename"], f["code"]) for f in json.loads(result.output)] == [
+        ("score.py", "BN002")
+    ]

@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,10 +290,16 @@ def codes_for(
         relative = source.display
     codes = enabled - settings.ignored_for(relative)
     rules = static_rules()
-    return tuple(code for code in sorted(codes) if code in rules and triggered(rules[code], text))
+    return tuple(
+        code
+        for code in sorted(codes)
+        if code in rules and triggered(rules[code], text, settings.options)
+    )
 
 
-def triggered(rule: type[Rule], text: str) -> bool:
+def triggered(rule: type[Rule], text: str, options: Mapping[str, Any] | None = None) -> bool:
+    if options and any(options.get(name) for name in rule.options_widening_triggers):
+        return True  # the user's own names can make any file relevant
     if rule.triggers and not any(word in text for word in rule.triggers):
         return False
     return rule.trigger_pattern is None or _pattern(rule.trigger_pattern).search(text) is not None
