@@ -177,7 +177,9 @@ def check(
         else:
             sys.stdout.buffer.write(stdin_data)
         sys.stdout.flush()
-    summary = run_summary(result.files_checked, cwd, fixed=result.fixed)
+    summary = run_summary(
+        result.files_checked, cwd, fixed=result.fixed, documentation=output_format == "sarif"
+    )
     _emit(result.findings, summary, output_format, output_file, color, quiet, statistics, fix_stdin)
     if result.internal_error:
         sys.exit(EXIT_ERROR)

@@ -258,3 +258,21 @@ def test_eval_function_names_reach_files_without_trigger_words(project: Path) ->
     assert [(f["filename"], f["code"]) for f in json.loads(result.output)] == [
         ("score.py", "BN002")
     ]
+
+
+def test_rule_catalog_matches_the_rule_classes() -> None:
+    from bnlint.registry import _meta, all_rules, catalog
+
+    assert catalog() == {code: _meta(rule) for code, rule in all_rules().items()}
+
+
+def test_a_file_no_rule_cares_about_imports_no_rule_module(project: Path) -> None:
+    (project / "plain.py").write_text("def add(a, b):\n    return a + b\n")
+    code = (
+        "import sys\nfrom bnlint.cli import main\n"
+        "try:\n    main(['check', '--no-cache', '.'])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "loaded = [m for m in sys.modules if m.startswith('bnlint.rules.bn')]\n"
+        "assert loaded == [], loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=project)

@@ -40,7 +40,8 @@ def test_invalid_example_is_flagged(code: str, case: Invalid) -> None:
 def test_every_static_rule_has_examples() -> None:
     from bnlint.engine.run import static_rules
 
-    for code, rule in static_rules().items():
+    for code in static_rules():
+        rule = all_rules()[code]
         assert rule.VALID and rule.INVALID, f"{code} has no inline examples"
 
 

@@ -23,7 +23,7 @@ from bnlint.engine.pool import parallel_map
 from bnlint.engine.source import SourceText, decode, decode_notebook, read_file
 from bnlint.finding import INTERNAL_ERROR, Finding, Position, file_problem
 from bnlint.notebook import NotebookProgram
-from bnlint.registry import all_rules
+from bnlint.registry import RuleMeta, catalog, rule_class
 from bnlint.rule import Rule
 
 if TYPE_CHECKING:
@@ -297,7 +297,9 @@ def codes_for(
     )
 
 
-def triggered(rule: type[Rule], text: str, options: Mapping[str, Any] | None = None) -> bool:
+def triggered(
+    rule: RuleMeta | type[Rule], text: str, options: Mapping[str, Any] | None = None
+) -> bool:
     if options and any(options.get(name) for name in rule.options_widening_triggers):
         return True  # the user's own names can make any file relevant
     if rule.triggers and not any(word in text for word in rule.triggers):
@@ -311,13 +313,10 @@ def _pattern(source: str) -> re.Pattern[str]:
 
 
 @functools.cache
-def static_rules() -> dict[str, type[Rule]]:
-    """Rules with a static check (BN000/BN999 are emitted by the engine itself)."""
-    return {
-        code: rule
-        for code, rule in all_rules().items()
-        if any(a.startswith(("visit_", "leave_", "check_module")) for a in dir(rule))
-    }
+def static_rules() -> dict[str, RuleMeta]:
+    """Rules with a static check (BN000/BN999 are emitted by the engine itself), as the
+    catalog knows them: their modules are imported only for files that need them."""
+    return {code: meta for code, meta in catalog().items() if meta.static}
 
 
 def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> list[list[Finding]]:
@@ -332,7 +331,7 @@ def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> lis
 def lint_job(job: LintJob, index: ProjectIndex, options: Any) -> list[Finding]:
     from bnlint.engine.lint import lint_text
 
-    rules = [static_rules()[code] for code in job.codes]
+    rules = [rule_class(code) for code in job.codes]
     try:
         return lint_text(job.display, job.text, rules, index, options)
     except Exception as error:  # the engine's own bug: report it, keep going
