@@ -7,7 +7,10 @@ Two workloads:
   also as microseconds of overhead per BatchNorm call.
 
 Each round times a block of untraced and a block of traced iterations (the order
-alternates between rounds); the figure is the median of the per-round ratios.
+alternates between rounds); the figure is the median of the per-round ratios. Both the
+wall-clock time and the CPU time of the benchmarking thread (`time.thread_time`) are
+measured: on a shared machine the CPU time is the steadier figure (other processes'
+load stretches wall time, not this thread's CPU time).
 
     .venv/bin/python bench/tracer_overhead.py [--rounds 9] [--iterations 5] [--threads 1]
 """
@@ -106,17 +109,22 @@ def eval_forward(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 TRACER = bnlint.trace()
 
 
-def timed(work: Callable[[], None], iterations: int, traced: bool) -> float:
-    if traced:
-        with TRACER:
-            start = time.perf_counter()
-            for _ in range(iterations):
-                work()
-            return (time.perf_counter() - start) / iterations
-    start = time.perf_counter()
+def _block(work: Callable[[], None], iterations: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.thread_time()
     for _ in range(iterations):
         work()
-    return (time.perf_counter() - start) / iterations
+    return (
+        (time.perf_counter() - wall) / iterations,
+        (time.thread_time() - cpu) / iterations,
+    )
+
+
+def timed(work: Callable[[], None], iterations: int, traced: bool) -> tuple[float, float]:
+    """(wall seconds, thread CPU seconds) per iteration."""
+    if traced:
+        with TRACER:
+            return _block(work, iterations)
+    return _block(work, iterations)
 
 
 def compare(
@@ -124,18 +132,29 @@ def compare(
 ) -> str:
     work()
     timed(work, 1, traced=True)  # warm up both paths
-    ratios, plain_times, traced_times = [], [], []
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    plain_times: list[float] = []
+    traced_times: list[float] = []
+    plain_cpu: list[float] = []
+    traced_cpu: list[float] = []
     for round_ in range(rounds):
         order = (False, True) if round_ % 2 == 0 else (True, False)
         result = {traced: timed(work, iterations, traced) for traced in order}
-        plain_times.append(result[False])
-        traced_times.append(result[True])
-        ratios.append(result[True] / result[False])
+        plain_times.append(result[False][0])
+        traced_times.append(result[True][0])
+        plain_cpu.append(result[False][1])
+        traced_cpu.append(result[True][1])
+        ratios.append(result[True][0] / result[False][0])
+        cpu_ratios.append(result[True][1] / result[False][1])
     plain, traced = statistics.median(plain_times), statistics.median(traced_times)
+    cpu_plain, cpu_traced = statistics.median(plain_cpu), statistics.median(traced_cpu)
     overhead = (statistics.median(ratios) - 1) * 100
-    per_bn = (traced - plain) / bn_calls * 1e6
+    cpu_overhead = (statistics.median(cpu_ratios) - 1) * 100
+    per_bn = (cpu_traced - cpu_plain) / bn_calls * 1e6
     return (
         f"| {name} | {plain * 1e3:.2f} ms | {traced * 1e3:.2f} ms | {overhead:+.1f}% "
+        f"| {cpu_plain * 1e3:.2f} ms | {cpu_traced * 1e3:.2f} ms | {cpu_overhead:+.1f}% "
         f"| {per_bn:+.1f} µs |"
     )
 
@@ -147,6 +166,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--image", type=int, default=64, help="ResNet input size")
     parser.add_argument("--batch", type=int, default=8, help="ResNet batch size")
+    parser.add_argument("--only", choices=["resnet", "mlp"], help="one workload family only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -160,8 +180,11 @@ def main() -> None:
     mlp_bns = sum(isinstance(m, nn.BatchNorm1d) for m in net.modules())
 
     print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.rounds} rounds")
-    print("| workload | untraced | traced | overhead (median ratio) | per BN call |")
-    print("|---|---|---|---|---|")
+    print(
+        "| workload | wall untraced | wall traced | wall overhead | CPU untraced "
+        "| CPU traced | CPU overhead | CPU per BN call |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, work, bns, iterations in (
         (
             f"ResNet-18 shape train step ({args.batch}x3x{args.image}²)",
@@ -188,6 +211,8 @@ def main() -> None:
             args.iterations * 40,
         ),
     ):
+        if args.only and not name.lower().startswith(args.only):
+            continue
         print(compare(name, work, args.rounds, iterations, bns), flush=True)
 
 

@@ -6,7 +6,15 @@ here holds a tensor, a module or a frame: only names, flags, shapes and source s
 so a rule never needs torch and an event can be printed or compared in a test.
 
 Per-forward events carry metadata only (flags, shapes, dtypes); events built from
-tensor values (`RunningStatsSample`) come from a sampled subset of forwards.
+tensor values (`RunningStatsSample`, `InputShiftSample`) come from a sampled subset of
+forwards.
+
+Delivery contract for `BatchNormCall` (what keeps the tracer cheap): the tracer hands a
+module's call to the rules only when it differs from that module's previous call; an
+identical repeat (same flags, shapes, dtypes, producer, mode sites, world size) is not
+rebuilt, and the findings the previous call produced are counted again. A rule's
+handling of a `BatchNormCall` must therefore depend on the event alone, or update its
+`memory` idempotently per module (BN006: "this module last ran in eval").
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ class BatchNormModule:
     momentum: float | None
     affine: bool
     construction: Site | None  # None when the module was built before tracing began
+    # The first BatchNorm of its model (in `named_modules()` order): where BN021 looks.
+    first_in_model: bool = False
+    # Inside a `torch.optim.swa_utils.AveragedModel` built without `use_buffers=True`.
+    in_averaged_model: bool = False
 
 
 @dataclass(slots=True)
@@ -67,10 +79,30 @@ class BatchNormCall:
     # sub-module, and a later `train()` on an ancestor put it back in training: the
     # site of that explicit `eval()`.
     frozen_eval_site: Site | None
+    # Output features of `previous_module` when it is a feature producer for the last
+    # dimension (Linear, Embedding, RNN/LSTM/GRU, LayerNorm, MultiheadAttention).
+    previous_features: int | None = None
+    # torch.distributed's world size when a process group is initialised, else 1
+    # (refreshed when tracing starts and at every `backward()`).
+    world_size: int = 1
+    # Eval forward of a module in an AveragedModel without `use_buffers` whose running
+    # statistics are still those `update_parameters` copied from the source model: no
+    # `update_bn` or load since (read from `_version` counters, no data).
+    averaged_stats_stale: bool = False
 
     @property
     def updates_running_stats(self) -> bool:
         return self.training and self.track_running_stats
+
+    @property
+    def features_last(self) -> bool:
+        """A batch-first sequence `(N, L, C)` from a producer that writes its features
+        last, with `L != C`: BatchNorm1d would normalise positions (BN015)."""
+        shape = self.input_shape
+        if shape is None or len(shape) != 3 or self.previous_features is None:
+            return False
+        channels = self.module.num_features or shape[-1]  # lazy modules: not yet known
+        return shape[-1] == channels == self.previous_features and shape[1] != channels
 
     @property
     def values_per_channel(self) -> int | None:
@@ -100,6 +132,53 @@ class RunningStatsSample:
     call: BatchNormCall
     variance_finite: bool
     variance_positive: bool
+    # Read on eval-mode samples only (None in training): running_mean all 0, running_var
+    # all 1 and num_batches_tracked 0, and the affine parameters moved from 1/0.
+    at_initial_values: bool | None = None
+    affine_trained: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputShiftSample:
+    """How far an eval-mode input of the first BatchNorm of a model lies from its
+    running statistics: the median over channels of |batch mean - running mean| /
+    sqrt(running var + eps). Sampled like `RunningStatsSample` (it reads values)."""
+
+    call: BatchNormCall
+    median_z: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchNormReuse:
+    """One BatchNorm module ran more than once within one forward of its model, fed by
+    different producer modules (seen on the model's first traced forward)."""
+
+    module: BatchNormModule
+    calls: int
+    producers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingLoaderEpoch:
+    """A `DataLoader` iteration that was in progress when `backward()` ran (a training
+    loader), reported once per iteration. `last_batch` is the size of its last batch on
+    this rank (None when the length is unknown)."""
+
+    batch_size: int
+    drop_last: bool
+    samples: int  # per rank: len(sampler)
+    last_batch: int | None
+    site: Site | None  # the line that started iterating it
+
+
+@dataclass(frozen=True, slots=True)
+class StateDictLoaded:
+    """`load_state_dict` returned (strict=False): the BatchNorm buffer keys it reported
+    missing."""
+
+    module_class: str
+    missing_running_keys: tuple[str, ...]
+    site: Site | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,5 +211,14 @@ class ModelOutput:
 
 
 Event = (
-    BatchNormCall | RunningStatsUpdated | RunningStatsSample | Backward | ExportCall | ModelOutput
+    BatchNormCall
+    | RunningStatsUpdated
+    | RunningStatsSample
+    | InputShiftSample
+    | BatchNormReuse
+    | TrainingLoaderEpoch
+    | StateDictLoaded
+    | Backward
+    | ExportCall
+    | ModelOutput
 )

@@ -5,12 +5,15 @@
 - `bnlint_trace` fixture: an active tracer around one test, for targeted assertions
   (`assert bnlint_trace.findings == []`), without the command-line option.
 
+Both read the project's `[tool.bnlint]` options (`transductive-batchnorm = true` turns
+BN002, BN005 and BN012 off here too).
+
 torch loads only when a test is traced, so the plugin costs nothing otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from bnlint.trace.tracer import Tracer
 
 _FINDINGS = pytest.StashKey[list["Finding"]]()
+_OPTIONS = pytest.StashKey[Mapping[str, Any]]()
 _REPORTED: list[tuple[str, list[Finding]]] = []
 
 
@@ -55,7 +59,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         return (yield)
     from bnlint.trace import trace
 
-    tracer = trace()
+    tracer = trace(options=_options(item.config))
     tracer.start()
     try:
         result = yield
@@ -87,10 +91,22 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     _REPORTED.clear()
 
 
+def _options(config: pytest.Config) -> Mapping[str, Any]:
+    """The project's `[tool.bnlint]` options (read once per session)."""
+    options = config.stash.get(_OPTIONS, None)
+    if options is None:
+        from bnlint.config import load_settings
+
+        options = load_settings(config.rootpath).options
+        config.stash[_OPTIONS] = options
+    return options
+
+
 @pytest.fixture
-def bnlint_trace() -> Generator[Tracer, None, None]:
-    """An active bnlint tracer for this test (every module, default rules)."""
+def bnlint_trace(request: pytest.FixtureRequest) -> Generator[Tracer, None, None]:
+    """An active bnlint tracer for this test (every module, default rules, the
+    project's `[tool.bnlint]` options)."""
     from bnlint.trace import trace
 
-    with trace() as tracer:
+    with trace(options=_options(request.config)) as tracer:
         yield tracer

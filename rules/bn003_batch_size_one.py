@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from bnlint.events import BatchNormCall, Event
+from bnlint.events import BatchNormCall, Event, TrainingLoaderEpoch
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
 from bnlint.index.locate import node_at
@@ -61,10 +61,13 @@ class BatchSizeOne(Rule):
     triggers = ("DataLoader",)
     needs_index = True
     engines = ("static", "runtime")
-    runtime_events = (BatchNormCall,)
+    runtime_events = (BatchNormCall, TrainingLoaderEpoch)
 
     @classmethod
     def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if isinstance(event, TrainingLoaderEpoch):
+            yield from cls._check_loader(event)
+            return
         if not isinstance(event, BatchNormCall) or not event.training:
             return
         values = event.values_per_channel
@@ -89,6 +92,21 @@ class BatchSizeOne(Rule):
                 subject=event.module.path,
                 severity=Severity.WARNING,
             )
+
+    @classmethod
+    def _check_loader(cls, event: TrainingLoaderEpoch) -> Iterator[RuntimeReport]:
+        if event.drop_last or event.batch_size <= 1 or event.last_batch != 1:
+            return
+        yield RuntimeReport(
+            message=f"this training loader yields {event.samples} samples per epoch on this "
+            f"rank in batches of {event.batch_size} with `drop_last=False`: its last batch "
+            "has one sample, and BatchNorm cannot train on it",
+            suggestion="pass `drop_last=True` to the training DataLoader, or change the batch size",
+            subject=f"loader:{event.samples}:{event.batch_size}",
+            at="site" if event.site is not None else "call",
+            site=event.site,
+            severity=Severity.WARNING,
+        )
 
     VALID = (
         "import torch\nfrom torch.utils.data import DataLoader\nimport torchvision\n"

@@ -63,6 +63,8 @@ class TrainModeNotRestored(Rule):
 
     @classmethod
     def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        # Per module, idempotent (the tracer delivers a repeated identical call once):
+        # which BNs trained, and which of those last ran in eval with grad enabled.
         trained: set[str] = memory.setdefault("trained", set())
         in_eval: dict[str, None] = memory.setdefault("eval_with_grad", {})
         if isinstance(event, BatchNormCall):
@@ -71,12 +73,12 @@ class TrainModeNotRestored(Rule):
             path = event.module.path
             if event.training:
                 trained.add(path)
+                in_eval.pop(path, None)
             elif path in trained:
                 in_eval[path] = None
             return
         if isinstance(event, Backward) and in_eval:
             names = list(in_eval)
-            in_eval.clear()
             shown = ", ".join(f"`{name}`" for name in names[:3])
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             yield RuntimeReport(

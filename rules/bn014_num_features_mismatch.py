@@ -55,6 +55,8 @@ class NumFeaturesMismatch(Rule):
         expected = event.module.num_features
         if len(event.input_shape) < 2 or expected == 0 or event.input_shape[1] == expected:
             return
+        if event.features_last:
+            return  # a batch-first sequence: BN015 names the real cause
         producer = f" from `{event.previous_module}`" if event.previous_module else ""
         yield RuntimeReport(
             message=f"`{event.module.path}` ({event.module.class_name}) expects {expected} "

@@ -14,6 +14,12 @@ Checks for `torch.save` of an object built from `<module>.parameters()` or
 Parameter counts (`sum(p.numel() for p in model.parameters())`) and gradients are not
 checkpoints and are not reported.
 
+The runtime check reports a `load_state_dict(..., strict=False)` whose missing keys
+include BatchNorm buffers (`running_mean`, `running_var`, `num_batches_tracked`), and
+a BatchNorm whose first sampled eval-mode forward finds its buffers still at their
+initial values (mean 0, variance 1, `num_batches_tracked == 0`) while its affine
+parameters have moved from 1/0 (this reads values, once per module).
+
 ## Why is this bad?
 BatchNorm's `running_mean`, `running_var` and `num_batches_tracked` are buffers, not
 parameters. A checkpoint of the parameters restores trained weights next to running
@@ -39,9 +45,13 @@ There is no autofix: the loading side has to change with the saving side.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+from bnlint.events import Event, RunningStatsSample, StateDictLoaded
 from bnlint.finding import Severity
 from bnlint.index.names import dotted_name, import_aliases, resolve
-from bnlint.rule import Invalid, Rule, RuleContext, cst
+from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport, cst
 
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 CONTAINERS = frozenset({"list", "tuple", "dict", "OrderedDict", "collections.OrderedDict"})
@@ -111,6 +121,40 @@ class RunningStatsNotLoaded(Rule):
     name = "running-stats-not-loaded"
     severity = Severity.WARNING
     triggers = ("parameters(",)
+    engines = ("static", "runtime")
+    runtime_events = (RunningStatsSample, StateDictLoaded)
+
+    @classmethod
+    def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
+        if isinstance(event, StateDictLoaded) and event.missing_running_keys:
+            keys = event.missing_running_keys
+            shown = ", ".join(f"`{key}`" for key in keys[:3])
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            yield RuntimeReport(
+                message=f"`load_state_dict` into {event.module_class} left BatchNorm buffers "
+                f"{shown}{more} missing: those layers keep their initial running statistics",
+                suggestion="save and load the full `state_dict()`; check the key prefixes "
+                "and the returned `missing_keys`",
+                subject="load:" + ",".join(keys),
+                at="site" if event.site is not None else "call",
+                site=event.site,
+            )
+        elif (
+            isinstance(event, RunningStatsSample)
+            and event.at_initial_values
+            and event.affine_trained
+            and not event.call.training
+        ):
+            module = event.call.module
+            yield RuntimeReport(
+                message=f"`{module.path}` ({module.class_name}) runs in eval mode with its "
+                "running statistics at their initial values (mean 0, variance 1, no batch "
+                "tracked) while its weights are trained: the statistics were never "
+                "learned or never loaded",
+                suggestion="save and load `state_dict()` (buffers included), or re-estimate "
+                "the statistics with `torch.optim.swa_utils.update_bn`",
+                subject=module.path,
+            )
 
     VALID = (
         "import torch\ntorch.save(model.state_dict(), 'm.pt')\n",

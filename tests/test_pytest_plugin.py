@@ -80,3 +80,11 @@ def test_fixture(bnlint_trace):
     )
     result = pytester.runpytest(*_plugin_args(), "-k", "test_fixture")
     result.assert_outcomes(passed=1)
+
+
+def test_transductive_batchnorm_config_applies_to_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("[tool.bnlint]\ntransductive-batchnorm = true\n")
+    pytester.makepyfile(test_models=TESTS)
+    result = pytester.runpytest(*_plugin_args(), "--bnlint-strict")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*no BatchNorm misuse seen*"])

@@ -338,3 +338,20 @@ def test_trace_of_one_model_ignores_other_models() -> None:
 def test_import_bnlint_does_not_import_torch() -> None:
     code = "import sys, bnlint, bnlint.trace\nassert 'torch' not in sys.modules, 'torch imported'\n"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- DataParallel -------------------------------------------------------------------------
+
+
+def test_dataparallel_model_on_cpu_is_traced_without_crashing() -> None:
+    # Without GPUs DataParallel calls the wrapped module itself: the checks run on the
+    # real BatchNorms. With GPUs, replicas are new module objects per forward, called
+    # from worker threads; they share the hook dicts, and the tracer's state is locked.
+    model = nn.DataParallel(mlp())
+    with bnlint.trace() as t:
+        model.train()
+        with torch.no_grad():
+            model(mlp_batch()[0])
+    assert not [f for f in t.findings if f.code == "BN999"]
+    (finding,) = [f for f in t.findings if f.code == "BN002"]
+    assert any("`module.1`" in note for note in finding.notes)

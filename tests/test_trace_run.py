@@ -97,3 +97,21 @@ def test_unknown_rule_selector_is_a_usage_error(tmp_path: Path) -> None:
     done = bnlint("--select", "BN9x", str(script(tmp_path)), cwd=tmp_path)
     assert done.returncode == 2
     assert "unknown rule selector" in done.stderr
+
+
+def test_transductive_batchnorm_in_the_project_config_silences_bn002(tmp_path: Path) -> None:
+    path = script(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.bnlint]\ntransductive-batchnorm = true\n", encoding="utf-8"
+    )
+    done = bnlint("--format", "json", str(path), cwd=tmp_path)
+    assert done.returncode == 0
+    assert json.loads(done.stderr) == []
+
+
+def test_transductive_option_disables_bn002_bn005_bn012_in_the_tracer() -> None:
+    from bnlint.trace import trace
+
+    tracer = trace(options={"transductive-batchnorm": True})
+    assert not {"BN002", "BN005", "BN012"} & set(tracer._rule_names)
+    assert {"BN002", "BN005"} <= set(trace()._rule_names)

@@ -9,13 +9,22 @@
 
 `import bnlint.trace` does not import torch; `trace()` does (this package is the only
 place in bnlint that imports torch).
+
+DataParallel: without GPUs it calls the wrapped module itself and every check runs.
+With GPUs its replicas are new module objects at each forward, called from worker
+threads: per-forward checks run on each replica, but a replica is named by its class
+only and costs a stack walk at every forward (untested here: no GPUs), and the
+first-forward probe of BN001/BN019 sees the parent model only. DistributedDataParallel runs the real module in each
+process: run one tracer per rank (`torchrun --no-python bnlint run train.py`).
+`torch.compile`d code: checks run at the eager boundary only, not inside the
+compiled region.
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,19 +41,30 @@ def trace(
     ignore: Iterable[str] | None = None,
     rules: Iterable[type[Rule]] | None = None,
     sample_every: int | None = 50,
+    options: Mapping[str, Any] | None = None,
 ) -> Tracer:
     """A tracer for `model` (an `nn.Module`), or for every module when None.
 
     Use it as a context manager, as a decorator, or with `start()`/`stop()`; read
     `findings` afterwards. `select`/`ignore` take rule selectors as on the command line
     (default: every default-enabled rule with a runtime check); `rules` gives rule
-    classes directly. `sample_every`: value checks (BN020's running-variance read, the
-    only check that reads tensor data) run on each module's first forward and then every
-    `sample_every`-th; None turns them off.
+    classes directly. `sample_every`: the checks that read tensor values (BN020's
+    running-variance health; in eval, BN017's initial-buffer check, once per module, and
+    BN021's input shift at a model's first BatchNorm) run on each module's first forward
+    and then every `sample_every`-th; None turns them off. `options`: the `[tool.bnlint]` settings
+    by name (`small-batch-threshold`, `transductive-batchnorm`, ...), as
+    `bnlint.config.load_settings(...).options` gives them.
     """
     from bnlint.trace.tracer import Tracer
 
-    return Tracer(model, select=select, ignore=ignore, rules=rules, sample_every=sample_every)
+    return Tracer(
+        model,
+        select=select,
+        ignore=ignore,
+        rules=rules,
+        sample_every=sample_every,
+        options=options,
+    )
 
 
 class _CallableModule(types.ModuleType):

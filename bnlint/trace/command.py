@@ -67,6 +67,7 @@ def run_command(
     when it raises, calls `sys.exit` or is interrupted. bnlint's own options come
     before the script: `bnlint run --format json train.py --epochs 3`.
     """
+    from bnlint.config import ConfigError, load_settings
     from bnlint.registry import UnknownSelectorError, resolve_selector
     from bnlint.trace.run import run
 
@@ -79,7 +80,12 @@ def run_command(
         raise click.UsageError(str(error)) from None
     if not as_module and not Path(target).is_file():
         raise click.UsageError(f"no such script: {target}")
-    result = run(target, args, module=as_module, select=selected, ignore=ignored)
+    try:
+        # The project's [tool.bnlint] options (transductive-batchnorm, thresholds).
+        options = load_settings(Path.cwd()).options
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    result = run(target, args, module=as_module, select=selected, ignore=ignored, options=options)
     _report(result.findings, output_format, output_file)
     exit_code = result.exit_code
     if exit_code == 0 and fail_on_findings and result.findings:

@@ -14,10 +14,11 @@ import runpy
 import signal
 import sys
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType, TracebackType
+from typing import Any
 
 from bnlint.finding import Finding
 
@@ -94,11 +95,13 @@ def run(
     module: bool = False,
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run `target` (a script path, or a module name when `module`) with `args`."""
+    """Run `target` (a script path, or a module name when `module`) with `args`;
+    `options` are the `[tool.bnlint]` settings (`transductive-batchnorm` ...)."""
     from bnlint.trace import trace
 
-    tracer = trace(select=select, ignore=ignore)
+    tracer = trace(select=select, ignore=ignore, options=options)
     if module:
         argv, path0 = [target, *args], os.getcwd()
     else:

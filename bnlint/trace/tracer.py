@@ -15,9 +15,18 @@ active tracers and removed when the last one stops:
   BatchNorm output (BN001), then is removed again.
 
 Nothing here changes a result: hooks return None and never touch tensor data, except the
-sampled running-variance read (the first forward of each module, then every
-`sample_every`-th). Every hook body is guarded: an exception becomes a BN999 finding and
-the user's program goes on; after `MAX_INTERNAL_ERRORS` the tracer stops checking.
+sampled value reads (the first forward of each module, then every `sample_every`-th:
+running-variance health, and in eval the initial-buffer check and the input shift of a
+model's first BatchNorm). Every hook body is guarded: an exception becomes a BN999
+finding and the user's program goes on; after `MAX_INTERNAL_ERRORS` the tracer stops
+checking.
+
+The hot path, one BatchNorm forward, is kept to a few attribute reads: each tracer
+knows per event type which rules subscribe (fixed when it is built); a module's static
+facts (qualified name, construction site, class facts) are computed once; and a call
+whose flags, shapes and dtypes equal the module's previous call is not rebuilt or
+re-checked: the findings it produced are counted again (the contract in
+`bnlint.events`). Stack walks happen only when a finding is new.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import functools
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -40,12 +49,16 @@ from bnlint.events import (
     Backward,
     BatchNormCall,
     BatchNormModule,
+    BatchNormReuse,
     Event,
     ExportCall,
+    InputShiftSample,
     ModelOutput,
     RunningStatsSample,
     RunningStatsUpdated,
     Site,
+    StateDictLoaded,
+    TrainingLoaderEpoch,
 )
 from bnlint.finding import Finding, Position, Severity, Source
 from bnlint.registry import all_rules, default_codes, resolve_selector
@@ -82,6 +95,34 @@ _ACTIVATIONS = (
 
 _OTHER, _BATCHNORM, _ACTIVATION = 0, 1, 2
 _KINDS: dict[type, int] = {}
+# Bound once: attribute lookups through `torch.` cost on every forward.
+_is_grad_enabled = torch.is_grad_enabled
+_is_inference_mode_enabled = torch.is_inference_mode_enabled
+_is_compiling = torch.compiler.is_compiling
+# Modules whose output feeds the *last* dimension of the next tensor (BN015), and how
+# to read that feature size.
+_LAST_DIM_FEATURES: tuple[tuple[type, Callable[[Any], int | None]], ...] = (
+    (nn.Linear, lambda m: int(m.out_features)),
+    (nn.Embedding, lambda m: int(m.embedding_dim)),
+    (nn.EmbeddingBag, lambda m: int(m.embedding_dim)),
+    (nn.LayerNorm, lambda m: int(m.normalized_shape[-1]) if m.normalized_shape else None),
+    (nn.MultiheadAttention, lambda m: int(m.embed_dim)),
+    (
+        nn.RNNBase,
+        lambda m: (
+            int(m.proj_size or m.hidden_size) * (2 if m.bidirectional else 1)
+            if m.batch_first
+            else None
+        ),
+    ),
+)
+
+
+def _last_dim_features(module: Any) -> int | None:
+    for cls, features in _LAST_DIM_FEATURES:
+        if isinstance(module, cls):
+            return features(module)
+    return None
 
 
 def _kind(cls: type) -> int:
@@ -106,11 +147,14 @@ class _ThreadState(threading.local):
         self.mode_depth = 0
         self.backward_depth = 0
         self.export_depth = 0
+        self.load_depth = 0
 
 
 _THREAD = _ThreadState()
 _LOCK = threading.RLock()
 _ACTIVE: list[Tracer] = []
+# An immutable copy of _ACTIVE read by the hooks (no copy per call); set under _LOCK.
+_ACTIVE_NOW: list[tuple[Tracer, ...]] = [()]
 _HANDLES: list[Any] = []
 _PATCHES: list[tuple[Any, str, Any]] = []
 # Where each BatchNorm was built: id(module) → (weakref, site). Filled only while a
@@ -126,7 +170,8 @@ _ATEXIT_REGISTERED = False
 
 
 def _forward_pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-    if not _ACTIVE:
+    active = _ACTIVE_NOW[0]
+    if not active:
         return None
     kind = _KINDS.get(type(module))
     if kind is None:
@@ -137,12 +182,19 @@ def _forward_pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
         elif _PROBE_TARGETS and _PROBE_TARGETS.get(id(module), _dead)() is module:
             _start_probe(module)
         return None
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         # Values computed inside a compiled region would be trace-time constants.
         return None
     previous = _LAST_LEAF[0]
-    for tracer in tuple(_ACTIVE):
-        tracer._guarded(tracer._on_batchnorm, module, args, previous)
+    if _PROBE:
+        _probe_producer(module, previous)
+    for tracer in active:
+        if tracer.disabled:
+            continue
+        try:
+            tracer._on_batchnorm(module, args, previous)
+        except Exception as error:
+            tracer._internal_error(error)
     return None
 
 
@@ -173,8 +225,35 @@ def _start_probe(root: nn.Module) -> None:
     _PROBE_TARGETS.pop(id(root), None)
     if _PROBE:
         return
-    _PROBE.update(root=root, bn=None, bn_output=None, activation_output=None, activation=None)
+    _PROBE.update(
+        root=root,
+        bn=None,
+        bn_output=None,
+        activation_output=None,
+        activation=None,
+        producers={},
+    )
     _PROBE["handle"] = module_hooks.register_module_forward_hook(_probe_hook, always_call=True)
+
+
+def _probe_producer(module: nn.Module, previous: Any) -> None:
+    """During a probed forward: which modules fed each BatchNorm call (BN019)."""
+    try:
+        calls = _PROBE["producers"].setdefault(id(module), [module, 0, {}])
+        calls[1] += 1
+        if previous is not None:
+            calls[2][id(previous)] = previous
+    except Exception as error:
+        for tracer in _ACTIVE_NOW[0]:
+            tracer._internal_error(error)
+
+
+def _reused_batchnorms() -> list[tuple[Any, int, list[Any]]]:
+    return [
+        (module, count, list(producers.values()))
+        for module, count, producers in _PROBE.get("producers", {}).values()
+        if count > 1 and len(producers) > 1
+    ]
 
 
 def _probe_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -198,9 +277,12 @@ def _probe_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
                     bn = _PROBE["bn"]
                 elif output is _PROBE["activation_output"]:
                     bn, through = _PROBE["bn"], _PROBE["activation"]
+            reused = _reused_batchnorms()
             _stop_probe()
-            for tracer in tuple(_ACTIVE):
+            for tracer in _ACTIVE_NOW[0]:
                 tracer._guarded(tracer._on_model_output, module, bn, through)
+                for bn_module, count, producers in reused:
+                    tracer._guarded(tracer._on_reuse, bn_module, count, producers)
     except Exception as error:
         _stop_probe()
         for tracer in tuple(_ACTIVE):
@@ -218,15 +300,17 @@ def _stop_probe() -> None:
 def _patched_train(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def train(self: nn.Module, mode: bool = True) -> Any:
-        depth = _THREAD.mode_depth
-        _THREAD.mode_depth = depth + 1
+        thread = _THREAD
+        if thread.mode_depth:
+            # The recursion into children: only the outermost call is recorded.
+            return original(self, mode)
+        thread.mode_depth = 1
         try:
             result = original(self, mode)
         finally:
-            _THREAD.mode_depth = depth
-        if depth == 0 and _ACTIVE:
-            for tracer in tuple(_ACTIVE):
-                tracer._guarded(tracer._on_mode_change, self, bool(mode))
+            thread.mode_depth = 0
+        for tracer in _ACTIVE_NOW[0]:
+            tracer._guarded(tracer._on_mode_change, self, bool(mode))
         return result
 
     return train
@@ -236,9 +320,9 @@ def _patched_backward(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def backward(*args: Any, **kwargs: Any) -> Any:
         depth = _THREAD.backward_depth
-        if depth == 0 and _ACTIVE:
-            for tracer in tuple(_ACTIVE):
-                tracer._guarded(tracer._emit, Backward(), None)
+        if depth == 0:
+            for tracer in _ACTIVE_NOW[0]:
+                tracer._guarded(tracer._on_backward)
         _THREAD.backward_depth = depth + 1
         try:
             return original(*args, **kwargs)
@@ -254,7 +338,7 @@ def _patched_export(original: Callable[..., Any], function: str) -> Callable[...
         depth = _THREAD.export_depth
         if depth == 0 and _ACTIVE and args and isinstance(args[0], nn.Module):
             onnx_training = kwargs.get("training") if function == "torch.onnx.export" else None
-            for tracer in tuple(_ACTIVE):
+            for tracer in _ACTIVE_NOW[0]:
                 tracer._guarded(tracer._on_export, function, args[0], onnx_training)
         _THREAD.export_depth = depth + 1
         try:
@@ -263,6 +347,42 @@ def _patched_export(original: Callable[..., Any], function: str) -> Callable[...
             _THREAD.export_depth = depth
 
     return export
+
+
+def _patched_load_state_dict(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def load_state_dict(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        depth = _THREAD.load_depth
+        _THREAD.load_depth = depth + 1
+        try:
+            result = original(self, *args, **kwargs)
+        finally:
+            _THREAD.load_depth = depth
+        if depth == 0:
+            for tracer in _ACTIVE_NOW[0]:
+                tracer._guarded(tracer._on_load, self, result)
+        return result
+
+    return load_state_dict
+
+
+def _patched_loader_iter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __iter__(self: Any) -> Any:
+        iterator = original(self)
+        for tracer in _ACTIVE_NOW[0]:
+            tracer._guarded(tracer._on_loader_iter, self, iterator)
+        return iterator
+
+    return __iter__
+
+
+def _world_size() -> int:
+    """torch.distributed's world size, 1 when no process group is initialised."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return 1
+    return int(dist.get_world_size())
 
 
 def _export_targets() -> list[tuple[Any, str, str]]:
@@ -299,6 +419,9 @@ def _install() -> None:
     _patch(nn.Module, "train", _patched_train(nn.Module.train))
     _patch(torch.Tensor, "backward", _patched_backward(torch.Tensor.backward))
     _patch(torch.autograd, "backward", _patched_backward(torch.autograd.backward))
+    _patch(nn.Module, "load_state_dict", _patched_load_state_dict(nn.Module.load_state_dict))
+    loader = torch.utils.data.DataLoader
+    _patch(loader, "__iter__", _patched_loader_iter(loader.__iter__))
     for owner, attribute, function in _export_targets():
         if attribute in owner.__dict__:
             _patch(owner, attribute, _patched_export(getattr(owner, attribute), function))
@@ -310,6 +433,7 @@ def _install() -> None:
 def _uninstall() -> None:
     with _LOCK:
         _ACTIVE.clear()
+        _ACTIVE_NOW[0] = ()
         while _HANDLES:
             _HANDLES.pop().remove()
         while _PATCHES:
@@ -344,9 +468,15 @@ class _ModuleState:
     mode_training: bool | None = None
     mode_site: Site | None = None
     frozen_eval_site: Site | None = None
+    # The previous call's facts and the finding keys its checks produced: an identical
+    # next call only counts those findings again (see `Tracer._on_batchnorm`).
+    memo_key: tuple[Any, ...] | None = None
+    memo_findings: tuple[tuple[str, str, str, Site | None], ...] = ()
+    last_call: BatchNormCall | None = None
+    initial_checked: bool = False  # BN017's initial-buffer read done
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _ModeRecord:
     """An outermost `train(mode)`/`eval()` call on `root` (ids of its subtree kept)."""
 
@@ -377,11 +507,29 @@ class _Rules:
     by_event: dict[type, list[type[Rule]]] = field(default_factory=dict)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def wants(self, *event_types: type) -> bool:
+        return any(self.by_event.get(event_type) for event_type in event_types)
+
+
+@dataclass(frozen=True)
+class _LoaderIteration:
+    iterator: weakref.ref[Any]
+    batch_size: int
+    drop_last: bool
+    samples: int
+    site: Site | None
+
+
+# Codes `transductive-batchnorm = true` turns off (RULES.md: BN kept in training mode at
+# test time on purpose).
+TRANSDUCTIVE_CODES = frozenset({"BN002", "BN005", "BN012"})
+
 
 def _select_rules(
     rules: Iterable[type[Rule]] | None,
     select: Iterable[str] | None,
     ignore: Iterable[str] | None,
+    options: Mapping[str, Any],
 ) -> list[type[Rule]]:
     if rules is not None:
         return list(rules)
@@ -393,6 +541,8 @@ def _select_rules(
             codes |= resolve_selector(selector)
     for selector in ignore or ():
         codes -= resolve_selector(selector)
+    if options.get("transductive-batchnorm"):
+        codes -= TRANSDUCTIVE_CODES
     return [rule for code, rule in all_rules().items() if code in codes and rule.runtime_events]
 
 
@@ -412,17 +562,31 @@ class Tracer:
         ignore: Iterable[str] | None = None,
         rules: Iterable[type[Rule]] | None = None,
         sample_every: int | None = 50,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self._model_ref = weakref.ref(model) if model is not None else None
+        self.options: Mapping[str, Any] = dict(options or {})
         self._rules = _Rules()
-        for rule in _select_rules(rules, select, ignore):
-            self._rules.memory[rule.code] = {}
+        selected = _select_rules(rules, select, ignore, self.options)
+        for rule in selected:
+            # A rule's scratch memory; "options" holds the [tool.bnlint] settings.
+            self._rules.memory[rule.code] = {"options": self.options}
             for event_type in rule.runtime_events:
                 self._rules.by_event.setdefault(event_type, []).append(rule)
-        self._rule_names = {rule.code: rule.name for rule in _select_rules(rules, select, ignore)}
-        self._severities = {
-            rule.code: rule.severity for rule in _select_rules(rules, select, ignore)
-        }
+        self._rule_names = {rule.code: rule.name for rule in selected}
+        self._severities = {rule.code: rule.severity for rule in selected}
+        # What the BatchNorm hot path has to produce, decided once.
+        self._call_rules = tuple(self._rules.by_event.get(BatchNormCall, ()))
+        self._wants_updates = self._rules.wants(RunningStatsUpdated)
+        self._wants_samples = self._rules.wants(RunningStatsSample, InputShiftSample)
+        self._wants_batchnorm = bool(self._call_rules or self._wants_updates or self._wants_samples)
+        self._wants_loaders = self._rules.wants(TrainingLoaderEpoch)
+        self._loader_iterations: list[_LoaderIteration] = []
+        self._world = 1
+        self._averaged: dict[int, weakref.ref[Any]] = {}
+        # BN018: per module, (num_batches_tracked, its version) when last made fresh.
+        self._stats_fresh: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self._first_batchnorms: dict[int, weakref.ref[Any]] = {}
         self.sample_every = sample_every
         self._modules: dict[int, _ModuleState] = {}
         self._names: dict[int, tuple[weakref.ref[Any], str]] = {}
@@ -449,9 +613,11 @@ class Tracer:
                 self._learn_names(model)
                 self._scope = {id(sub) for sub in model.modules()}
                 _PROBE_TARGETS[id(model)] = weakref.ref(model)
+            self._world = _world_size()
             if not _ACTIVE:
                 _install()
             _ACTIVE.append(self)
+            _ACTIVE_NOW[0] = tuple(_ACTIVE)
         return self
 
     def stop(self) -> None:
@@ -464,6 +630,7 @@ class Tracer:
             self._guarded(self._flush_pending)
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
+            _ACTIVE_NOW[0] = tuple(_ACTIVE)
             if not _ACTIVE:
                 _uninstall()
 
@@ -556,19 +723,30 @@ class Tracer:
                 subject="",
             )
 
-    def _emit(self, event: Event, state: _ModuleState | None) -> None:
-        for rule in self._rules.by_event.get(type(event), ()):
-            for report in rule.check_runtime(event, self._rules.memory[rule.code]):
-                self._record(rule.code, report, state)
+    def _emit(
+        self,
+        event: Event,
+        state: _ModuleState | None,
+        rules: Iterable[type[Rule]] | None = None,
+    ) -> list[tuple[str, str, str, Site | None]]:
+        """Hand `event` to the rules that read its type; the keys of what they found."""
+        found = []
+        memory = self._rules.memory
+        for rule in self._rules.by_event.get(type(event), ()) if rules is None else rules:
+            for report in rule.check_runtime(event, memory[rule.code]):
+                found.append(self._record(rule.code, report, state))
+        return found
 
-    def _record(self, code: str, report: RuntimeReport, state: _ModuleState | None) -> None:
+    def _record(
+        self, code: str, report: RuntimeReport, state: _ModuleState | None
+    ) -> tuple[str, str, str, Site | None]:
         severity = report.severity or self._severities[code]
         key = (code, report.subject, report.at, report.site)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 entry.count += 1
-                return
+                return key
         # A new finding: now, and only now, walk the stack.
         stack = sites.walk(sys._getframe(1))
         notes = list(report.notes)
@@ -593,7 +771,7 @@ class Tracer:
             entry = self._entries.get(key)
             if entry is not None:
                 entry.count += 1
-                return
+                return key
             self._entries[key] = _Entry(
                 code=code,
                 name=self._rule_names[code],
@@ -604,6 +782,12 @@ class Tracer:
                 notes=notes,
                 subject=report.subject,
             )
+        return key
+
+    def _count_again(self, keys: Iterable[tuple[str, str, str, Site | None]]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries[key].count += 1
 
     # -- module knowledge ----------------------------------------------------------------
 
@@ -612,9 +796,17 @@ class Tracer:
         if known is not None and known() is root:
             return
         self._named_roots[id(root)] = weakref.ref(root)
+        first = True
         for name, sub in root.named_modules():
             if self._name_of(sub) is None:
                 self._names[id(sub)] = (weakref.ref(sub), name or type(sub).__name__)
+            if first and _kind(type(sub)) == _BATCHNORM:
+                self._first_batchnorms[id(sub)] = weakref.ref(sub)
+                first = False
+            if _is_averaged_without_buffers(sub):
+                for inner in sub.modules():
+                    if _kind(type(inner)) == _BATCHNORM:
+                        self._averaged[id(inner)] = weakref.ref(inner)
 
     def _name_of(self, module: nn.Module) -> str | None:
         known = self._names.get(id(module))
@@ -638,6 +830,8 @@ class Tracer:
         construction = _CONSTRUCTION.get(id(module))
         site = construction[1] if construction and construction[0]() is module else None
         momentum = module.momentum
+        first = self._first_batchnorms.get(id(module))
+        averaged = self._averaged.get(id(module))
         state = _ModuleState(
             reference=weakref.ref(module, self._forget_module(id(module))),
             description=BatchNormModule(
@@ -647,6 +841,8 @@ class Tracer:
                 momentum=float(momentum) if momentum is not None else None,
                 affine=bool(module.affine),
                 construction=site,
+                first_in_model=first is not None and first() is module,
+                in_averaged_model=averaged is not None and averaged() is module,
             ),
         )
         self._modules[id(module)] = state
@@ -664,9 +860,14 @@ class Tracer:
 
     # -- event sources -------------------------------------------------------------------
 
-    def _on_batchnorm(self, module: _BatchNorm, args: tuple[Any, ...], previous: Any) -> None:
-        state = self._state_for(module)
-        if state is None:
+    def _on_batchnorm(self, module: Any, args: tuple[Any, ...], previous: Any) -> None:
+        state = self._modules.get(id(module))
+        if state is None or state.reference() is not module:
+            # First sight: names the module and arms the model's output probe.
+            state = self._state_for(module)
+            if state is None:
+                return
+        if not self._wants_batchnorm:
             return
         if state.mode_seq != self._mode_seq:
             self._apply_mode_records(state, id(module))
@@ -676,11 +877,10 @@ class Tracer:
         if state.pending_call is not None:
             self._confirm_pending(state, nbt)
         x = args[0] if args else None
-        shape, dtype = (
-            (tuple(x.shape), str(x.dtype)) if isinstance(x, torch.Tensor) else (None, None)
-        )
+        shape, dtype = (x.shape, x.dtype) if isinstance(x, torch.Tensor) else (None, None)
         training = module.training
-        grad_enabled = torch.is_grad_enabled()
+        grad_enabled = _is_grad_enabled()
+        inference_mode = _is_inference_mode_enabled()
         weight, bias = parameters.get("weight"), parameters.get("bias")
         affine_frozen = (
             weight is not None
@@ -688,40 +888,118 @@ class Tracer:
             and (bias is None or not bias.requires_grad)
         )
         running_var = buffers.get("running_var")
-        previous_name = None
-        if previous is not None:
-            previous_name = self._name_of(previous) or type(previous).__name__
-        call = BatchNormCall(
-            module=state.description,
-            training=training,
-            track_running_stats=module.track_running_stats,
-            grad_enabled=grad_enabled,
-            inference_mode=torch.is_inference_mode_enabled(),
-            affine_frozen=affine_frozen,
-            input_shape=shape,
-            input_dtype=dtype,
-            buffer_dtype=str(running_var.dtype) if running_var is not None else None,
-            stats_reestimation=training
-            and not grad_enabled
-            and sites.on_stack(STATS_REESTIMATION_FUNCTIONS),
-            previous_module=previous_name,
-            mode_site=state.mode_site,
-            frozen_eval_site=state.frozen_eval_site,
+        # Only in the rare training-without-grad case: is update_bn (or the like) running?
+        reestimation = (
+            training
+            and (inference_mode or not grad_enabled)
+            and sites.on_stack(STATS_REESTIMATION_FUNCTIONS)
         )
-        self._emit(call, state)
-        if affine_frozen and call.updates_running_stats and nbt is not None:
-            state.pending_call = call
+        averaged_stale = (
+            state.description.in_averaged_model
+            and nbt is not None
+            and self._averaged_stats_stale(module, nbt, training)
+        )
+        key = (
+            training,
+            module.track_running_stats,
+            grad_enabled,
+            inference_mode,
+            affine_frozen,
+            shape,
+            dtype,
+            running_var.dtype if running_var is not None else None,
+            id(previous),  # an id: the key must not keep a module alive
+            reestimation,
+            averaged_stale,
+            self._world,
+        )
+        if key == state.memo_key:
+            # The same call as last time: count what it found again, build nothing.
+            if state.memo_findings:
+                self._count_again(state.memo_findings)
+        else:
+            call = self._call(state, module, key, previous)
+            state.memo_key = None  # not memoised if a check raises
+            state.memo_findings = tuple(self._emit(call, state, self._call_rules))
+            state.memo_key = key
+            state.last_call = call
+        if (
+            self._wants_updates
+            and affine_frozen
+            and training
+            and module.track_running_stats
+            and nbt is not None
+        ):
+            state.pending_call = state.last_call
             state.pending_version = (id(nbt), nbt._version)
         state.forwards += 1
         if (
             self.sample_every
+            and self._wants_samples
             and running_var is not None
             and (state.forwards - 1) % self.sample_every == 0
             and not running_var.is_meta
             and _THREAD.export_depth == 0
             and not torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
         ):
-            self._sample(call, running_var, state)
+            assert state.last_call is not None
+            self._sample(state.last_call, module, x, state)
+
+    def _call(
+        self, state: _ModuleState, module: _BatchNorm, key: tuple[Any, ...], previous: Any
+    ) -> BatchNormCall:
+        (
+            training,
+            track_running_stats,
+            grad_enabled,
+            inference_mode,
+            affine_frozen,
+            shape,
+            dtype,
+            buffer_dtype,
+            _,
+            reestimation,
+            averaged_stale,
+            world_size,
+        ) = key
+        previous_name = None
+        if previous is not None:
+            previous_name = self._name_of(previous) or type(previous).__name__
+        return BatchNormCall(
+            module=state.description,
+            training=training,
+            track_running_stats=track_running_stats,
+            grad_enabled=grad_enabled,
+            inference_mode=inference_mode,
+            affine_frozen=affine_frozen,
+            input_shape=tuple(shape) if shape is not None else None,
+            input_dtype=str(dtype) if dtype is not None else None,
+            buffer_dtype=str(buffer_dtype) if buffer_dtype is not None else None,
+            stats_reestimation=reestimation,
+            previous_module=previous_name,
+            mode_site=state.mode_site,
+            frozen_eval_site=state.frozen_eval_site,
+            previous_features=_last_dim_features(previous) if previous is not None else None,
+            world_size=world_size,
+            averaged_stats_stale=averaged_stale,
+        )
+
+    def _averaged_stats_stale(self, module: Any, nbt: Any, training: bool) -> bool:
+        """For a BatchNorm inside an AveragedModel without `use_buffers`: in eval, were
+        its statistics left as `update_parameters` copied them from the source model?
+        Fresh means the last change of `num_batches_tracked` (its version counter) was
+        a training forward of this module (update_bn) or a `load_state_dict`."""
+        if training:
+            if module.track_running_stats:
+                # This forward adds 1 to num_batches_tracked (torch's _BatchNorm.forward).
+                self._stats_fresh[id(module)] = (weakref.ref(nbt), nbt._version + 1)
+            return False
+        fresh = self._stats_fresh.get(id(module))
+        if fresh is None:
+            return True
+        reference, version = fresh
+        current = int(nbt._version)
+        return reference() is not nbt or version != current
 
     def _confirm_pending(self, state: _ModuleState, nbt: Any) -> None:
         call, version = state.pending_call, state.pending_version
@@ -735,24 +1013,52 @@ class Tracer:
         for state in list(self._modules.values()):
             module = state.reference()
             if module is not None and state.pending_call is not None:
-                self._confirm_pending(state, module.num_batches_tracked)
+                self._confirm_pending(state, module._buffers.get("num_batches_tracked"))
 
-    def _sample(self, call: BatchNormCall, running_var: torch.Tensor, state: _ModuleState) -> None:
-        # The one value read, on sampled forwards only: it syncs an accelerator.
+    def _sample(self, call: BatchNormCall, module: _BatchNorm, x: Any, state: _ModuleState) -> None:
+        # The value reads, on sampled forwards only: each syncs an accelerator.
+        buffers, parameters = module._buffers, module._parameters
+        running_var, running_mean = buffers["running_var"], buffers["running_mean"]
+        assert running_var is not None and running_mean is not None
         with torch.no_grad():
             finite = bool(torch.isfinite(running_var).all())
             positive = bool((running_var > 0).all())
-        self._emit(RunningStatsSample(call, finite, positive), state)
+            initial = trained = None
+            if not call.training and not state.initial_checked:
+                # Once per module, at its first sampled eval forward (P22's moment).
+                state.initial_checked = True
+                initial, trained = _initial_buffers_and_trained_affine(buffers, parameters)
+            z = None
+            if (
+                not call.training
+                and state.description.first_in_model
+                and self._rules.wants(InputShiftSample)
+                and isinstance(x, torch.Tensor)
+                and x.dim() >= 2
+                and x.shape[1] == running_var.shape[0]
+                and x.numel() > x.shape[1]
+            ):
+                z = _median_input_z(x, running_mean, running_var, module.eps)
+        self._emit(RunningStatsSample(call, finite, positive, initial, trained), state)
+        if z is not None:
+            self._emit(InputShiftSample(call, z), state)
 
     def _on_mode_change(self, root: nn.Module, training: bool) -> None:
         # Cheap on purpose (loops call `model.train()` every step): one record per call;
         # each BatchNorm applies the records it has not seen at its next forward.
         if self._scope is not None and id(root) not in self._scope:
             return
+        site = sites.first_user_site(sys._getframe(1))
+        records = self._mode_records
+        if records:
+            last = records[-1]
+            if last.root == id(root) and last.training == training and last.site == site:
+                # The same call again (`model.train()` at every step): nothing new to
+                # apply, and the BatchNorms' cached calls stay valid.
+                return
         subtree = self._subtree(root)
         self._mode_seq += 1
-        site = sites.first_user_site(sys._getframe(1))
-        self._mode_records.append(_ModeRecord(self._mode_seq, id(root), subtree, training, site))
+        records.append(_ModeRecord(self._mode_seq, id(root), subtree, training, site))
         if len(self._mode_records) > MAX_MODE_RECORDS:
             del self._mode_records[0]
 
@@ -776,10 +1082,84 @@ class Tracer:
                 and state.mode_root != record.root
                 and state.mode_root in record.subtree
             )
-            state.frozen_eval_site = state.mode_site if overridden else None
+            frozen_eval_site = state.mode_site if overridden else None
+            if frozen_eval_site != state.frozen_eval_site or record.site != state.mode_site:
+                state.memo_key = None  # the next call carries new sites
+            state.frozen_eval_site = frozen_eval_site
             state.mode_root, state.mode_training = record.root, record.training
             state.mode_site = record.site
         state.mode_seq = self._mode_seq
+
+    def _on_backward(self) -> None:
+        self._world = _world_size()
+        self._emit(Backward(), None)
+        if not self._loader_iterations:
+            return
+        # Loader iterations still running when backward() runs are training loaders.
+        still_running = []
+        for iteration in self._loader_iterations:
+            iterator = iteration.iterator()
+            if iterator is None:
+                continue
+            if getattr(iterator, "_num_yielded", 0) == 0:
+                still_running.append(iteration)
+                continue
+            last = iteration.samples % iteration.batch_size or iteration.batch_size
+            self._emit(
+                TrainingLoaderEpoch(
+                    iteration.batch_size,
+                    iteration.drop_last,
+                    iteration.samples,
+                    None if iteration.drop_last else last,
+                    iteration.site,
+                ),
+                None,
+            )
+        self._loader_iterations = still_running
+
+    def _on_loader_iter(self, loader: Any, iterator: Any) -> None:
+        if not self._wants_loaders or loader.batch_size is None:
+            return
+        try:
+            samples = len(loader.sampler)
+        except TypeError:  # an IterableDataset without a length
+            return
+        if samples == 0:
+            return
+        site = sites.first_user_site(sys._getframe(1))
+        self._loader_iterations = [
+            iteration for iteration in self._loader_iterations if iteration.iterator() is not None
+        ][-7:]
+        self._loader_iterations.append(
+            _LoaderIteration(
+                weakref.ref(iterator), int(loader.batch_size), bool(loader.drop_last), samples, site
+            )
+        )
+
+    def _on_load(self, module: nn.Module, result: Any) -> None:
+        if self._scope is not None and id(module) not in self._scope:
+            return
+        for sub in module.modules():
+            nbt = sub._buffers.get("num_batches_tracked")
+            if nbt is not None and id(sub) in self._averaged:
+                self._stats_fresh[id(sub)] = (weakref.ref(nbt), nbt._version)
+        missing = getattr(result, "missing_keys", None) or ()
+        running = tuple(
+            key
+            for key in missing
+            if key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
+        )
+        site = sites.first_user_site(sys._getframe(1))
+        self._emit(StateDictLoaded(type(module).__name__, running, site), None)
+
+    def _on_reuse(self, module: Any, calls: int, producers: list[Any]) -> None:
+        if self._scope is not None and id(module) not in self._scope:
+            return
+        state = self._state_for(module)
+        if state is None:
+            return
+        names = tuple(self._name_of(p) or type(p).__name__ for p in producers)
+        self._emit(BatchNormReuse(state.description, calls, names), state)
 
     def _on_export(self, function: str, module: nn.Module, onnx_training: Any) -> None:
         if self._scope is not None and id(module) not in self._scope:
@@ -801,3 +1181,42 @@ class Tracer:
         state = self._state_for(bn) if isinstance(bn, _BatchNorm) else None
         description = state.description if state is not None else None
         self._emit(ModelOutput(type(model).__name__, description, through), state)
+
+
+def _is_averaged_without_buffers(module: nn.Module) -> bool:
+    swa_utils = sys.modules.get("torch.optim.swa_utils")
+    return (
+        swa_utils is not None
+        and isinstance(module, swa_utils.AveragedModel)
+        and not getattr(module, "use_buffers", False)
+    )
+
+
+def _initial_buffers_and_trained_affine(
+    buffers: dict[str, Any], parameters: dict[str, Any]
+) -> tuple[bool | None, bool | None]:
+    """(running statistics still at their initial values, affine parameters moved from
+    their initial 1/0); None where a part is missing."""
+    mean, var, nbt = (
+        buffers.get("running_mean"),
+        buffers.get("running_var"),
+        buffers.get("num_batches_tracked"),
+    )
+    if mean is None or var is None or nbt is None:
+        return None, None
+    initial = bool(nbt == 0) and bool((mean == 0).all()) and bool((var == 1).all())
+    weight, bias = parameters.get("weight"), parameters.get("bias")
+    if weight is None:
+        return initial, None
+    trained = not bool((weight == 1).all()) or (bias is not None and not bool((bias == 0).all()))
+    return initial, trained
+
+
+def _median_input_z(
+    x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, eps: float
+) -> float:
+    """Median over channels of |batch mean - running mean| / sqrt(running var + eps)."""
+    channels = x.shape[1]
+    per_channel = x.detach().transpose(0, 1).reshape(channels, -1).float().mean(dim=1)
+    z = (per_channel - running_mean.float()).abs() / (running_var.float() + eps).sqrt()
+    return float(z.median())
