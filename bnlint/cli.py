@@ -101,6 +101,12 @@ def main() -> None:
     is_flag=True,
     help="Apply exclude patterns even to files named on the command line (pre-commit).",
 )
+@click.option(
+    "--runtime-report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Merge a `bnlint run --format json` report: one list; a static and a runtime "
+    "finding of the same code on the same line become one, confirmed at runtime.",
+)
 def check(
     paths: tuple[Path, ...],
     select: tuple[str, ...],
@@ -119,6 +125,7 @@ def check(
     unsafe_fixes: bool,
     diff: bool,
     force_exclude: bool,
+    runtime_report: Path | None,
 ) -> None:
     """Check PATHS (files or directories; default `.`; `-` reads stdin)."""
     from bnlint.config import ConfigError, Selection, load_settings
@@ -144,6 +151,15 @@ def check(
     except (ConfigError, UnknownSelectorError) as error:
         _fail(str(error))
         return
+    runtime_findings = None
+    if runtime_report is not None:
+        from bnlint.merge import RuntimeReportError, read_runtime_report
+
+        try:
+            runtime_findings = read_runtime_report(runtime_report)
+        except RuntimeReportError as error:
+            _fail(str(error))
+            return
 
     from bnlint.engine.run import FixMode, check_paths, check_stdin
 
@@ -180,10 +196,15 @@ def check(
     summary = run_summary(
         result.files_checked, cwd, fixed=result.fixed, documentation=output_format == "sarif"
     )
-    _emit(result.findings, summary, output_format, output_file, color, quiet, statistics, fix_stdin)
+    findings = result.findings
+    if runtime_findings is not None:
+        from bnlint.merge import merge_runtime
+
+        findings = merge_runtime(findings, runtime_findings, enabled)
+    _emit(findings, summary, output_format, output_file, color, quiet, statistics, fix_stdin)
     if result.internal_error:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
+    sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 
 
 def _emit(

@@ -1,0 +1,102 @@
+"""Static findings + a runtime report → one list (`bnlint check --runtime-report`).
+
+A runtime report is the JSON that `bnlint run --format json --output-file report.json`
+writes: the same finding objects as `bnlint check --format json`, read back with
+`Finding.from_json`. A static finding and a runtime finding of the same code at the
+same location (the same file and line; runtime findings have no column) become one
+finding: the static one, with its fix, marked `confirmed_at_runtime`, counting the
+runtime occurrences and keeping the runtime notes (module, construction site). Runtime
+findings with no static counterpart are listed as they are.
+
+Pure functions over findings; nothing here runs a check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Collection, Iterable
+from pathlib import Path
+
+from bnlint.finding import Finding
+
+__all__ = ["RuntimeReportError", "merge_runtime", "read_runtime_report"]
+
+# Internal errors of the tracer are always shown, whatever the selection.
+ALWAYS_SHOWN = frozenset({"BN999"})
+
+
+class RuntimeReportError(ValueError):
+    """The runtime report cannot be read; the message names the file and the problem."""
+
+
+def read_runtime_report(path: Path) -> list[Finding]:
+    """The findings of a `bnlint run --format json` report."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RuntimeReportError(f"{path}: cannot read the runtime report ({error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RuntimeReportError(
+            f"{path}: not a JSON runtime report ({error}); write one with "
+            "`bnlint run --format json --output-file {path} script.py`"
+        ) from None
+    if not isinstance(data, list):
+        raise RuntimeReportError(
+            f"{path}: a runtime report is a JSON array of findings "
+            "(`bnlint run --format json`), not a JSON " + type(data).__name__
+        )
+    findings = []
+    for position, item in enumerate(data):
+        try:
+            findings.append(Finding.from_json(item))
+        except (KeyError, TypeError, ValueError) as error:
+            raise RuntimeReportError(
+                f"{path}: finding #{position + 1} is not a bnlint finding "
+                f"({type(error).__name__}: {error})"
+            ) from None
+    return findings
+
+
+def _location(finding: Finding) -> tuple[str, str, int, int | None]:
+    """(code, file, line, cell); files compared as absolute paths from the working
+    directory, where both `bnlint check` and `bnlint run` print paths relative to it."""
+    path = finding.path
+    if not path.startswith("<"):
+        path = os.path.normcase(os.path.abspath(path))
+    return finding.code, path, finding.start.line, finding.cell
+
+
+def merge_runtime(
+    static: Iterable[Finding],
+    runtime: Iterable[Finding],
+    codes: Collection[str] | None = None,
+) -> list[Finding]:
+    """One sorted list: each static finding confirmed by runtime findings at its
+    location is marked `confirmed_at_runtime`; the other runtime findings follow as
+    they are. `codes`, when given, keeps only runtime findings of these codes (the
+    check's selection; tracer internal errors are always kept)."""
+    static = list(static)
+    by_location: dict[tuple[str, str, int, int | None], list[Finding]] = {}
+    for finding in runtime:
+        if codes is not None and finding.code not in codes and finding.code not in ALWAYS_SHOWN:
+            continue
+        by_location.setdefault(_location(finding), []).append(finding)
+    merged = []
+    for finding in static:
+        seen = by_location.pop(_location(finding), None)
+        if not seen:
+            merged.append(finding)
+            continue
+        count = sum(runtime_finding.count for runtime_finding in seen)
+        notes = list(finding.notes)
+        notes.append(f"confirmed at run time ({count} time{'s' if count != 1 else ''})")
+        for runtime_finding in seen:
+            notes.extend(note for note in runtime_finding.notes if note not in notes)
+        merged.append(
+            dataclasses.replace(finding, confirmed_at_runtime=True, count=count, notes=tuple(notes))
+        )
+    for unmatched in by_location.values():
+        merged.extend(unmatched)
+    return sorted(merged, key=Finding.sort_key)
