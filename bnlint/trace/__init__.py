@@ -14,8 +14,9 @@ DataParallel: without GPUs it calls the wrapped module itself and every check ru
 With GPUs its replicas are new module objects at each forward, called from worker
 threads: per-forward checks run on each replica, but a replica is named by its class
 only and costs a stack walk at every forward (untested here: no GPUs), and the
-first-forward probe of BN001/BN019 sees the parent model only. DistributedDataParallel runs the real module in each
-process: run one tracer per rank (`torchrun --no-python bnlint run train.py`).
+first-forward probe of BN001/BN019 sees the parent model only. DistributedDataParallel
+runs the real module in each process: run one tracer per rank
+(`torchrun --no-python bnlint run train.py`).
 `torch.compile`d code: checks run at the eager boundary only, not inside the
 compiled region.
 """
