@@ -11,16 +11,16 @@ import dataclasses
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from typing import TYPE_CHECKING, Any
 
 from bnlint.engine import noqa
 from bnlint.engine.source import split_lines, unreadable
 from bnlint.finding import INTERNAL_ERROR, Edit, Finding, Fix, Position, file_problem
-from bnlint.index import ProjectIndex
+from bnlint.lazy import cst
 from bnlint.rule import NodeEdit, Report, Rule, RuleContext
+
+if TYPE_CHECKING:
+    from bnlint.index import ProjectIndex
 
 
 class _Unparsable(Exception):
@@ -63,6 +63,8 @@ def lint_text(
         if not walkers and not reports:
             return []
         module = context.module
+        from libcst.metadata import MetadataWrapper, PositionProvider
+
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         wanted = sorted({name for rule in rules for name in rule.metadata})
         if wanted:

@@ -25,12 +25,17 @@ def parallel_map(
     *,
     size: Callable[[Item], int],
     shared: tuple[Any, ...] = (),
+    before_fork: Callable[[], object] | None = None,
 ) -> list[Result]:
     """`[function(item, *shared) for item in items]`, spread over the cores when the
-    items are large enough. A pool that breaks falls back to one process."""
+    items are large enough. A pool that breaks falls back to one process.
+    `before_fork` runs only when a pool is used (to import what every worker needs)."""
     workers = min(os.cpu_count() or 1, len(items))
     if workers > 1 and sum(size(item) for item in items) >= POOL_MIN_BYTES:
         from concurrent.futures import ProcessPoolExecutor  # 30 ms: only when used
+
+        if before_fork is not None:
+            before_fork()
 
         try:
             with ProcessPoolExecutor(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import os
 import re
 import sys
@@ -325,7 +326,14 @@ def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> lis
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     import bnlint.engine.lint  # noqa: F401  (import once, before forking)
 
-    return parallel_map(lint_job, jobs, size=lambda job: len(job.text), shared=(index, options))
+    return parallel_map(
+        lint_job,
+        jobs,
+        size=lambda job: len(job.text),
+        shared=(index, options),
+        # Workers will parse: import libcst once here rather than in every worker.
+        before_fork=lambda: importlib.import_module("libcst"),
+    )
 
 
 def lint_job(job: LintJob, index: ProjectIndex, options: Any) -> list[Finding]:
