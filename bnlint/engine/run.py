@@ -108,10 +108,14 @@ def _check_texts(
     use_cache: bool,
     fix: FixMode | None = None,
 ) -> RunResult:
+    prefiltered = _PrefilterCache(settings, enabled) if use_cache else None
     wanted = [
-        (source, text, codes_for(source, text.text, settings, enabled)) for source, text in texts
+        (source, text, _cached_codes(prefiltered, source, text, settings, enabled))
+        for source, text in texts
     ]
     wanted = [(source, text, codes) for source, text, codes in wanted if codes]
+    if prefiltered is not None:
+        prefiltered.save()
     if not wanted:  # nothing passed the pre-filter: no index, no libcst
         findings.sort(key=Finding.sort_key)
         return RunResult(findings, files_checked, parsed=0)
@@ -268,6 +272,40 @@ def _parses(text: str) -> bool:
     except Exception:
         return False
     return True
+
+
+class _PrefilterCache(DigestCache):
+    """Which rules' triggers each file passed, so a warm run searches no text: keyed by
+    the configuration and the enabled rules' trigger words and patterns."""
+
+    def __init__(self, settings: Settings, enabled: frozenset[str]) -> None:
+        import hashlib
+        import json
+
+        rules = static_rules()
+        triggers = [
+            (code, rules[code].triggers, rules[code].trigger_pattern)
+            for code in sorted(enabled)
+            if code in rules
+        ]
+        stamp = hashlib.blake2b(json.dumps(triggers).encode(), digest_size=8).hexdigest()
+        super().__init__(settings.project_root, f"prefilter-{settings.fingerprint(enabled)}{stamp}")
+
+
+def _cached_codes(
+    cache: _PrefilterCache | None,
+    source: SourcePath,
+    text: SourceText,
+    settings: Settings,
+    enabled: frozenset[str],
+) -> tuple[str, ...]:
+    stored = cache.get(source.display, text.digest) if cache is not None else None
+    if isinstance(stored, list):
+        return tuple(stored)
+    codes = codes_for(source, text.text, settings, enabled)
+    if cache is not None:
+        cache.put(source.display, text.digest, list(codes))
+    return codes
 
 
 def _cached_findings(cache: DigestCache | None, path: str, digest: str) -> list[Finding] | None:

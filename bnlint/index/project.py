@@ -9,7 +9,6 @@ Answers are three-valued where it matters: a kind is "bn", "frozen", "none" or N
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -108,10 +107,8 @@ class ProjectIndex:
             return ""
         digest = hashlib.sha1()
         for path in sorted(self.summaries):
-            data = self.summaries[path].to_json()
-            data.pop("digest", None)
             digest.update(path.encode("utf-8", "surrogatepass"))
-            digest.update(json.dumps(_without_positions(data), sort_keys=True).encode())
+            digest.update(self.summaries[path].meaning().encode())
         value = digest.hexdigest()
         self._memo[("fingerprint",)] = value
         return value
@@ -609,11 +606,3 @@ def mode_before(
                 if mode is not None:
                     return mode
     return None
-
-
-def _without_positions(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _without_positions(v) for k, v in data.items() if k != "pos"}
-    if isinstance(data, list):
-        return [_without_positions(v) for v in data]
-    return data

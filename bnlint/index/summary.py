@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 4
+SUMMARY_VERSION = 5
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -70,9 +71,22 @@ class FileSummary:
     functions: dict[str, Json] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
     unparsable: bool = False
+    # A hash of what the summary says, positions left out (see `meaning`); kept with the
+    # summary in the cache so a warm run does not recompute it for every file.
+    _meaning: str | None = field(default=None, compare=False, repr=False)
 
-    def to_json(self) -> Json:
-        return {
+    def meaning(self) -> str:
+        """A hash of the summary without positions or the text digest: moving code
+        inside a file does not change it, so other files' cached findings survive."""
+        if self._meaning is None:
+            data = self.to_json(with_meaning=False)
+            data.pop("digest", None)
+            text = json.dumps(_without_positions(data), sort_keys=True)
+            self._meaning = hashlib.sha1(text.encode()).hexdigest()
+        return self._meaning
+
+    def to_json(self, with_meaning: bool = True) -> Json:
+        data: Json = {
             "version": SUMMARY_VERSION,
             "path": self.path,
             "digest": self.digest,
@@ -82,6 +96,9 @@ class FileSummary:
             "functions": self.functions,
             "unparsable": self.unparsable,
         }
+        if with_meaning:
+            data["meaning"] = self.meaning()
+        return data
 
     @classmethod
     def from_json(cls, data: Json) -> FileSummary:
@@ -95,11 +112,20 @@ class FileSummary:
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
             unparsable=bool(data.get("unparsable", False)),
+            _meaning=data.get("meaning"),
         )
 
     @property
     def is_empty(self) -> bool:
         return not (self.classes or self.functions or self.aliases or self.unparsable)
+
+
+def _without_positions(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _without_positions(v) for k, v in data.items() if k != "pos"}
+    if isinstance(data, list):
+        return [_without_positions(v) for v in data]
+    return data
 
 
 def digest_of(text: str) -> str:
