@@ -25,6 +25,7 @@ per tree on two cores) and its figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -41,6 +42,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bnlint.engine.run import triggered
+from bnlint.registry import RuleMeta
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = Path.home() / ".cache" / "bnlint-bench"
 DEFAULT_BNLINT = PROJECT_ROOT / ".venv" / "bin" / "bnlint"
@@ -53,12 +57,11 @@ CORPUS_PINS: dict[str, str] = {
 }
 PEER_PINS: dict[str, str] = {"torchfix": "0.7.0", "flake8": "7.5.0", "ruff": "0.17.6"}
 
-# A ~500-line timm model that builds BatchNorm layers, and a file without any of the
-# words bnlint's pre-filter looks for. If the pinned file is missing or contains a
-# trigger word (another version), a trigger-free file is generated instead.
+# A ~500-line timm model that builds BatchNorm layers, and a real file that none of
+# bnlint's default rules' pre-filters (trigger words and patterns, read from bnlint
+# itself) lets through: the one closest to 300 lines in the trees, or a generated one.
 BN_MODEL_FILE = ("timm", "timm/models/vgg.py")
-NO_TRIGGER_FILE = ("timm", "timm/layers/mlp.py")
-TRIGGER_WORDS = (".eval", ".train", "BatchNorm", "batch_norm", "momentum")
+NO_TRIGGER_LINES = 300
 
 # Tools whose runs take minutes; they get --slow-repeat runs instead of --repeat.
 SLOW_TOOLS = ("torchfix", "flake8")
@@ -138,12 +141,15 @@ def prepare_peers(cache: Path) -> Path:
 
 
 def no_trigger_file(cache: Path, trees: dict[str, Path]) -> Path:
-    """The pinned trigger-free file, or a generated one if the pin no longer fits."""
-    package, relative = NO_TRIGGER_FILE
-    if package in trees:
-        candidate = trees[package] / relative
-        if candidate.exists() and not has_trigger(candidate.read_bytes()):
-            return candidate
+    """A real trigger-free file from the trees, or a generated one if none exists."""
+    candidates = []
+    for tree in sorted(trees.values()):
+        for py in sorted(tree.rglob("*.py")):
+            data = py.read_bytes()
+            if not has_trigger(data):
+                candidates.append((abs(data.count(b"\n") - NO_TRIGGER_LINES), str(py)))
+    if candidates:
+        return Path(min(candidates)[1])
     generated = cache / "generated" / "no_trigger.py"
     generated.parent.mkdir(parents=True, exist_ok=True)
     body = ['"""Plain helpers: no normalization layers, no mode switches."""\n']
@@ -156,7 +162,18 @@ def no_trigger_file(cache: Path, trees: dict[str, Path]) -> Path:
 
 
 def has_trigger(source: bytes) -> bool:
-    return any(word.encode() in source for word in TRIGGER_WORDS)
+    """Whether bnlint's pre-filter lets this file through to a default rule."""
+    text = source.decode("utf-8", "replace")
+    return any(triggered(rule, text) for rule in _default_rules())
+
+
+@functools.cache
+def _default_rules() -> list[RuleMeta]:
+    from bnlint.engine.run import static_rules
+    from bnlint.registry import default_codes
+
+    defaults = default_codes()
+    return [meta for code, meta in static_rules().items() if code in defaults]
 
 
 # ------------------------------------------------------------------- measurement
