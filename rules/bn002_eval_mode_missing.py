@@ -78,7 +78,7 @@ class EvalModeMissing(Rule):
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
-    autofix = "unsafe"
+    autofix = "none"  # RULES.md plans an unsafe fix; none is offered yet
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall,)
 

@@ -57,7 +57,7 @@ class TrainModeNotRestored(Rule):
     code = "BN006"
     name = "train-mode-not-restored"
     severity = Severity.WARNING
-    autofix = "unsafe"
+    autofix = "none"  # RULES.md plans an unsafe fix; none is offered yet
     engines = ("runtime",)
     runtime_events = (BatchNormCall, Backward)
 

@@ -55,7 +55,7 @@ class ExportInTrainingMode(Rule):
     code = "BN009"
     name = "export-in-training-mode"
     severity = Severity.ERROR
-    autofix = "unsafe"
+    autofix = "none"  # RULES.md plans an unsafe fix; none is offered yet
     engines = ("runtime",)
     runtime_events = (ExportCall,)
 

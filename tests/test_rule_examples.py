@@ -33,6 +33,8 @@ def test_invalid_example_is_flagged(code: str, case: Invalid) -> None:
     if case.fixed is not None:
         fixes = [f.fix for f in findings if f.fix is not None]
         assert fixes, f"{code} offers no fix for:\n{case.source}"
+        declared = all_rules()[code].autofix
+        assert {fix.applicability.value for fix in fixes} == {declared}, code
         fixed = apply_edits(case.source, [edit for fix in fixes for edit in fix.edits])
         assert fixed == case.fixed
 
@@ -50,3 +52,11 @@ def test_every_rule_is_documented_under_the_standard_headings() -> None:
         doc = rule.documentation()
         for heading in ("## What it does", "## Why is this bad?", "## Example", "## Use instead"):
             assert heading in doc, f"{code} documentation lacks {heading!r}"
+
+
+def test_a_rule_that_declares_an_autofix_shows_it_exactly() -> None:
+    for code, rule in all_rules().items():
+        if rule.autofix != "none":
+            assert any(case.fixed is not None for case in rule.INVALID), (
+                f"{code} declares an {rule.autofix} autofix but no INVALID example shows it"
+            )
