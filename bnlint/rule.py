@@ -191,6 +191,10 @@ class Rule:
         `runtime_events`. It must be cheap (it runs on every BatchNorm forward) and must
         not touch torch: events are plain data. `memory` is this rule's own scratch dict
         for one trace, for checks that need history (BN006: which BNs trained earlier).
+        A BatchNorm call that repeats the module's previous call exactly (same flags,
+        shapes, dtypes, producer, mode sites) is not delivered again: its findings are
+        counted again instead. So a check of `BatchNormCall` must depend only on the
+        event, or update `memory` idempotently per module (see `bnlint.events`).
         """
         return ()
 
