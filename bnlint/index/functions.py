@@ -235,39 +235,13 @@ class FunctionFacts:
                     self.returns.append({"key": key})
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
-            loop: Json = {
-                "iter": _iterated_key(statement.iter),
-                "pos": self.positions.of(statement),
-                "backward": False,
-                "forwards": [],
-                "calls": [],
-                "first": len(self.events),
-            }
-            self.loops.append(loop)
-            self.loop_stack.append(loop)
-            self._block(statement.body)
-            self.loop_stack.pop()
-            loop["last"] = len(self.events)
-            self._block(statement.orelse)
+            self._loop(statement, _iterated_key(statement.iter))
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
         elif isinstance(statement, ast.While):
             self._expressions(statement.test)
-            loop = {
-                "iter": None,
-                "pos": self.positions.of(statement),
-                "backward": False,
-                "forwards": [],
-                "calls": [],
-                "first": len(self.events),
-            }
-            self.loops.append(loop)
-            self.loop_stack.append(loop)
-            self._block(statement.body)
-            self.loop_stack.pop()
-            loop["last"] = len(self.events)
-            self._block(statement.orelse)
+            self._loop(statement, None)
         elif isinstance(statement, ast.With | ast.AsyncWith):
             nograd = any(_is_nograd(item.context_expr) for item in statement.items)
             for item in statement.items:
@@ -400,6 +374,23 @@ class FunctionFacts:
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             return {"option": node.attr}
         return "?"
+
+    def _loop(self, statement: ast.For | ast.AsyncFor | ast.While, iterated: str | None) -> None:
+        """Record a loop (what it iterates, which events its body holds) and walk it."""
+        loop: Json = {
+            "iter": iterated,
+            "pos": self.positions.of(statement),
+            "backward": False,
+            "forwards": [],
+            "calls": [],
+            "first": len(self.events),
+        }
+        self.loops.append(loop)
+        self.loop_stack.append(loop)
+        self._block(statement.body)
+        self.loop_stack.pop()
+        loop["last"] = len(self.events)
+        self._block(statement.orelse)
 
     def _parameter_loop(self, loop: ast.For | ast.AsyncFor) -> None:
         """`for p in model.backbone.parameters(): p.requires_grad = False` freezes
