@@ -39,21 +39,29 @@ def all_rules() -> dict[str, type[Rule]]:
     found: dict[str, type[Rule]] = {}
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
-        for value in vars(module).values():
-            # Modules are skipped first: touching the lazily loaded libcst (even
-            # through isinstance's __class__ lookup) would import it.
-            if isinstance(value, ModuleType):
-                continue
-            if (
-                isinstance(value, type)
-                and issubclass(value, Rule)
-                and value is not Rule
-                and value.__module__ == module.__name__
-            ):
-                if value.code in found:
-                    raise RuntimeError(f"rule code {value.code} is declared twice")
-                found[value.code] = value
+        for rule in _rules_in(module):
+            if rule.code in found:
+                raise RuntimeError(f"rule code {rule.code} is declared twice")
+            found[rule.code] = rule
     return dict(sorted(found.items()))
+
+
+def _rules_in(module: ModuleType) -> list[type[Rule]]:
+    """The Rule subclasses a rule module defines (not those it imports)."""
+    rules = []
+    for value in vars(module).values():
+        # Modules are skipped first: touching the lazily loaded libcst (even through
+        # isinstance's __class__ lookup) would import it.
+        if isinstance(value, ModuleType):
+            continue
+        if (
+            isinstance(value, type)
+            and issubclass(value, Rule)
+            and value is not Rule
+            and value.__module__ == module.__name__
+        ):
+            rules.append(value)
+    return rules
 
 
 @dataclass(frozen=True)
@@ -145,15 +153,9 @@ def _write_catalog(store: Path, key: str, metas: dict[str, RuleMeta]) -> None:
 def rule_class(code: str) -> type[Rule]:
     """The rule class for a code, importing only its module."""
     module = importlib.import_module(catalog()[code].module)
-    for value in vars(module).values():
-        if isinstance(value, ModuleType):
-            continue
-        if (
-            isinstance(value, type)
-            and issubclass(value, Rule)
-            and getattr(value, "code", None) == code
-        ):
-            return value
+    for rule in _rules_in(module):
+        if rule.code == code:
+            return rule
     raise LookupError(f"rule {code} is not in {module.__name__}")
 
 
