@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bnlint.index.summary import Names
+    from bnlint.index.summary import Names, Positions
 
 # A value's use that is not the direct input of a `self.<layer>(...)` call.
 OTHER = "<other>"
 _CHAIN = 4
+# Expressions whose parts may not run: short-circuit operators, lambdas, comprehensions.
+_MAYBE_SKIPPED = (ast.BoolOp, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 @dataclass
@@ -32,14 +34,23 @@ class ForwardFlow:
     """Run over one `forward`: `feeds` maps each layer attribute to the one layer that
     consumes all of its outputs (None when its outputs go anywhere else too);
     `returns` lists, per returned value, the chain of layers/functions that produced it
-    (newest first: `["act", "bn", "fc"]`)."""
+    (newest first: `["act", "bn", "fc"]`); `reused` maps each layer attribute called
+    at two or more places that every run of `forward` executes (straight-line code, not
+    under an `if`, a loop, a `try`, a conditional expression, a short-circuit operator or
+    a lambda/comprehension) to those calls: `[position, source of its input]`, the
+    source being the layer attribute that produced the input, "<input>" for a `forward`
+    argument, or "?"."""
 
-    def __init__(self, names: Names) -> None:
+    def __init__(self, names: Names, positions: Positions | None = None) -> None:
         self.names = names
+        self.positions = positions
         self.values: list[_Value] = []
         self.returns: list[list[str]] = []
         # Local name → the values it may hold at this point.
         self.env: dict[str, set[int]] = {}
+        # How many conditionally executed constructs enclose the current node.
+        self.conditional = 0
+        self.straight_calls: dict[str, list[list[Any]]] = {}
 
     def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, Any]:
         for arg in [*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs]:
@@ -55,7 +66,8 @@ class ForwardFlow:
             if value.producer in feeds and feeds[value.producer] != consumer:
                 consumer = None
             feeds[value.producer] = consumer
-        return {"feeds": feeds, "returns": self.returns}
+        reused = {attr: calls for attr, calls in self.straight_calls.items() if len(calls) > 1}
+        return {"feeds": feeds, "returns": self.returns, "reused": reused}
 
     def _new(self, producer: str | None, chain: tuple[str, ...]) -> int:
         self.values.append(_Value(producer, chain[:_CHAIN]))
@@ -96,9 +108,11 @@ class ForwardFlow:
         elif isinstance(statement, ast.If):
             self._expr(statement.test, OTHER)
             before = _copy(env)
+            self.conditional += 1
             self._block(statement.body)
             after_body, self.env = self.env, before
             self._block(statement.orelse)
+            self.conditional -= 1
             _merge(self.env, after_body)
         elif isinstance(statement, ast.For | ast.AsyncFor | ast.While):
             if isinstance(statement, ast.For | ast.AsyncFor):
@@ -107,9 +121,11 @@ class ForwardFlow:
             else:
                 self._expr(statement.test, OTHER)
             before = _copy(env)
+            self.conditional += 1
             self._block(statement.body)
             self._block(statement.body)
             self._block(statement.orelse)
+            self.conditional -= 1
             _merge(self.env, before)
         elif isinstance(statement, ast.With | ast.AsyncWith):
             for item in statement.items:
@@ -118,11 +134,13 @@ class ForwardFlow:
                     self._assign(item.optional_vars, ids)
             self._block(statement.body)
         elif isinstance(statement, ast.Try):
+            self.conditional += 1
             self._block(statement.body)
             for handler in statement.handlers:
                 self._block(handler.body)
             self._block(statement.orelse)
             self._block(statement.finalbody)
+            self.conditional -= 1
         else:
             for child in ast.iter_child_nodes(statement):
                 if isinstance(child, ast.expr):
@@ -157,14 +175,20 @@ class ForwardFlow:
             return {self._call(node)}
         if isinstance(node, ast.IfExp):
             self._expr(node.test, OTHER)
-            return self._expr(node.body, None) | self._expr(node.orelse, None)
+            self.conditional += 1
+            ids = self._expr(node.body, None) | self._expr(node.orelse, None)
+            self.conditional -= 1
+            return ids
         if isinstance(node, ast.NamedExpr):
             ids = self._expr(node.value, None)
             env[node.target.id] = set(ids)
             return ids
+        deferred = isinstance(node, _MAYBE_SKIPPED)
+        self.conditional += deferred
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self._expr(child, OTHER)
+        self.conditional -= deferred
         return {self._new(None, ("?",))}
 
     def _call(self, node: ast.Call) -> int:
@@ -178,6 +202,10 @@ class ForwardFlow:
                     self._expr(arg, OTHER)
             for keyword in node.keywords:
                 self._expr(keyword.value, OTHER)
+            if not self.conditional and self.positions is not None:
+                self.straight_calls.setdefault(layer, []).append(
+                    [self.positions.of(node), self._source_of(inputs)]
+                )
             return self._new(layer, (layer, *self._chain_of(inputs)))
         # Activations keep the chain (`return torch.sigmoid(self.bn(x))` ends in BN).
         function = (
@@ -204,6 +232,15 @@ class ForwardFlow:
         if method in ("sigmoid", "tanh", "relu", "softmax") and not node.args:
             return self._new(None, ("fn:" + method, *self._chain_of(receiver)))
         return self._new(None, ("?",))
+
+    def _source_of(self, ids: set[int]) -> str:
+        """The layer attribute (or "<input>") that produced a call's input, else "?"."""
+        sources = {
+            self.values[i].producer
+            or next((c for c in self.values[i].chain if not c.startswith("fn:")), "?")
+            for i in ids
+        }
+        return sources.pop() if len(sources) == 1 else "?"
 
     def _chain_of(self, ids: set[int]) -> tuple[str, ...]:
         chains = {self.values[i].chain for i in ids}

@@ -24,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 5
+SUMMARY_VERSION = 6
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -37,6 +37,8 @@ _LAYER_KEYWORDS = (
     "in_features",
     "out_features",
     "num_features",
+    "out_channels",
+    "p",
 )
 
 Json = dict[str, Any]
@@ -332,7 +334,7 @@ class _Summarizer:
                 info["train_override"] = True
                 info["refreezes"] = _refreezes(statement)
             elif statement.name == "forward":
-                info["forward"] = ForwardFlow(names).run(statement)
+                info["forward"] = ForwardFlow(names, self.positions).run(statement)
             if statement.name not in ("__init__", "forward"):
                 facts = self.function_facts(statement, names, layers, node.name)
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
