@@ -13,14 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import click
 
 from bnlint import __version__
 from bnlint.registry import run_summary
-from bnlint.server_command import server_command
-from bnlint.trace.command import run_command
 
 if TYPE_CHECKING:
     from bnlint.finding import Finding, RunSummary
@@ -39,7 +37,29 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Imports `run` (the tracer) and `server` (the language server) only when they are
+    asked for, so `bnlint check` on save does not pay for their modules."""
+
+    _lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "run": ("bnlint.trace.command", "run_command"),
+        "server": ("bnlint.server_command", "server_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            import importlib
+
+            module, attribute = self._lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="bnlint")
 def main() -> None:
     """Find BatchNorm misuse in PyTorch code."""
@@ -271,9 +291,6 @@ def rules_command(markdown: bool) -> None:
 
     click.echo(rule_table_markdown() if markdown else rule_table_text())
 
-
-main.add_command(run_command)
-main.add_command(server_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +159,8 @@ def _has_bnlint_table(path: Path) -> bool:
 
 
 def _read_table(path: Path, *, required: bool) -> dict[str, Any]:
+    import tomllib  # only when a configuration is actually read
+
     try:
         with path.open("rb") as stream:
             document = tomllib.load(stream)

@@ -10,10 +10,13 @@ import codecs
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bnlint.encoding import declared_encoding
 from bnlint.finding import UNREADABLE, Finding, file_problem
-from bnlint.notebook import NotebookError, NotebookProgram, load
+
+if TYPE_CHECKING:
+    from bnlint.notebook import NotebookProgram
 
 # Generated files this large are not hand-written model code; parsing one would cost
 # libcst tens of seconds (about 7,000 lines/s here).
@@ -59,6 +62,8 @@ def read_file(path: Path, display: str) -> SourceText | Finding:
 
 
 def decode_notebook(data: bytes, display: str) -> SourceText | Finding:
+    from bnlint.notebook import NotebookError, load
+
     raw = decode(data, display)
     if isinstance(raw, Finding):
         return raw
