@@ -83,6 +83,9 @@ _ACTIVATIONS = frozenset(
     }
 )
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+# Dropouts that zero units and rescale the rest, changing the variance seen downstream
+# between train and eval (P15). AlphaDropout keeps mean and variance by design.
+_DROPOUTS = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d"})
 
 # torchvision.models factories whose networks train BatchNorm.
 _TORCHVISION_BN = re.compile(
@@ -187,6 +190,15 @@ def is_activation(qualified: str | None) -> bool:
     if not qualified:
         return False
     return _is_library(qualified, "torch") and _last(qualified) in _ACTIVATIONS
+
+
+def is_dropout(qualified: str | None) -> bool:
+    """A torch `nn.Dropout`/`Dropout1d/2d/3d` class (not `AlphaDropout`)."""
+    return (
+        bool(qualified)
+        and _is_library(qualified or "", "torch")
+        and (_last(qualified or "") in _DROPOUTS)
+    )
 
 
 def is_container(qualified: str | None) -> bool:

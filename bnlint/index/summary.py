@@ -24,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 6
+SUMMARY_VERSION = 7
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -436,9 +436,8 @@ class LayerBuilder:
             if isinstance(arg, ast.Starred):
                 spec["kw"]["*"] = True
                 break
-            value = literal(arg)
-            if value != "?":
-                spec["kw"][f"#{index}"] = value
+            # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
+            spec["kw"][f"#{index}"] = literal(arg)
         for keyword in node.keywords:
             if keyword.arg is None:
                 spec["kw"]["**"] = True
