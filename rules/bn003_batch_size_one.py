@@ -46,9 +46,8 @@ from typing import Any
 
 from bnlint.events import BatchNormCall, Event, TrainingLoaderEpoch
 from bnlint.finding import Severity
-from bnlint.index import ProjectIndex, mode_before
 from bnlint.index.locate import node_at
-from bnlint.index.modes import batch_size, training_loops
+from bnlint.index.modes import batch_size, trained_bn_model, training_loops
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -134,23 +133,10 @@ class BatchSizeOne(Rule):
                 for loop_path, loop_function, loop_facts, loop in training_loops(
                     index, path, function, facts, key
                 ):
-                    model = self._bn_model(index, loop_path, loop_function, loop_facts, loop)
+                    model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
                     if model is not None:
                         self._report(loader, key, model, loop_function, loop)
                         break
-
-    def _bn_model(
-        self, index: ProjectIndex, path: str, function: str, facts: Json, loop: Json
-    ) -> str | None:
-        for model in dict.fromkeys(loop["forwards"]):
-            if index.key_kind(path, function, model) != "bn":
-                continue
-            if mode_before(index, path, function, facts["events"], loop["first"], model) == "eval":
-                body = facts["events"][loop["first"] : loop["last"]]
-                if not any(e["k"] == "train" and e.get("key") == model for e in body):
-                    continue
-            return str(model)
-        return None
 
     def _report(self, loader: dict, key: str, model: str, function: str, loop: dict) -> None:  # type: ignore[type-arg]
         node = node_at(self.context.module, loader["pos"], cst.Call)

@@ -351,12 +351,18 @@ class FunctionFacts:
         for keyword in call.keywords:
             if keyword.arg is None:
                 loader["batch"] = "?"
+                loader["opaque"] = True  # **kwargs: any keyword may be in there
             elif keyword.arg == "batch_size":
                 loader["batch"] = self._value(keyword.value)
             elif keyword.arg == "batch_sampler":
                 loader["batch"] = "?"
+                loader["sampler"] = True
             elif keyword.arg == "drop_last":
                 loader["drop_last"] = _literal(keyword.value)
+            elif keyword.arg == "shuffle":
+                loader["shuffle"] = _literal(keyword.value)
+            elif keyword.arg == "sampler":
+                loader["sampler"] = True
         if any(isinstance(arg, ast.Starred) for arg in call.args):
             loader["batch"] = "?"
         return loader

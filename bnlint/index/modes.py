@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bnlint.index import kinds
-from bnlint.index.project import Kind, ProjectIndex, argument_key
+from bnlint.index.project import Kind, ProjectIndex, argument_key, mode_before
 
 Json = dict[str, Any]
 
@@ -128,4 +128,20 @@ def part_kind(index: ProjectIndex, path: str, function: str, key: str) -> Kind:
         library = index.library_name(path, spec.get("call"))
         if kinds.factory_kind(library, spec.get("arg0")) == "bn" and attr in _BN_SUBMODULES:
             return "bn"
+    return None
+
+
+def trained_bn_model(
+    index: ProjectIndex, path: str, function: str, facts: Json, loop: Json
+) -> str | None:
+    """The model with trainable BatchNorm that `loop` (a training loop) runs forward, if
+    any: a BN model not left in eval for the whole loop."""
+    for model in dict.fromkeys(loop["forwards"]):
+        if index.key_kind(path, function, model) != "bn":
+            continue
+        if mode_before(index, path, function, facts["events"], loop["first"], model) == "eval":
+            body = facts["events"][loop["first"] : loop["last"]]
+            if not any(e["k"] == "train" and e.get("key") == model for e in body):
+                continue
+        return str(model)
     return None
