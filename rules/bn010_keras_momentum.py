@@ -93,6 +93,8 @@ class KerasMomentum(Rule):
     name = "keras-momentum"
     severity = Severity.WARNING
     triggers = ("momentum",)
+    # A decimal in [0.5, 1) on the same line as the word (keyword, constant, assignment).
+    trigger_pattern = r"(?i)momentum[^\n]{0,40}?(?<![\d.])0?\.[5-9]"
     autofix = "unsafe"
     engines = ("static", "runtime")
 

@@ -121,6 +121,8 @@ class RunningStatsNotLoaded(Rule):
     name = "running-stats-not-loaded"
     severity = Severity.WARNING
     triggers = ("parameters(",)
+    # Only `torch.save` calls are checked: a `save(` call, or `save` imported under an alias.
+    trigger_pattern = r"\bsave\s*\(|import[^\n]*\bsave\b"
     engines = ("static", "runtime")
     runtime_events = (RunningStatsSample, StateDictLoaded)
 

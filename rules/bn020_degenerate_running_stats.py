@@ -116,6 +116,8 @@ class DegenerateRunningStats(Rule):
     name = "degenerate-running-stats"
     severity = Severity.WARNING
     triggers = (".half()", "float16", "torch.half")
+    # The conversion must be followed by a training step in the same function.
+    trigger_pattern = r"\.(?:backward|step)\s*\("
     engines = ("static", "runtime")
     needs_index = True
     runtime_events = (BatchNormCall, RunningStatsSample)
