@@ -104,12 +104,7 @@ class BiasBeforeBatchnorm(Rule):
         producer = _text(call.func)
         consumer = (edge.consumer.get("call") or "BatchNorm").rsplit(".", 1)[-1].lstrip("~")
         where = f" in `{edge.owner}`" if edge.owner else ""
-        names = edge.names
-        link = (
-            f"`self.{names[0]}` feeds only `self.{names[1]}`"
-            if not names[0].startswith("[")
-            else f"it is followed directly by `{consumer}` in the `Sequential`"
-        )
+        link = edge.describe(consumer, verb="feeds only")
         self.report(
             call,
             message=(

@@ -142,12 +142,7 @@ class DropoutBeforeBatchnorm(Rule):
         dropout = _short(edge.producer.get("call"), "Dropout")
         consumer = _short(edge.consumer.get("call"), "BatchNorm")
         where = f" in `{edge.owner}`" if edge.owner else ""
-        names = edge.names
-        link = (
-            f"`self.{names[0]}` feeds `self.{names[1]}`"
-            if not names[0].startswith("[")
-            else f"it is followed directly by `{consumer}` in the `Sequential`"
-        )
+        link = edge.describe(consumer)
         self.report(
             call,
             message=(

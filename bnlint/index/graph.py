@@ -30,6 +30,14 @@ class Edge:
     owner: str | None  # the class whose forward or Sequential this is
     names: tuple[str, str]  # attribute names or "[i]" positions, for messages
 
+    def describe(self, consumer: str, verb: str = "feeds") -> str:
+        """How the edge reads in a message: `self.conv` feeds `self.bn`, or the
+        consumer follows directly in a `Sequential`."""
+        producer, receiver = self.names
+        if producer.startswith("["):
+            return f"it is followed directly by `{consumer}` in the `Sequential`"
+        return f"`self.{producer}` {verb} `self.{receiver}`"
+
 
 def leaf(spec: Json | None, last: bool) -> Json | None:
     """The first or last leaf layer of a container spec (`Sequential(Sequential(a), b)`)."""
