@@ -150,6 +150,7 @@ def _write_catalog(store: Path, key: str, metas: dict[str, RuleMeta]) -> None:
         pass
 
 
+@functools.cache
 def rule_class(code: str) -> type[Rule]:
     """The rule class for a code, importing only its module."""
     module = importlib.import_module(catalog()[code].module)
