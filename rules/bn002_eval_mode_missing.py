@@ -58,7 +58,7 @@ from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
-from bnlint.index.project import argument_key
+from bnlint.index.project import argument_key, call_parameters
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -167,9 +167,7 @@ class EvalModeMissing(Rule):
         self, index: ProjectIndex, function: str, facts: Json, key: str
     ) -> bool:
         root = key.split(".")[0]
-        params = list(facts["params"])
-        if facts.get("owner") and params and params[0] == "self":
-            params = params[1:]
+        params = call_parameters(facts)
         if root not in params and root != "self":
             return False
         callers = index.callers(self.context.path, function)

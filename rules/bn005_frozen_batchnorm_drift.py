@@ -56,7 +56,7 @@ from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, covers, related
 from bnlint.index.locate import node_at
 from bnlint.index.modes import part_kind
-from bnlint.index.project import argument_key
+from bnlint.index.project import argument_key, call_parameters
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -180,9 +180,7 @@ class FrozenBatchnormDrift(Rule):
         facts = index.function_facts(*callee)
         if facts is None:
             return False
-        params = list(facts["params"])
-        if facts.get("owner") and params and params[0] == "self":
-            params = params[1:]
+        params = call_parameters(facts)
         for parameter in params:
             passed = argument_key(event, params, parameter)
             if passed is not None and covers(passed, key):

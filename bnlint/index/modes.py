@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bnlint.index import kinds
-from bnlint.index.project import Kind, ProjectIndex, argument_key, mode_before
+from bnlint.index.project import Kind, ProjectIndex, argument_key, call_parameters, mode_before
 
 Json = dict[str, Any]
 
@@ -95,9 +95,7 @@ def training_loops(
         callee_facts = index.function_facts(*callee)
         if callee_facts is None:
             continue
-        params = list(callee_facts["params"])
-        if callee_facts.get("owner") and params and params[0] == "self":
-            params = params[1:]
+        params = call_parameters(callee_facts)
         for parameter in params:
             if argument_key(event, params, parameter) == key:
                 yield from training_loops(index, *callee, callee_facts, parameter, depth + 1)

@@ -500,9 +500,7 @@ class ProjectIndex:
         facts = self.function_facts(path, function)
         if facts is None:
             return []
-        params = list(facts["params"])
-        if facts.get("owner") and params and params[0] == "self":
-            params = params[1:]
+        params = call_parameters(facts)
         found = []
         for caller_path, caller, event in self.callers(path, function):
             key = argument_key(event, params, parameter)
@@ -518,9 +516,7 @@ class ProjectIndex:
         facts = self.function_facts(*callee) if callee is not None else None
         if callee is None or facts is None or depth > _DEPTH:
             return []
-        params = list(facts["params"])
-        if facts.get("owner") and params and params[0] == "self":
-            params = params[1:]
+        params = call_parameters(facts)
         inner: list[str] = []
         for inner_event in facts["events"]:
             if inner_event["k"] == "freeze" and inner_event.get("key"):
@@ -544,6 +540,14 @@ class ProjectIndex:
         return mode_before(
             self, path, function, facts["events"], len(facts["events"]), parameter, depth + 1
         )
+
+
+def call_parameters(facts: Json) -> list[str]:
+    """The parameters a call fills, in order: a method's `self` is not among them."""
+    params = list(facts["params"])
+    if facts.get("owner") and params and params[0] == "self":
+        params = params[1:]
+    return params
 
 
 def argument_key(event: Json, params: list[str], parameter: str) -> str | None:
@@ -592,9 +596,7 @@ def mode_before(
             facts = index.function_facts(*callee)
             if facts is None:
                 continue
-            params = list(facts["params"])
-            if facts.get("owner") and params and params[0] == "self":
-                params = params[1:]
+            params = call_parameters(facts)
             for parameter in params:
                 passed = argument_key(event, params, parameter)
                 if passed is not None and related(passed, key):
