@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import click
 
 from bnlint import __version__
+from bnlint.options import format_option, ignore_option, select_option, split_selectors
 from bnlint.registry import run_summary
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
-
-
-def _split(values: Sequence[str]) -> tuple[str, ...]:
-    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
 def _fail(message: str) -> None:
@@ -67,22 +64,12 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--select",
-    multiple=True,
-    help="Rules to check instead of the defaults (codes, prefixes, names; comma-separated).",
-)
+@select_option
 @click.option(
     "--extend-select", multiple=True, help="Rules to check in addition to the selected ones."
 )
-@click.option("--ignore", multiple=True, help="Rules not to check.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "sarif", "github", "gitlab"]),
-    default="text",
-    show_default=True,
-)
+@ignore_option
+@format_option
 @click.option(
     "--output-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -163,9 +150,9 @@ def check(
     try:
         settings = load_settings(start if start.exists() else cwd, config_path)
         cli_selection = Selection(
-            select=_split(select) or None,
-            extend_select=_split(extend_select),
-            ignore=_split(ignore),
+            select=split_selectors(select) or None,
+            extend_select=split_selectors(extend_select),
+            ignore=split_selectors(ignore),
         )
         enabled = settings.enabled_codes(cli_selection)
     except (ConfigError, UnknownSelectorError) as error:

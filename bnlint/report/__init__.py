@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bnlint.finding import Finding, RunSummary
+from bnlint.formats import OUTPUT_FORMATS as FORMATS
 from bnlint.report import github, gitlab, json_format, sarif, text
-
-FORMATS = ("text", "json", "sarif", "github", "gitlab")
 
 # Every format but text ignores the presentation flags: they exist for people
 # reading a terminal, and machine formats must not change shape with them.

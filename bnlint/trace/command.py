@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bnlint.options import format_option, ignore_option, select_option, split_selectors
+
 if TYPE_CHECKING:
     from bnlint.finding import Finding
-
-
-def _split(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
 @click.command(
@@ -25,18 +23,9 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.option("-m", "as_module", is_flag=True, help="Run a module (like `python -m`).")
-@click.option(
-    "--select", multiple=True, help="Rules to check instead of the defaults (comma-separated)."
-)
-@click.option("--ignore", multiple=True, help="Rules not to check.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "sarif", "github"]),
-    default="text",
-    show_default=True,
-    help="Report format.",
-)
+@select_option
+@ignore_option
+@format_option
 @click.option(
     "--output-file",
     "-o",
@@ -71,8 +60,8 @@ def run_command(
     from bnlint.registry import UnknownSelectorError, resolve_selector
     from bnlint.trace.run import run
 
-    selected = _split(select) or None
-    ignored = _split(ignore)
+    selected = split_selectors(select) or None
+    ignored = split_selectors(ignore)
     try:
         for selector in (*(selected or ()), *ignored):
             resolve_selector(selector)
