@@ -60,7 +60,7 @@ from bnlint.events import (
     StateDictLoaded,
     TrainingLoaderEpoch,
 )
-from bnlint.finding import Finding, Position, Severity, Source
+from bnlint.finding import INTERNAL_ERROR, Finding, Position, Severity, Source
 from bnlint.registry import all_rules, default_codes, resolve_selector
 from bnlint.rule import Rule, RuntimeReport
 from bnlint.trace import sites
@@ -703,15 +703,16 @@ class Tracer:
         except Exception:
             site = None
         description = f"{type(error).__name__}: {error}"
-        key = ("BN999", description, "internal", None)
+        code, name = INTERNAL_ERROR
+        key = (code, description, "internal", None)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 entry.count += 1
                 return
             self._entries[key] = _Entry(
-                code="BN999",
-                name="internal-error",
+                code=code,
+                name=name,
                 severity=Severity.ERROR,
                 site=site,
                 message=f"the bnlint tracer failed: {description}",
