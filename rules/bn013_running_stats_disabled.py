@@ -52,8 +52,10 @@ trained statistics) is a design decision.
 
 from __future__ import annotations
 
+import ast
+
 from bnlint.finding import Severity
-from bnlint.index.names import (
+from bnlint.index.ast_names import (
     argument,
     dotted_name,
     import_aliases,
@@ -61,7 +63,7 @@ from bnlint.index.names import (
     partial_target,
     resolve,
 )
-from bnlint.rule import Invalid, Rule, RuleContext, cst
+from bnlint.rule import Invalid, Rule, RuleContext
 
 ATTRIBUTE = "track_running_stats"
 CONSTRUCTOR_OPTION = "running-stats-constructor"
@@ -71,15 +73,12 @@ _POSITION = 4
 _LAZY_POSITION = 3
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
-
-
 class RunningStatsDisabled(Rule):
     code = "BN013"
     name = "running-stats-disabled"
     severity = Severity.WARNING
     triggers = (ATTRIBUTE,)
+    syntax = "ast"
 
     VALID = (
         "import torch.nn as nn\nbn = nn.BatchNorm2d(8, track_running_stats=True)\n",
@@ -106,61 +105,57 @@ class RunningStatsDisabled(Rule):
         self.aliases: dict[str, str] = {}
         self.functions: list[str] = []
         self.report_constructor = bool(context.options.get(CONSTRUCTOR_OPTION, False))
-        # Blocks guarded by `isinstance(x, <InstanceNorm...>)`: x is not a BatchNorm.
-        self.instance_norm_blocks: dict[cst.BaseSuite, str] = {}
-        self.instance_norm_names: list[str] = []
+        # Assignments guarded by `isinstance(x, <InstanceNorm...>)` → x (not a BatchNorm).
+        self.instance_norm_assignments: dict[int, str] = {}
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.functions.append(node.name.value)
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.functions.append(node.name)
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef) -> None:
         self.functions.pop()
 
-    def visit_If(self, node: cst.If) -> None:
+    def visit_If(self, node: ast.If) -> None:
         test = node.test
         if (
-            isinstance(test, cst.Call)
-            and isinstance(test.func, cst.Name)
-            and test.func.value == "isinstance"
+            isinstance(test, ast.Call)
+            and isinstance(test.func, ast.Name)
+            and test.func.id == "isinstance"
             and len(test.args) == 2
         ):
-            kinds = test.args[1].value
-            names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
+            kinds = test.args[1]
+            names = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
             resolved = [resolve(kind, self.aliases) or "" for kind in names]
-            subject = dotted_name(test.args[0].value)
+            subject = dotted_name(test.args[0])
             if subject and resolved and all("InstanceNorm" in kind for kind in resolved):
-                self.instance_norm_blocks[node.body] = subject
+                for statement in node.body:
+                    for inner in ast.walk(statement):
+                        if isinstance(inner, ast.Assign):
+                            self.instance_norm_assignments[id(inner)] = subject
 
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self.instance_norm_names.append(self.instance_norm_blocks.get(node, ""))
-
-    def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
-        self.instance_norm_names.pop()
-
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def visit_Assign(self, node: ast.Assign) -> None:
+        subject = self.instance_norm_assignments.get(id(node), "")
         for target in node.targets:
-            attribute = target.target
-            if isinstance(attribute, cst.Attribute) and attribute.attr.value == ATTRIBUTE:
-                self._check(attribute.value, attribute)
+            if isinstance(target, ast.Attribute) and target.attr == ATTRIBUTE:
+                self._check(target.value, target, subject)
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Name) and func.value == "setattr" and len(node.args) >= 2:
-            name = node.args[1].value
-            if isinstance(name, cst.SimpleString) and name.evaluated_value == ATTRIBUTE:
-                self._check(node.args[0].value, node)
+        if isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) >= 2:
+            name = node.args[1]
+            if isinstance(name, ast.Constant) and name.value == ATTRIBUTE:
+                self._check(node.args[0], node, "")
             return
         if self.report_constructor:
             self._check_constructor(node)
 
-    def _check(self, receiver: cst.BaseExpression, node: cst.CSTNode) -> None:
-        written = _code(receiver)
+    def _check(self, receiver: ast.expr, node: ast.AST, instance_norm: str) -> None:
+        written = ast.unparse(receiver)
         if written == "self" and self.functions and self.functions[-1] == "__init__":
             return  # a BatchNorm-like class setting its own option while it is built
-        if written in self.instance_norm_names:
+        if written == instance_norm:
             return  # InstanceNorm: False is its default, toggling is its own business
         self.report(
             node,
@@ -175,19 +170,18 @@ class RunningStatsDisabled(Rule):
             ),
         )
 
-    def _check_constructor(self, node: cst.Call) -> None:
-        callee = node.func
+    def _check_constructor(self, node: ast.Call) -> None:
         target = partial_target(node, self.aliases)
-        qualified = resolve(target if target is not None else callee, self.aliases)
+        qualified = resolve(target if target is not None else node.func, self.aliases)
         if not is_batchnorm_class(qualified):
             return
         assert qualified is not None
         lazy = qualified.rsplit(".", 1)[-1].startswith("Lazy")
         position = None if target is not None else (_LAZY_POSITION if lazy else _POSITION)
-        arg = argument(node, ATTRIBUTE, position)
-        if arg is not None and isinstance(arg.value, cst.Name) and arg.value.value == "False":
+        value = argument(node, ATTRIBUTE, position)
+        if isinstance(value, ast.Constant) and value.value is False:
             self.report(
-                arg,
+                value,
                 message=(
                     "this BatchNorm never tracks running statistics: in eval mode it "
                     "normalises with each batch's own statistics, so predictions depend "

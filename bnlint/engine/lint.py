@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bnlint.engine import noqa
 from bnlint.engine.source import split_lines, unreadable
 from bnlint.finding import INTERNAL_ERROR, Edit, Finding, Fix, Position, file_problem
+from bnlint.index.summary import Positions
 from bnlint.lazy import cst
 from bnlint.rule import NodeEdit, Report, Rule, RuleContext
 
@@ -51,42 +52,55 @@ def lint_text(
         except RecursionError as error:
             raise _Unparsable(unreadable(path, "the code is nested too deeply to parse")) from error
 
-    context = RuleContext(path, text, index, options, parse)
+    def parse_ast() -> ast.Module:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # SyntaxWarnings are not ours to print
+                return ast.parse(text, path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            # libcst names the problem as BN000 (or, when only `ast` rejects the code,
+            # the ast rules are the ones that cannot run: report that as BN000 too).
+            parse()
+            raise _Unparsable(unreadable(path, "Python's parser rejects this code")) from None
+
+    context = RuleContext(path, text, index, options, parse, parse_ast)
     instances = [rule(context) for rule in rules]
     try:
         failures = _run_module_checks(instances)
         walkers = [rule for rule in instances if _walks(type(rule)) and rule not in failures]
+        ast_walkers = [rule for rule in walkers if rule.syntax == "ast"]
+        cst_walkers = [rule for rule in walkers if rule.syntax == "libcst"]
         summary = index.summaries.get(path)
-        if walkers or (summary is not None and summary.unparsable):
+        if cst_walkers or (summary is not None and summary.unparsable):
             context.module  # noqa: B018  (parse now: a walk needs it, or BN000 is due)
-        reports = [r for rule in instances if rule not in failures for r in rule.reports]
-        if not walkers and not reports:
-            return []
-        module = context.module
-        from libcst.metadata import MetadataWrapper, PositionProvider
+        ast_dispatcher = _Dispatcher(ast_walkers, _ast_children)
+        if ast_walkers:
+            ast_dispatcher.walk(context.tree)
+        cst_dispatcher = _Dispatcher(cst_walkers, _cst_children)
+        if cst_walkers:
+            module = context.module
+            wanted = sorted({name for rule in cst_walkers for name in rule.metadata})
+            if wanted:
+                import libcst.metadata as providers
 
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        wanted = sorted({name for rule in rules for name in rule.metadata})
-        if wanted:
-            import libcst.metadata as providers
-
-            context.metadata = {name: wrapper.resolve(getattr(providers, name)) for name in wanted}
-        dispatcher = _Dispatcher(walkers)
-        dispatcher.walk(module)
+                wrapper = providers.MetadataWrapper(module, unsafe_skip_copy=True)
+                context.metadata = {
+                    name: wrapper.resolve(getattr(providers, name)) for name in wanted
+                }
+            cst_dispatcher.walk(module)
     except _Unparsable as unparsable:
         return [unparsable.finding]
     except RecursionError:
         return [unreadable(path, "the code is nested too deeply to analyse")]
 
-    failures.update(dispatcher.failures)
+    failures.update(ast_dispatcher.failures)
+    failures.update(cst_dispatcher.failures)
     findings = [_internal_error(path, rule, error) for rule, error in failures.items()]
     reports = [report for rule in instances if rule not in failures for report in rule.reports]
     if reports:
-        positions = wrapper.resolve(PositionProvider)
         by_code = {rule.code: rule for rule in rules}
-        findings.extend(
-            _finding(path, module, report, by_code[report.code], positions) for report in reports
-        )
+        place = _Placer(text, context)
+        findings.extend(place.finding(path, report, by_code[report.code]) for report in reports)
     names = {rule.name: rule.code for rule in rules}
     return noqa.filter_findings(findings, text, split_lines(text), names)
 
@@ -170,7 +184,10 @@ class _Dispatcher:
     nodes' fields instead (in source order: decorators first), iteratively, so deep
     nesting cannot exhaust the stack."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], children: Callable[[Any, frozenset[str]], list[Any]]
+    ) -> None:
+        self.children = children
         self.visits: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = defaultdict(list)
         self.leaves: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = defaultdict(list)
         for rule in rules:
@@ -182,9 +199,9 @@ class _Dispatcher:
         self.skipped = frozenset(_TRIVIA - set(self.visits) - set(self.leaves))
         self.failures: dict[Rule, BaseException] = {}
 
-    def walk(self, module: cst.Module) -> None:
-        stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
-        visits, leaves, skipped = self.visits, self.leaves, self.skipped
+    def walk(self, module: Any) -> None:
+        stack: list[tuple[Any, bool]] = [(module, False)]
+        visits, leaves, skipped, children_of = self.visits, self.leaves, self.skipped, self.children
         while stack:
             node, leaving = stack.pop()
             name = type(node).__name__
@@ -196,11 +213,11 @@ class _Dispatcher:
                 self._call(handlers, node)
             if name in leaves:
                 stack.append((node, True))
-            children = _children(node, skipped)
+            children = children_of(node, skipped)
             children.reverse()
             stack.extend([(child, False) for child in children])
 
-    def _call(self, handlers: list[tuple[Rule, Callable[[Any], Any]]], node: cst.CSTNode) -> None:
+    def _call(self, handlers: list[tuple[Rule, Callable[[Any], Any]]], node: Any) -> None:
         for rule, handler in handlers:
             if rule in self.failures:
                 continue
@@ -236,7 +253,11 @@ def _is_node(kind: type) -> bool:
     return answer
 
 
-def _children(node: cst.CSTNode, skipped: frozenset[str]) -> list[cst.CSTNode]:
+def _ast_children(node: ast.AST, skipped: frozenset[str]) -> list[ast.AST]:
+    return list(ast.iter_child_nodes(node))
+
+
+def _cst_children(node: cst.CSTNode, skipped: frozenset[str]) -> list[cst.CSTNode]:
     kind = type(node)
     names = _FIELDS.get(kind) or _child_fields(kind)
     children: list[cst.CSTNode] = []
@@ -253,44 +274,62 @@ def _children(node: cst.CSTNode, skipped: frozenset[str]) -> list[cst.CSTNode]:
     return children
 
 
-def _finding(
-    path: str,
-    module: cst.Module,
-    report: Report,
-    rule: type[Rule],
-    positions: Mapping[cst.CSTNode, Any],
-) -> Finding:
-    code_range = positions[report.node]
-    fix = None
-    if report.fix is not None:
-        fix = Fix(
-            applicability=report.fix.applicability,
-            message=report.fix.message,
-            edits=tuple(_edit(module, edit, positions) for edit in report.fix.edits),
+class _Placer:
+    """Turns reports into findings: positions of `ast` nodes come from the nodes
+    themselves (columns converted from UTF-8 bytes to code points), positions of libcst
+    nodes from libcst's metadata, resolved once and only if a libcst node was reported."""
+
+    def __init__(self, text: str, context: RuleContext) -> None:
+        self.context = context
+        self.ast_positions = Positions(text)
+        self._cst_positions: Mapping[cst.CSTNode, Any] | None = None
+
+    def span(self, node: cst.CSTNode | ast.AST) -> tuple[Position, Position]:
+        if isinstance(node, ast.AST):
+            line, column, end_line, end_column = self.ast_positions.of(node)
+            return Position(line, column + 1), Position(end_line, end_column + 1)
+        if self._cst_positions is None:
+            from libcst.metadata import MetadataWrapper, PositionProvider
+
+            wrapper = MetadataWrapper(self.context.module, unsafe_skip_copy=True)
+            self._cst_positions = wrapper.resolve(PositionProvider)
+        code_range = self._cst_positions[node]
+        return (
+            Position(code_range.start.line, code_range.start.column + 1),
+            Position(code_range.end.line, code_range.end.column + 1),
         )
-    return Finding(
-        code=report.code,
-        name=rule.name,
-        severity=rule.severity,
-        path=path,
-        start=Position(code_range.start.line, code_range.start.column + 1),
-        end=Position(code_range.end.line, code_range.end.column + 1),
-        message=report.message,
-        suggestion=report.suggestion,
-        fix=fix,
-    )
 
+    def finding(self, path: str, report: Report, rule: type[Rule]) -> Finding:
+        start, end = self.span(report.node)
+        fix = None
+        if report.fix is not None:
+            fix = Fix(
+                applicability=report.fix.applicability,
+                message=report.fix.message,
+                edits=tuple(self.edit(edit) for edit in report.fix.edits),
+            )
+        return Finding(
+            code=report.code,
+            name=rule.name,
+            severity=rule.severity,
+            path=path,
+            start=start,
+            end=end,
+            message=report.message,
+            suggestion=report.suggestion,
+            fix=fix,
+        )
 
-def _edit(module: cst.Module, edit: NodeEdit, positions: Mapping[cst.CSTNode, Any]) -> Edit:
-    code_range = positions[edit.node]
-    start = Position(code_range.start.line, code_range.start.column + 1)
-    end = Position(code_range.end.line, code_range.end.column + 1)
-    content = edit.content if isinstance(edit.content, str) else module.code_for_node(edit.content)
-    if edit.where == "before":
-        return Edit(start, start, content)
-    if edit.where == "after":
-        return Edit(end, end, content)
-    return Edit(start, end, content)
+    def edit(self, edit: NodeEdit) -> Edit:
+        start, end = self.span(edit.node)
+        content = edit.content
+        if not isinstance(content, str):
+            content = self.context.module.code_for_node(content)
+        if edit.where == "before":
+            return Edit(start, start, content)
+        if edit.where == "after":
+            return Edit(end, end, content)
+        return Edit(start, end, content)
 
 
 def _internal_error(path: str, rule: Rule, error: BaseException) -> Finding:

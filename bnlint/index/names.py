@@ -13,34 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
-from bnlint.index.kinds import BN_CLASS_NAMES
+from bnlint.index.ast_names import (  # noqa: F401  (re-exported for the libcst rules)
+    BATCHNORM_CLASSES,
+    FROZEN_BATCHNORM_CLASSES,
+    FUNCTIONAL_BATCHNORM,
+    KNOWN_BATCHNORM_SUBCLASSES,
+    SEQUENTIAL,
+    TORCH_BATCHNORM_CLASSES,
+)
 from bnlint.lazy import cst
-
-# torch.nn's BatchNorm classes, by the public and the defining module path.
-_TORCH_BATCHNORM_NAMES = BN_CLASS_NAMES - {"_BatchNorm", "_NormBase"}
-TORCH_BATCHNORM_CLASSES = frozenset(
-    f"{prefix}.{name}"
-    for prefix in ("torch.nn", "torch.nn.modules", "torch.nn.modules.batchnorm")
-    for name in _TORCH_BATCHNORM_NAMES
-)
-# Third-party `_BatchNorm` subclasses with the same constructor keywords.
-KNOWN_BATCHNORM_SUBCLASSES = frozenset(
-    {
-        "timm.layers.BatchNormAct2d",
-        "timm.layers.norm_act.BatchNormAct2d",
-        "timm.layers.SyncBatchNormAct",
-        "timm.layers.norm_act.SyncBatchNormAct",
-        "timm.models.layers.BatchNormAct2d",
-    }
-)
-BATCHNORM_CLASSES = TORCH_BATCHNORM_CLASSES | KNOWN_BATCHNORM_SUBCLASSES
-# Frozen BN keeps only buffers: it never trains its statistics (not a `_BatchNorm`).
-FROZEN_BATCHNORM_CLASSES = frozenset(
-    {"torchvision.ops.FrozenBatchNorm2d", "torchvision.ops.misc.FrozenBatchNorm2d"}
-)
-FUNCTIONAL_BATCHNORM = frozenset(
-    {"torch.nn.functional.batch_norm", "torch.batch_norm", "torch.functional.batch_norm"}
-)
 
 
 def import_aliases(module: cst.Module) -> dict[str, str]:
@@ -235,8 +216,7 @@ class LocalBatchNormClasses:
 
 
 # Methods that return the module they are called on: `Net().cuda().half()` is a Net.
-SAME_MODULE_METHODS = frozenset({"cuda", "cpu", "to", "train", "eval", "half", "float"})
-SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
+from bnlint.index.ast_names import SAME_MODULE_METHODS  # noqa: E402
 
 
 def module_chain(node: cst.BaseExpression) -> tuple[cst.BaseExpression, set[str]]:
