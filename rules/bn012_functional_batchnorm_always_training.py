@@ -46,9 +46,11 @@ statistics at test time would change behaviour.
 
 from __future__ import annotations
 
+import ast
+
 from bnlint.finding import Applicability, Severity
-from bnlint.index.names import argument, import_aliases, resolve
-from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, cst
+from bnlint.index.ast_names import argument, import_aliases, resolve
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 TRANSDUCTIVE_OPTION = "transductive-batchnorm"
 # Positions of (running_mean, running_var) and `training` per functional signature.
@@ -59,8 +61,8 @@ SIGNATURES = {
 }
 
 
-def _is_none(arg: cst.Arg | None) -> bool:
-    return arg is None or (isinstance(arg.value, cst.Name) and arg.value.value == "None")
+def _is_none(value: ast.expr | None) -> bool:
+    return value is None or (isinstance(value, ast.Constant) and value.value is None)
 
 
 class FunctionalBatchNormAlwaysTraining(Rule):
@@ -69,6 +71,7 @@ class FunctionalBatchNormAlwaysTraining(Rule):
     severity = Severity.WARNING
     default_enabled = False
     triggers = ("batch_norm",)
+    syntax = "ast"
     autofix = "unsafe"
 
     VALID = (
@@ -103,25 +106,28 @@ class FunctionalBatchNormAlwaysTraining(Rule):
         self.in_forward: list[bool] = []
         self.class_body: list[bool] = []
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.class_body.append(True)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
         self.class_body.pop()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         method = bool(self.class_body) and self.class_body[-1]
-        self.in_forward.append(method and node.name.value == "forward")
+        self.in_forward.append(method and node.name == "forward")
         self.class_body.append(False)
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.in_forward.pop()
         self.class_body.pop()
 
-    def visit_Call(self, node: cst.Call) -> None:
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
         if not (self.enabled and self.in_forward and self.in_forward[-1]):
             return
         signature = SIGNATURES.get(resolve(node.func, self.aliases) or "")
@@ -129,16 +135,14 @@ class FunctionalBatchNormAlwaysTraining(Rule):
             return
         (mean_at, var_at), training_at = signature
         training = argument(node, "training", training_at)
-        if training is None or not (
-            isinstance(training.value, cst.Name) and training.value.value == "True"
-        ):
+        if not (isinstance(training, ast.Constant) and training.value is True):
             return
         running_mean = argument(node, "running_mean", mean_at)
         running_var = argument(node, "running_var", var_at)
         if _is_none(running_mean) or _is_none(running_var):
             return  # no buffers: batch statistics are the only statistics there are
         self.report(
-            training.value,
+            training,
             message=(
                 "`batch_norm` is called with training=True in `forward`: it normalises with "
                 "batch statistics and updates the running buffers even after `model.eval()`"
@@ -147,6 +151,6 @@ class FunctionalBatchNormAlwaysTraining(Rule):
             fix=PendingFix(
                 Applicability.UNSAFE,
                 "Pass `self.training`",
-                (NodeEdit(training.value, "replace", "self.training"),),
+                (NodeEdit(training, "replace", "self.training"),),
             ),
         )

@@ -39,18 +39,20 @@ and the training recipe.
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 from bnlint.finding import Severity
-from bnlint.index.names import (
+from bnlint.index.ast_names import (
     LocalBatchNormClasses,
     argument,
     dotted_name,
     import_aliases,
     is_local_bn_model,
+    keyword_argument,
     resolve,
 )
-from bnlint.rule import Invalid, Rule, RuleContext, cst
+from bnlint.rule import Invalid, Rule, RuleContext
 
 OPTIMIZERS = frozenset(
     {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"}
@@ -59,10 +61,14 @@ OPTIMIZERS = frozenset(
 # only the keyword is read.
 
 
-def _positive_literal(node: cst.BaseExpression) -> bool:
-    if isinstance(node, cst.Float | cst.Integer):
-        return float(node.value.replace("_", "")) > 0
-    return False
+def _positive_literal(node: ast.expr) -> bool:
+    """A number literal above 0 (`5e-4`, `1`; not `True`, not `-1e-4`, not a name)."""
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+        and node.value > 0
+    )
 
 
 class WeightDecayOnBatchnorm(Rule):
@@ -71,6 +77,10 @@ class WeightDecayOnBatchnorm(Rule):
     severity = Severity.INFO
     default_enabled = False
     triggers = ("weight_decay",)
+    # `weight_decay=` then a number literal (through parentheses, line continuations and
+    # comments): only a literal above 0 is judged.
+    trigger_pattern = r"weight_decay\s*=[\s\\(]*(?:#[^\n]*\n[\s\\(]*)*\.?\d"
+    syntax = "ast"
 
     VALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4)\n",
@@ -94,29 +104,32 @@ class WeightDecayOnBatchnorm(Rule):
         self.scopes: list[list[tuple[str, Any, Any]]] = [[]]
         self.finished: list[list[tuple[str, Any, Any]]] = []
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
         self.local_classes = LocalBatchNormClasses(self.aliases)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.local_classes.enter_class(node)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
         self.local_classes.leave_class()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.scopes.append([])
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.finished.append(self.scopes.pop())
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            name = dotted_name(target.target)
+            name = dotted_name(target)
             if name is not None:
                 self.scopes[-1].append(("bind", name, node.value))
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         self.local_classes.saw_call(node)
         qualified = resolve(node.func, self.aliases) or ""
         if not (
@@ -124,18 +137,17 @@ class WeightDecayOnBatchnorm(Rule):
         ):
             return
         params = argument(node, "params", 0)
-        decay = argument(node, "weight_decay", None)
+        decay = keyword_argument(node, "weight_decay")
         if params is None or decay is None or not _positive_literal(decay.value):
             return
-        call = params.value
         if (
-            isinstance(call, cst.Call)
-            and isinstance(call.func, cst.Attribute)
-            and call.func.attr.value == "parameters"
+            isinstance(params, ast.Call)
+            and isinstance(params.func, ast.Attribute)
+            and params.func.attr == "parameters"
         ):
-            self.scopes[-1].append(("optimizer", decay, call.func.value))
+            self.scopes[-1].append(("optimizer", decay, params.func.value))
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def leave_Module(self, original_node: ast.Module) -> None:
         classes = self.local_classes.classes()
         for events in [*self.finished, *self.scopes]:
             if not any(kind == "optimizer" for kind, _, _ in events):
@@ -148,8 +160,8 @@ class WeightDecayOnBatchnorm(Rule):
                 elif is_local_bn_model(second, self.aliases, classes, bn_models):
                     self._report(first, second)
 
-    def _report(self, decay: cst.Arg, model_node: cst.BaseExpression) -> None:
-        model = cst.Module(body=[]).code_for_node(model_node)
+    def _report(self, decay: ast.keyword, model_node: ast.expr) -> None:
+        model = ast.get_source_segment(self.context.source, model_node) or ast.unparse(model_node)
         self.report(
             decay,
             message=(

@@ -33,37 +33,64 @@ indices), so old checkpoints stop loading.
 
 from __future__ import annotations
 
+import ast
 import itertools
+from collections.abc import Sequence
 
 from bnlint.finding import Severity
-from bnlint.index.names import SEQUENTIAL, callee_is_batchnorm, import_aliases, resolve
-from bnlint.rule import Invalid, Rule, RuleContext, cst
+from bnlint.index.ast_names import SEQUENTIAL, callee_is_batchnorm, import_aliases, resolve
+from bnlint.rule import Invalid, Rule, RuleContext
 
 
-def _self_call(node: cst.BaseExpression) -> tuple[str, cst.Call] | None:
+def _self_call(node: ast.expr | None) -> tuple[str, ast.Call] | None:
     """`self.bn(x)` → ("bn", the call)."""
     if (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and isinstance(node.func.value, cst.Name)
-        and node.func.value.value == "self"
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
     ):
-        return node.func.attr.value, node
+        return node.func.attr, node
     return None
 
 
-def _single_assignment(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
-    """`x = <value>` on a line of its own → ("x", value)."""
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+def _only_argument(call: ast.Call) -> ast.expr | None:
+    """The value of the call's one argument (`f(x)`, `f(input=x)`), else None (no
+    argument, several, or an unpacked `*xs`/`**kw`)."""
+    if len(call.args) + len(call.keywords) != 1:
         return None
-    small = statement.body[0]
-    if (
-        isinstance(small, cst.Assign)
-        and len(small.targets) == 1
-        and isinstance(small.targets[0].target, cst.Name)
-    ):
-        return small.targets[0].target.value, small.value
-    return None
+    if call.args:
+        only = call.args[0]
+        return None if isinstance(only, ast.Starred) else only
+    keyword = call.keywords[0]
+    return keyword.value if keyword.arg is not None else None
+
+
+def _single_assignments(body: Sequence[ast.stmt]) -> list[tuple[str, ast.expr] | None]:
+    """Per statement of a block: ("x", value) for `x = <value>` alone on its line(s)
+    (no `;` neighbour), else None."""
+    found: list[tuple[str, ast.expr] | None] = []
+    for position, statement in enumerate(body):
+        shares_a_line = (
+            position > 0 and (body[position - 1].end_lineno or 0) >= statement.lineno
+        ) or (
+            position + 1 < len(body)
+            and body[position + 1].lineno <= (statement.end_lineno or statement.lineno)
+        )
+        if (
+            not shares_a_line
+            and isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+        ):
+            found.append((statement.targets[0].id, statement.value))
+        else:
+            found.append(None)
+    return found
+
+
+# The fields of a node that hold a block of statements.
+_BLOCKS = ("body", "orelse", "finalbody")
 
 
 class BatchnormAfterBatchnorm(Rule):
@@ -72,6 +99,7 @@ class BatchnormAfterBatchnorm(Rule):
     severity = Severity.INFO
     default_enabled = False
     triggers = ("BatchNorm",)
+    syntax = "ast"
 
     VALID = (
         "import torch.nn as nn\n"
@@ -94,46 +122,48 @@ class BatchnormAfterBatchnorm(Rule):
         self.bn_attributes: list[set[str]] = []
         self.in_forward: list[bool] = []
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
         attributes: set[str] = set()
-        stack: list[cst.CSTNode] = [node.body]
-        while stack:
-            current = stack.pop()
-            if (
-                isinstance(current, cst.Assign)
-                and isinstance(current.value, cst.Call)
-                and callee_is_batchnorm(current.value, self.aliases)
-            ):
-                for target in current.targets:
-                    attribute = target.target
-                    if (
-                        isinstance(attribute, cst.Attribute)
-                        and isinstance(attribute.value, cst.Name)
-                        and attribute.value.value == "self"
-                    ):
-                        attributes.add(attribute.attr.value)
-            stack.extend(current.children)
+        for statement in node.body:
+            for current in ast.walk(statement):
+                if (
+                    isinstance(current, ast.Assign)
+                    and isinstance(current.value, ast.Call)
+                    and callee_is_batchnorm(current.value, self.aliases)
+                ):
+                    for target in current.targets:
+                        if (
+                            isinstance(target, ast.Attribute)
+                            and isinstance(target.value, ast.Name)
+                            and target.value.id == "self"
+                        ):
+                            attributes.add(target.attr)
         self.bn_attributes.append(attributes)
+        self._check_blocks(node)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
         self.bn_attributes.pop()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.in_forward.append(node.name.value == "forward" and bool(self.bn_attributes))
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.in_forward.append(node.name == "forward" and bool(self.bn_attributes))
+        self._check_blocks(node)
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.in_forward.pop()
 
-    def visit_Call(self, node: cst.Call) -> None:
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
         if resolve(node.func, self.aliases) in SEQUENTIAL:
-            layers = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
-            for first, second in itertools.pairwise(layers):
+            # An unpacked `*layers` between two BNs puts unknown layers between them.
+            for first, second in itertools.pairwise(node.args):
                 if (
-                    isinstance(first, cst.Call)
-                    and isinstance(second, cst.Call)
+                    isinstance(first, ast.Call)
+                    and isinstance(second, ast.Call)
                     and callee_is_batchnorm(first, self.aliases)
                     and callee_is_batchnorm(second, self.aliases)
                 ):
@@ -142,19 +172,25 @@ class BatchnormAfterBatchnorm(Rule):
         if not (self.in_forward and self.in_forward[-1]):
             return
         outer = _self_call(node)
-        if outer is None or outer[0] not in self.bn_attributes[-1] or len(node.args) != 1:
+        if outer is None or outer[0] not in self.bn_attributes[-1]:
             return
-        inner = _self_call(node.args[0].value)
+        inner = _self_call(_only_argument(node))
         if inner is not None and inner[0] in self.bn_attributes[-1]:
             self._report(node)
 
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+    def _check_blocks(self, node: ast.AST) -> None:
+        """Check the statement blocks of `node` (`body`, `orelse`, ..., `except` and
+        `case` bodies are nodes of their own) for `x = self.bn1(x)` directly followed by
+        `x = self.bn2(x)`."""
         if not (self.in_forward and self.in_forward[-1]):
             return
-        statements = list(node.body)
-        for previous, current in itertools.pairwise(statements):
-            first = _single_assignment(previous)
-            second = _single_assignment(current)
+        for field in _BLOCKS:
+            body = getattr(node, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                self._check_block(body)
+
+    def _check_block(self, body: Sequence[ast.stmt]) -> None:
+        for first, second in itertools.pairwise(_single_assignments(body)):
             if first is None or second is None:
                 continue
             produced = _self_call(first[1])
@@ -164,13 +200,16 @@ class BatchnormAfterBatchnorm(Rule):
                 and consumer is not None
                 and produced[0] in self.bn_attributes[-1]
                 and consumer[0] in self.bn_attributes[-1]
-                and len(consumer[1].args) == 1
-                and isinstance(consumer[1].args[0].value, cst.Name)
-                and consumer[1].args[0].value.value == first[0]
             ):
-                self._report(consumer[1])
+                argument = _only_argument(consumer[1])
+                if isinstance(argument, ast.Name) and argument.id == first[0]:
+                    self._report(consumer[1])
 
-    def _report(self, node: cst.Call) -> None:
+    visit_If = visit_For = visit_AsyncFor = visit_While = _check_blocks
+    visit_With = visit_AsyncWith = visit_Try = visit_TryStar = _check_blocks
+    visit_ExceptHandler = visit_match_case = _check_blocks
+
+    def _report(self, node: ast.Call) -> None:
         self.report(
             node,
             message="this BatchNorm normalises the output of another BatchNorm directly",

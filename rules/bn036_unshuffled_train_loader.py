@@ -36,11 +36,12 @@ The fix sets `shuffle=True` and is unsafe: it changes the order of training, and
 
 from __future__ import annotations
 
+import ast
 import re
 
 from bnlint.finding import Applicability, Severity
-from bnlint.index.names import argument, dotted_name, import_aliases, resolve
-from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, cst
+from bnlint.index.ast_names import argument, dotted_name, import_aliases, resolve
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 TRAINING = re.compile(r"train", re.IGNORECASE)
@@ -50,16 +51,13 @@ NOT_TRAINING = re.compile(
 SHUFFLE_POSITION, SAMPLER_POSITION, BATCH_SAMPLER_POSITION = 2, 3, 4
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
-
-
 class UnshuffledTrainLoader(Rule):
     code = "BN036"
     name = "unshuffled-train-loader"
     severity = Severity.INFO
     default_enabled = False
     triggers = ("DataLoader",)
+    syntax = "ast"
     autofix = "unsafe"
 
     VALID = (
@@ -88,45 +86,76 @@ class UnshuffledTrainLoader(Rule):
         self.aliases: dict[str, str] = {}
         self.assigned_to: list[str] = []
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
 
-    def visit_Assign(self, node: cst.Assign) -> None:
-        names = [dotted_name(target.target) or "" for target in node.targets]
+    def visit_Assign(self, node: ast.Assign) -> None:
+        names = [dotted_name(target) or "" for target in node.targets]
         self.assigned_to.append(" ".join(names))
 
-    def leave_Assign(self, original_node: cst.Assign) -> None:
+    def leave_Assign(self, original_node: ast.Assign) -> None:
         self.assigned_to.pop()
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if resolve(node.func, self.aliases) not in DATALOADERS or not node.args:
+    def visit_Call(self, node: ast.Call) -> None:
+        if resolve(node.func, self.aliases) not in DATALOADERS:
             return
-        if any(arg.star for arg in node.args):
-            return  # **kwargs may carry shuffle or a sampler
-        if argument(node, "sampler", SAMPLER_POSITION) or argument(
-            node, "batch_sampler", BATCH_SAMPLER_POSITION
+        if not (node.args or node.keywords):
+            return
+        if any(isinstance(arg, ast.Starred) for arg in node.args) or any(
+            keyword.arg is None for keyword in node.keywords
+        ):
+            return  # *args/**kwargs may carry shuffle or a sampler
+        if (
+            argument(node, "sampler", SAMPLER_POSITION) is not None
+            or argument(node, "batch_sampler", BATCH_SAMPLER_POSITION) is not None
         ):
             return
         shuffle = argument(node, "shuffle", SHUFFLE_POSITION)
         if shuffle is not None and not (
-            isinstance(shuffle.value, cst.Name) and shuffle.value.value == "False"
+            isinstance(shuffle, ast.Constant) and shuffle.value is False
         ):
             return
-        dataset = _code(node.args[0].value)
+        # Without unpacking, positional arguments come first in the source.
+        first = node.args[0] if node.args else node.keywords[0].value
+        dataset = ast.get_source_segment(self.context.source, first) or ast.unparse(first)
         name = self.assigned_to[-1] if self.assigned_to else ""
         evidence = f"{name} {dataset}"
         if not TRAINING.search(evidence) or NOT_TRAINING.search(evidence):
             return
-        if shuffle is not None:
-            edit = NodeEdit(shuffle.value, "replace", "True")
-        else:
-            edit = NodeEdit(node.args[-1].value, "after", ", shuffle=True")
         self.report(
-            shuffle.value if shuffle is not None else node,
+            shuffle if shuffle is not None else node,
             message=(
                 "this training DataLoader does not shuffle: batches follow the dataset's "
                 "order, and BatchNorm's batch statistics can leak the (often sorted) labels"
             ),
             suggestion="pass `shuffle=True` (or a sampler) to the training DataLoader",
-            fix=PendingFix(Applicability.UNSAFE, "Set `shuffle=True`", (edit,)),
+            fix=self._shuffle(node, shuffle),
         )
+
+    def _shuffle(self, call: ast.Call, shuffle: ast.expr | None) -> PendingFix | None:
+        """`shuffle=False` → `True`, or `, shuffle=True` after the last argument."""
+        if shuffle is not None:
+            edit = NodeEdit(shuffle, "replace", "True")
+        elif call.keywords:
+            # A keyword node spans `name=(value)`, parentheses included.
+            edit = NodeEdit(call.keywords[-1], "after", ", shuffle=True")
+        else:
+            last = call.args[-1]
+            if _closes_parentheses(self.context.source, last, call):
+                return None  # `DataLoader((train_set))`: the text would land inside
+            edit = NodeEdit(last, "after", ", shuffle=True")
+        return PendingFix(Applicability.UNSAFE, "Set `shuffle=True`", (edit,))
+
+
+def _closes_parentheses(source: str, argument: ast.expr, call: ast.Call) -> bool:
+    """Whether a `)` of the argument's own parentheses follows it inside the call."""
+    assert argument.end_lineno is not None and argument.end_col_offset is not None
+    assert call.end_col_offset is not None
+    between = ast.Pass(
+        lineno=argument.end_lineno,
+        col_offset=argument.end_col_offset,
+        end_lineno=call.end_lineno,
+        end_col_offset=call.end_col_offset - 1,  # before the call's own `)`
+    )
+    text = ast.get_source_segment(source, between) or ""
+    return ")" in "".join(line.split("#", 1)[0] for line in text.splitlines())
