@@ -62,11 +62,13 @@ override finding has no autofix: where to re-freeze submodules after
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass, field
 
 from bnlint.finding import Applicability, Severity
-from bnlint.index.names import dotted_name, import_aliases, resolve
-from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, cst
+from bnlint.index.ast_names import dotted_name, import_aliases, resolve
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 MODE_METHODS = frozenset({"train", "eval"})
 CHILD_ITERATORS = frozenset({"children", "modules", "named_children", "named_modules"})
@@ -76,6 +78,10 @@ CONFIG_NAMES = frozenset(
     | {"settings", "flags", "FLAGS", "state", "namespace", "ns", "kwargs", "hyp"}
 )
 MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+# The lines as Python's parser numbers them: only \r\n, \r and \n end a line.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 
 @dataclass
@@ -94,13 +100,68 @@ class _Class:
     is_module: bool
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
+class _Source:
+    """The text of ast nodes as written; the file is split into lines once, on first use."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lines: list[str] | None = None
+
+    def _split(self) -> list[str]:
+        if self._lines is None:
+            self._lines = _LINE.findall(self.text)
+        return self._lines
+
+    def line_count(self) -> int:
+        return len(self._split())
+
+    def line(self, number: int) -> bytes:
+        return self._split()[number - 1].encode("utf-8")
+
+    def of(self, node: ast.expr) -> str:
+        """`ast.get_source_segment` without re-splitting the file on every call."""
+        first, last = node.lineno, node.end_lineno or node.lineno
+        start, end = node.col_offset, node.end_col_offset or 0
+        if first == last:
+            return self.line(first)[start:end].decode("utf-8")
+        parts = [self.line(first)[start:]]
+        parts += [self.line(number) for number in range(first + 1, last)]
+        parts.append(self.line(last)[:end])
+        return b"".join(parts).decode("utf-8")
+
+    def receiver(self, attribute: ast.Attribute) -> str:
+        """`model` in `model.training`, as written; a parenthesised receiver keeps its
+        parentheses (`(a or b).eval()` must not become `a or b.eval()`)."""
+        value = attribute.value
+        written = self.of(value)
+        if (value.lineno, value.col_offset) != (attribute.lineno, attribute.col_offset):
+            return f"({written})"
+        return written
+
+    def name_of(self, node: FunctionNode) -> ast.AST:
+        """A node spanning the function's name (ast has none): where the finding points.
+        Only spaces and backslash continuations separate `def` from the name, and the
+        name is not a keyword, so its first occurrence after the node's start is it."""
+        name = node.name.encode("utf-8")
+        word = re.compile(rb"(?<![\w\x80-\xff])" + re.escape(name) + rb"(?![\w\x80-\xff])")
+        offset = node.col_offset
+        for number in range(node.lineno, min(node.lineno + 8, self.line_count() + 1)):
+            found = word.search(self.line(number), offset)
+            if found is not None:
+                return ast.Name(
+                    id=node.name,
+                    lineno=number,
+                    col_offset=found.start(),
+                    end_lineno=number,
+                    end_col_offset=found.end(),
+                )
+            offset = 0
+        return node
 
 
-def _bool_literal(node: cst.BaseExpression) -> bool | None:
-    if isinstance(node, cst.Name) and node.value in ("True", "False"):
-        return node.value == "True"
+def _bool_literal(node: ast.expr) -> bool | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return node.value
     return None
 
 
@@ -109,7 +170,11 @@ class TrainingFlagAssigned(Rule):
     name = "training-flag-assigned"
     severity = Severity.WARNING
     triggers = (".training =", ".training=", "def train(", "def eval(")
+    # Every finding is an assignment to an attribute named `training`: `x.training = ...`,
+    # also spelled `x . training  =`, `(x.training) = ...` or across a backslash.
+    trigger_pattern = r"\.[\s\\]*training[\s\\)]*=(?!=)"
     autofix = "unsafe"
+    syntax = "ast"
 
     VALID = (
         "model.eval()\n",
@@ -146,6 +211,7 @@ class TrainingFlagAssigned(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
+        self.source = _Source(context.source)
         self.aliases: dict[str, str] = {}
         self.classes: list[_Class] = []
         self.scopes: list[_Scope] = [_Scope("<module>", is_mode_override=False)]
@@ -153,40 +219,40 @@ class TrainingFlagAssigned(Rule):
         self.function_owner: list[bool] = []
         self.child_loop_targets: list[str | None] = []
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
         defines_forward = any(
-            isinstance(statement, cst.FunctionDef) and statement.name.value == "forward"
-            for statement in node.body.body
+            isinstance(statement, FunctionNode) and statement.name == "forward"
+            for statement in node.body
         )
-        module_base = any(resolve(base.value, self.aliases) in MODULE_BASES for base in node.bases)
-        self.classes.append(_Class(node.name.value, defines_forward or module_base))
+        module_base = any(resolve(base, self.aliases) in MODULE_BASES for base in node.bases)
+        self.classes.append(_Class(node.name, defines_forward or module_base))
         self.function_owner.append(True)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
         self.classes.pop()
         self.function_owner.pop()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: FunctionNode) -> None:
         in_class_body = bool(self.function_owner) and self.function_owner[-1]
         override = (
             in_class_body
             and self.classes[-1].is_module
-            and node.name.value in MODE_METHODS
+            and node.name in MODE_METHODS
             and _mode_signature(node)
         )
-        self.scopes.append(_Scope(node.name.value, is_mode_override=override))
+        self.scopes.append(_Scope(node.name, is_mode_override=override))
         self.function_owner.append(False)
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: FunctionNode) -> None:
         scope = self.scopes.pop()
         self.function_owner.pop()
         if scope.is_mode_override and scope.sets_own_flag and not scope.propagates:
             owner = self.classes[-1].name
             self.report(
-                original_node.name,
+                self.source.name_of(original_node),
                 message=(
                     f"`{owner}.{scope.name}()` sets only `self.training`: its submodules "
                     "(BatchNorm, Dropout) keep their mode on every train()/eval() call"
@@ -197,41 +263,48 @@ class TrainingFlagAssigned(Rule):
                 ),
             )
 
-    def visit_For(self, node: cst.For) -> None:
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         iterated = node.iter
         target: str | None = None
         if (
-            isinstance(iterated, cst.Call)
-            and isinstance(iterated.func, cst.Attribute)
-            and iterated.func.attr.value in CHILD_ITERATORS
+            isinstance(iterated, ast.Call)
+            and isinstance(iterated.func, ast.Attribute)
+            and iterated.func.attr in CHILD_ITERATORS
         ):
             self.scopes[-1].propagates = True
-            loop_target: cst.BaseExpression = node.target
-            if isinstance(loop_target, cst.Tuple) and loop_target.elements:
-                loop_target = loop_target.elements[-1].value
+            loop_target = node.target
+            if isinstance(loop_target, ast.Tuple) and loop_target.elts:
+                loop_target = loop_target.elts[-1]
+                if isinstance(loop_target, ast.Starred):
+                    loop_target = loop_target.value
             target = dotted_name(loop_target)
         self.child_loop_targets.append(target)
 
-    def leave_For(self, original_node: cst.For) -> None:
+    def leave_For(self, original_node: ast.For | ast.AsyncFor) -> None:
         self.child_loop_targets.pop()
 
-    def visit_Call(self, node: cst.Call) -> None:
+    visit_AsyncFor = visit_For
+    leave_AsyncFor = leave_For
+
+    def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in MODE_METHODS:
+        if isinstance(func, ast.Attribute) and func.attr in MODE_METHODS:
             scope = self.scopes[-1]
-            scope.mode_receivers.add(_code(func.value))
-            if func.attr.value == "train" or _is_super_call(func.value):
+            scope.mode_receivers.add(self.source.receiver(func))
+            if func.attr == "train" or _is_super_call(func.value):
                 scope.propagates = True
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            attribute = target.target
-            if isinstance(attribute, cst.Attribute) and attribute.attr.value == "training":
-                self._check_assignment(node, attribute)
+            if isinstance(target, ast.Attribute) and target.attr == "training":
+                self._check_assignment(node, target)
 
-    def _check_assignment(self, node: cst.Assign, attribute: cst.Attribute) -> None:
+    def _check_assignment(self, node: ast.Assign, attribute: ast.Attribute) -> None:
         scope = self.scopes[-1]
-        receiver = _code(attribute.value)
+        receiver = self.source.receiver(attribute)
         if scope.is_mode_override and receiver == "self":
             scope.sets_own_flag = True
             return
@@ -268,21 +341,20 @@ class TrainingFlagAssigned(Rule):
         )
 
 
-def _is_super_call(node: cst.BaseExpression) -> bool:
+def _is_super_call(node: ast.expr) -> bool:
     return (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Name)
-        and node.func.value == "super"
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
     )
 
 
-def _mode_signature(node: cst.FunctionDef) -> bool:
+def _mode_signature(node: FunctionNode) -> bool:
     """`train(self, mode=True)` / `train(self, mode: bool = True)` / `eval(self)`: the
     signature of `nn.Module`'s mode methods, not a trainer's `train(self, epochs)`."""
-    params = node.params.params
-    if not params or params[0].name.value != "self":
+    params = node.args.args
+    if not params or params[0].arg != "self":
         return False
     rest = params[1:]
-    if node.name.value == "eval":
+    if node.name == "eval":
         return not rest
-    return len(rest) == 1 and (rest[0].name.value == "mode" or rest[0].default is not None)
+    # Defaults belong to the last parameters: the only one after `self` has one if any.
+    return len(rest) == 1 and (rest[0].arg == "mode" or bool(node.args.defaults))

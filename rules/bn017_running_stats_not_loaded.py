@@ -1,13 +1,16 @@
 """A checkpoint saved from `parameters()`: BatchNorm running statistics are lost.
 
 ## What it does
-Checks for `torch.save` of an object built from `<module>.parameters()` or
-`<module>.named_parameters()` instead of `<module>.state_dict()`:
+Checks for `torch.save` of an object (its first argument or `obj=`) built from
+`<module>.parameters()` or `<module>.named_parameters()` instead of
+`<module>.state_dict()`:
 
 - `torch.save(model.parameters(), path)` or `torch.save(list(model.parameters()), path)`;
 - comprehensions over them (`[p.data for p in model.parameters()]`,
-  `{n: p.detach() for n, p in model.named_parameters()}`), `dict(...)`/`OrderedDict(...)`;
-- a dict or list holding one of these (`{"epoch": e, "weights": list(model.parameters())}`),
+  `{n: p.detach() for n, p in model.named_parameters()}`), `dict(...)`/`OrderedDict(...)`
+  of them;
+- a dict or list holding one of these (`{"epoch": e, "weights": list(model.parameters())}`,
+  `dict(epoch=e, weights=...)`),
   unless the same object also holds a `state_dict()`;
 - a local name assigned one of these and saved later in the same function.
 
@@ -45,75 +48,90 @@ There is no autofix: the loading side has to change with the saving side.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from bnlint.events import Event, RunningStatsSample, StateDictLoaded
 from bnlint.finding import Severity
-from bnlint.index.names import dotted_name, import_aliases, resolve
-from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport, cst
+from bnlint.index.ast_names import argument, dotted_name, import_aliases, resolve
+from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport
 
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 CONTAINERS = frozenset({"list", "tuple", "dict", "OrderedDict", "collections.OrderedDict"})
+MAPPINGS = frozenset({"dict", "OrderedDict", "collections.OrderedDict"})
 SAVE_FUNCTIONS = frozenset({"torch.save"})
 # Attributes that turn a parameter into something that is not a checkpoint of it.
 NOT_WEIGHTS = frozenset({"grad", "numel", "shape", "size", "requires_grad", "dtype", "device"})
+# The lines as Python's parser numbers them: only \r\n, \r and \n end a line.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
+def _unstarred(node: ast.expr) -> ast.expr:
+    return node.value if isinstance(node, ast.Starred) else node
 
 
-def _root_and_attributes(node: cst.BaseExpression) -> tuple[str | None, set[str]]:
+def _root_and_attributes(node: ast.expr) -> tuple[str | None, set[str]]:
     """`p.data.cpu().clone()` → ("p", {"data", "cpu", "clone"})."""
     attributes: set[str] = set()
     while True:
-        if isinstance(node, cst.Call):
+        if isinstance(node, ast.Call):
             node = node.func
-        elif isinstance(node, cst.Attribute):
-            attributes.add(node.attr.value)
+        elif isinstance(node, ast.Attribute):
+            attributes.add(node.attr)
             node = node.value
-        elif isinstance(node, cst.Name):
-            return node.value, attributes
+        elif isinstance(node, ast.Name):
+            return node.id, attributes
         else:
             return None, attributes
 
 
-def _targets(node: cst.BaseAssignTargetExpression) -> set[str]:
-    if isinstance(node, cst.Name):
-        return {node.value}
-    if isinstance(node, cst.Tuple | cst.List):
-        return {t for element in node.elements for t in _targets(element.value)}  # type: ignore[arg-type]
+def _targets(node: ast.expr) -> set[str]:
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Tuple | ast.List):
+        return {t for element in node.elts for t in _targets(_unstarred(element))}
     return set()
 
 
-def _weight_targets(node: cst.BaseAssignTargetExpression) -> set[str]:
+def _weight_targets(node: ast.expr) -> set[str]:
     """The loop names bound to the tensor: `p` in `for p in ...` and in
     `for name, p in model.named_parameters()`."""
-    if isinstance(node, cst.Tuple | cst.List) and node.elements:
-        return _targets(node.elements[-1].value)  # type: ignore[arg-type]
+    if isinstance(node, ast.Tuple | ast.List) and node.elts:
+        return _targets(_unstarred(node.elts[-1]))
     return _targets(node)
 
 
-def _is_a_weight(element: cst.BaseExpression, loop_names: set[str]) -> bool:
-    if isinstance(element, cst.Tuple) and element.elements:  # (name, p.detach()) pairs
-        element = element.elements[-1].value
+def _is_a_weight(element: ast.expr, loop_names: set[str]) -> bool:
+    if isinstance(element, ast.Tuple) and element.elts:  # (name, p.detach()) pairs
+        element = _unstarred(element.elts[-1])
     root, attributes = _root_and_attributes(element)
     return root in loop_names and not attributes & NOT_WEIGHTS
 
 
-def _holds_state_dict(node: cst.CSTNode) -> bool:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if (
-            isinstance(current, cst.Call)
-            and isinstance(current.func, cst.Attribute)
-            and current.func.attr.value in ("state_dict", "buffers", "named_buffers")
-        ):
-            return True
-        stack.extend(current.children)
-    return False
+def _holds_state_dict(node: ast.AST) -> bool:
+    return any(
+        isinstance(current, ast.Call)
+        and isinstance(current.func, ast.Attribute)
+        and current.func.attr in ("state_dict", "buffers", "named_buffers")
+        for current in ast.walk(node)
+    )
+
+
+def _receiver(source: str, attribute: ast.Attribute) -> str:
+    """`model` in `model.parameters`, as written (parenthesised if it was)."""
+    value = attribute.value
+    lines = _LINE.findall(source)
+    first, last = value.lineno, value.end_lineno or value.lineno
+    start, end = value.col_offset, value.end_col_offset or 0
+    parts = [line.encode("utf-8") for line in lines[first - 1 : last]]
+    parts[-1] = parts[-1][:end]
+    parts[0] = parts[0][start:]
+    written = b"".join(parts).decode("utf-8")
+    if (value.lineno, value.col_offset) != (attribute.lineno, attribute.col_offset):
+        return f"({written})"
+    return written
 
 
 class RunningStatsNotLoaded(Rule):
@@ -123,6 +141,7 @@ class RunningStatsNotLoaded(Rule):
     triggers = ("parameters(",)
     # Only `torch.save` calls are checked: a `save(` call, or `save` imported under an alias.
     trigger_pattern = r"\bsave\s*\(|import[^\n]*\bsave\b"
+    syntax = "ast"
     engines = ("static", "runtime")
     runtime_events = (RunningStatsSample, StateDictLoaded)
 
@@ -187,28 +206,33 @@ class RunningStatsNotLoaded(Rule):
         # Per function: local names assigned a parameters-only object → its source.
         self.stored: list[dict[str, str]] = [{}]
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.stored.append({})
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.stored.pop()
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Assign(self, node: ast.Assign) -> None:
         source = self._parameters_only(node.value)
         for target in node.targets:
-            for name in _targets(target.target):
+            for name in _targets(target):
                 if source is not None and len(node.targets) == 1:
                     self.stored[-1][name] = source
                 else:
                     self.stored[-1].pop(name, None)
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if resolve(node.func, self.aliases) not in SAVE_FUNCTIONS or not node.args:
+    def visit_Call(self, node: ast.Call) -> None:
+        if resolve(node.func, self.aliases) not in SAVE_FUNCTIONS:
             return
-        saved = node.args[0].value
+        saved = argument(node, "obj", 0)
+        if saved is None:
+            return
         source = self._parameters_only(saved)
         if source is None or _holds_state_dict(saved):
             return
@@ -225,36 +249,46 @@ class RunningStatsNotLoaded(Rule):
             ),
         )
 
-    def _parameters_only(self, node: cst.BaseExpression) -> str | None:
+    def _parameters_only(self, node: ast.expr) -> str | None:
         """The `x.parameters()` call an object is made of, when it holds parameters and
         nothing that carries buffers; None otherwise."""
-        if isinstance(node, cst.Name):
-            return self.stored[-1].get(node.value)
-        if isinstance(node, cst.Call):
+        if isinstance(node, ast.Name):
+            return self.stored[-1].get(node.id)
+        if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, cst.Attribute) and func.attr.value in PARAMETER_METHODS:
-                return f"{_code(func.value)}.{func.attr.value}()"
+            if isinstance(func, ast.Attribute) and func.attr in PARAMETER_METHODS:
+                return f"{_receiver(self.context.source, func)}.{func.attr}()"
             callee = dotted_name(func)
-            if callee in CONTAINERS and node.args:
-                return self._parameters_only(node.args[0].value)
+            if callee not in CONTAINERS:
+                return None
+            if node.args:
+                found = self._parameters_only(node.args[0])
+                if found is not None:
+                    return found
+            if callee in MAPPINGS:  # dict(epoch=e, weights=...) holds what a {...} holds
+                for keyword in node.keywords:
+                    if keyword.arg is not None:
+                        found = self._parameters_only(keyword.value)
+                        if found is not None:
+                            return found
             return None
-        if isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp):
-            loop = node.for_in
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            loop = node.generators[0]
             source = self._parameters_only(loop.iter)
-            element = node.value if isinstance(node, cst.DictComp) else node.elt
+            element = node.value if isinstance(node, ast.DictComp) else node.elt
             if source is not None and _is_a_weight(element, _weight_targets(loop.target)):
                 return source
             return None
-        if isinstance(node, cst.Dict):
-            for entry in node.elements:
-                if isinstance(entry, cst.DictElement):
-                    found = self._parameters_only(entry.value)
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if key is not None:  # not a `**other` entry
+                    found = self._parameters_only(value)
                     if found is not None:
                         return found
             return None
-        if isinstance(node, cst.List | cst.Tuple):
-            for item in node.elements:
-                found = self._parameters_only(item.value)
+        if isinstance(node, ast.List | ast.Tuple):
+            for item in node.elts:
+                found = self._parameters_only(_unstarred(item))
                 if found is not None:
                     return found
         return None

@@ -38,3 +38,59 @@ def test_trainer_train_method_is_not_an_override() -> None:
 def test_chained_assignment_is_reported_without_fix() -> None:
     (finding,) = lint("a.training = b = False\n", ["BN008"])
     assert finding.fix is None
+
+
+def test_fix_keeps_a_parenthesised_receiver() -> None:
+    (finding,) = lint("(a or b).training = False  # eval\n", ["BN008"])
+    assert finding.fix is not None
+    (edit,) = finding.fix.edits
+    assert edit.content == "(a or b).eval()"
+    assert (edit.start.column, edit.end.column) == (1, 26)
+
+
+def test_fix_keeps_the_receiver_as_written() -> None:
+    (finding,) = lint("model.layers[ 'é' ].training = True; x = 1\n", ["BN008"])
+    assert finding.fix is not None
+    (edit,) = finding.fix.edits
+    assert edit.content == "model.layers[ 'é' ].train()"
+    assert (edit.start.column, edit.end.column) == (1, 36)
+
+
+def test_override_finding_points_at_the_method_name() -> None:
+    source = (
+        MODULE + "    @torch.no_grad()\n    async def train(self, mode=True):\n"
+        "        self.training = mode\n"
+    )
+    (finding,) = lint(source, ["BN008"])
+    assert (finding.start.line, finding.start.column, finding.end.column) == (4, 15, 20)
+
+
+def test_override_name_after_a_line_continuation() -> None:
+    source = MODULE + "    def \\\ntrain(self, mode=True):\n        self.training = mode\n"
+    (finding,) = lint(source, ["BN008"])
+    assert (finding.start.line, finding.start.column) == (4, 1)
+
+
+def test_tweak_after_another_objects_eval_is_silent_in_async_code() -> None:
+    source = "async def f(net):\n    net.eval()\n    net.head.training = True\n"
+    assert lint(source, ["BN008"]) == []
+
+
+def test_trigger_pattern_admits_every_spelling_of_the_assignment() -> None:
+    import re
+
+    from bnlint.registry import all_rules
+
+    pattern = all_rules()["BN008"].trigger_pattern
+    assert pattern is not None
+    for spelling in (
+        "m.training = False",
+        "m.training=False",
+        "m . training  =  False",
+        "(m.training) = False",
+        "m.training \\\n    = False",
+    ):
+        assert re.search(pattern, spelling), spelling
+        assert lint(spelling + "\n", ["BN008"]), spelling
+    for other in ("if m.training == False: pass", "flag = m.training", "def train(self): pass"):
+        assert not re.search(pattern, other), other
