@@ -202,10 +202,12 @@ def _fix_files(
         found = per_file.get(source.display, [])
         if not any(applicable(f, mode.unsafe) for f in found):
             continue
-        job = LintJob(source.display, text.text, codes_for(source, text.text, settings, enabled))
-
-        def relint(new_text: str, job: LintJob = job) -> list[Finding]:
-            return lint_job(LintJob(job.display, new_text, job.codes), index, settings.options)
+        def relint(new_text: str, source: SourcePath = source) -> list[Finding]:
+            # The fixed text may hold findings the original did not (BN036's fix makes a
+            # training loader BN032 speaks about): its own pre-filter and summary.
+            codes = codes_for(source, new_text, settings, enabled)
+            fresh, _ = index.with_file(source.display, new_text)
+            return lint_job(LintJob(source.display, new_text, codes), fresh, settings.options)
 
         outcome = fix_text(text.text, found, unsafe=mode.unsafe, relint=relint, parses=_parses)
         if outcome.broken is not None:

@@ -1,8 +1,11 @@
 """Findings' fixes → fixed text, in passes, never worse than the original.
 
 Fixes of one file are applied together when their edits do not overlap; on a
-conflict the first fix (in report order) wins and the others wait for the next pass,
-where the file is linted again so their edits are recomputed against the new text.
+conflict the first fix (in report order) wins and the others wait for the next pass.
+After each pass the file is linted again, so waiting fixes are recomputed against the
+new text and a fix that makes another finding appear (BN036's `shuffle=True` makes
+the loader a shuffled training loader, which BN032 asks to `drop_last`) is applied
+too: one `--fix` leaves nothing that a second one would change.
 The result must parse: if it does not, nothing is applied and the caller reports it.
 """
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from bnlint.finding import INTERNAL_ERROR, Applicability, Finding, Fix, Position, file_problem
 from bnlint.fix.edits import apply_edits
 
-MAX_PASSES = 5
+MAX_PASSES = 10
 
 
 @dataclass(frozen=True)
@@ -40,34 +43,31 @@ def fix_text(
     """Apply the applicable fixes among `findings` (which were reported on `text`)."""
     current, applied = text, 0
     for _ in range(MAX_PASSES):
-        chosen, waiting = _without_conflicts([f for f in findings if applicable(f, unsafe)])
+        chosen = _without_conflicts([f for f in findings if applicable(f, unsafe)])
         if not chosen:
             break
         candidate = apply_edits(current, [edit for fix in chosen for edit in fix.edits])
         if not parses(candidate):
             return FixResult(text, 0, _broken(findings[0], chosen))
         current, applied = candidate, applied + len(chosen)
-        if not waiting:
-            break
         findings = relint(current)
     return FixResult(current, applied)
 
 
-def _without_conflicts(findings: Sequence[Finding]) -> tuple[list[Fix], list[Fix]]:
+def _without_conflicts(findings: Sequence[Finding]) -> list[Fix]:
+    """The fixes that can go in together; the others wait for the next pass."""
     chosen: list[Fix] = []
-    waiting: list[Fix] = []
     taken: list[tuple[Position, Position]] = []
     for finding in sorted(findings, key=Finding.sort_key):
         assert finding.fix is not None
         spans = [(edit.start, edit.end) for edit in finding.fix.edits]
         if any(_overlap(span, other) for span in spans for other in taken):
-            waiting.append(finding.fix)
             continue
         if finding.fix in chosen:
             continue  # two findings offering the very same fix
         chosen.append(finding.fix)
         taken.extend(spans)
-    return chosen, waiting
+    return chosen
 
 
 def _overlap(a: tuple[Position, Position], b: tuple[Position, Position]) -> bool:
