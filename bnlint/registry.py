@@ -80,9 +80,11 @@ class RuleMeta:
     options_widening_triggers: tuple[str, ...]
     needs_index: bool
     static: bool  # has a static check (BN000/BN999 are emitted by the engine itself)
+    # walks the libcst tree: the engine then imports libcst once before forking workers
+    walks_libcst: bool = False
 
 
-_CATALOG_VERSION = 1
+_CATALOG_VERSION = 2
 
 
 @functools.cache
@@ -122,6 +124,8 @@ def _meta(rule: type[Rule]) -> RuleMeta:
         static=any(
             attribute.startswith(("visit_", "leave_", "check_module")) for attribute in dir(rule)
         ),
+        walks_libcst=rule.syntax == "libcst"
+        and any(attribute.startswith(("visit_", "leave_")) for attribute in dir(rule)),
     )
 
 

@@ -366,13 +366,16 @@ def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> lis
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     import bnlint.engine.lint  # noqa: F401  (import once, before forking)
 
+    rules = static_rules()
+    walks_libcst = any(rules[code].walks_libcst for job in jobs for code in job.codes)
     return parallel_map(
         lint_job,
         jobs,
         size=lambda job: len(job.text),
         shared=(index, options),
-        # Workers will parse: import libcst once here rather than in every worker.
-        before_fork=lambda: importlib.import_module("libcst"),
+        # Workers will parse with libcst: import it once here rather than in every
+        # worker. Rules on the `ast` need it only to place a rare finding.
+        before_fork=(lambda: importlib.import_module("libcst")) if walks_libcst else None,
     )
 
 
