@@ -64,6 +64,8 @@ class Report:
     message: str
     suggestion: str
     fix: PendingFix | None
+    # Overrides the rule's severity for this report (a variant RULES.md rates higher).
+    severity: Severity | None = None
 
 
 @dataclass(frozen=True)
@@ -223,5 +225,6 @@ class Rule:
         message: str,
         suggestion: str,
         fix: PendingFix | None = None,
+        severity: Severity | None = None,
     ) -> None:
-        self.reports.append(Report(self.code, node, message, suggestion, fix))
+        self.reports.append(Report(self.code, node, message, suggestion, fix, severity))

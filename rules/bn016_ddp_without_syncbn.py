@@ -28,8 +28,8 @@ tracing starts and at every `backward()`), the module's class and the local batc
 It reports a non-Sync BatchNorm trained with `world_size > 1` on a local batch of at
 most `small-batch-threshold` samples.
 
-RULES.md rates the conversion after wrapping an error; bnlint gives one severity per
-code, so both static findings are reported as warnings.
+The conversion after wrapping is reported as an error (it certainly does not do what
+was meant, as RULES.md rates it); the small-batch finding is a warning.
 
 ## Why is this bad?
 Under DistributedDataParallel every process normalises its own mini-batch: with 4
@@ -305,6 +305,7 @@ class DdpWithoutSyncBatchNorm(Rule):
                 f"convert before {where}: convert the bare model, move it to its device, "
                 "then wrap it in DistributedDataParallel"
             ),
+            severity=Severity.ERROR,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bnlint.config import RULE_OPTIONS
 from bnlint.engine.lint import lint_text
-from bnlint.finding import Finding
+from bnlint.finding import Finding, Severity
 from bnlint.fix.edits import apply_edits
 from bnlint.index import ProjectIndex
 from bnlint.registry import all_rules, default_codes
@@ -110,6 +110,12 @@ def test_conversion_after_the_wrap_is_reported() -> None:
     assert finding.start.line == 5
     assert finding.fix is None
     assert "line 3" in finding.message
+    assert finding.severity is Severity.ERROR  # RULES.md: this variant is an error
+
+
+def test_small_batch_finding_keeps_the_rules_warning_severity() -> None:
+    (finding,) = bn016(script("4"))
+    assert finding.severity is Severity.WARNING
 
 
 def test_conversion_in_the_other_branch_or_before_the_wrap_is_silent() -> None:

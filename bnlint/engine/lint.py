@@ -311,7 +311,7 @@ class _Placer:
         return Finding(
             code=report.code,
             name=rule.name,
-            severity=rule.severity,
+            severity=report.severity or rule.severity,
             path=path,
             start=start,
             end=end,
