@@ -14,6 +14,7 @@ DataLoaders created with their batch size.
 from __future__ import annotations
 
 import ast
+import builtins
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ _LIBRARIES = frozenset(
         "builtins",
     }
 )
+_BUILTINS = frozenset(dir(builtins))
 _DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
 
@@ -134,6 +136,11 @@ class FunctionFacts:
         self.containers: list[Json] = []
         self.env: dict[str, Json] = {}
         self.params: list[str] = []
+        # Branches and loops in textual (pre-)order, for control flow (BN006).
+        self.blocks: list[Json] = []
+        # Names bound to the result of a call that received keys (`ema = ModelEma(model)`):
+        # a method call on them may act on those keys.
+        self.holders: dict[str, list[str]] = {}
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -196,7 +203,7 @@ class FunctionFacts:
         return facts
 
     def _facts(self) -> Json:
-        return {
+        facts: Json = {
             "events": self.events,
             "bindings": self.bindings,
             "loaders": self.loaders,
@@ -205,6 +212,10 @@ class FunctionFacts:
             "returns": self.returns,
             "layers": self.containers,
         }
+        blocks = [block for block in self.blocks if block["last"] > block["first"]]
+        if blocks:
+            facts["blocks"] = blocks
+        return facts
 
     # -- statements -------------------------------------------------------------------
     def _block(self, body: list[ast.stmt]) -> None:
@@ -251,18 +262,39 @@ class FunctionFacts:
             self.nograd -= nograd
         elif isinstance(statement, ast.If):
             self._expressions(statement.test)
-            self._block(statement.body)
-            self._block(statement.orelse)
+            self._branches(statement.body, statement.orelse)
         elif isinstance(statement, ast.Try):
             self._block(statement.body)
             for handler in statement.handlers:
-                self._block(handler.body)
+                self._branches(handler.body, [])
             self._block(statement.orelse)
             self._block(statement.finalbody)
         else:
             for child in ast.iter_child_nodes(statement):
                 if isinstance(child, ast.expr):
                     self._expressions(child)
+        if self.loop_stack and isinstance(
+            statement, ast.Break | ast.Continue | ast.Return | ast.Raise
+        ):
+            # Where control goes next: out of the loop, to its head, out of the function.
+            jump = (
+                "break"
+                if isinstance(statement, ast.Break)
+                else "continue"
+                if isinstance(statement, ast.Continue)
+                else "exit"
+            )
+            self._event("jump", None, statement, to=jump)
+
+    def _branches(self, body: list[ast.stmt], orelse: list[ast.stmt]) -> None:
+        """An `if` (or an `except` handler, with no `else`): events of `body` are
+        [first, mid), those of `orelse` [mid, last)."""
+        block: Json = {"k": "if", "first": len(self.events)}
+        self.blocks.append(block)
+        self._block(body)
+        block["mid"] = len(self.events)
+        self._block(orelse)
+        block["last"] = len(self.events)
 
     def _bind(self, target: ast.expr, value: ast.expr) -> None:
         key = key_of(target)
@@ -289,6 +321,9 @@ class FunctionFacts:
             if owner is not None:
                 self._event("eval", owner, target)
         if isinstance(value, ast.Call):
+            held = _argument_keys(value)
+            if held:
+                self.holders[key] = held
             callee = self.names.qualify(value.func) or ""
             if callee.rsplit(".", 1)[-1] == "DataLoader" or (
                 isinstance(value.func, ast.Name | ast.Attribute)
@@ -392,10 +427,12 @@ class FunctionFacts:
             "first": len(self.events),
         }
         self.loops.append(loop)
+        block: Json = {"k": "loop", "loop": len(self.loops) - 1, "first": loop["first"]}
+        self.blocks.append(block)
         self.loop_stack.append(loop)
         self._block(statement.body)
         self.loop_stack.pop()
-        loop["last"] = len(self.events)
+        loop["last"] = block["last"] = len(self.events)
         self._block(statement.orelse)
 
     def _parameter_loop(self, loop: ast.For | ast.AsyncFor) -> None:
@@ -486,11 +523,20 @@ class FunctionFacts:
                 self._project_call(callee, call)
             elif func.id in self.params or func.id in self.bindings:
                 self._forward(func.id, call)
+                if func.id not in self.bindings:
+                    self._opaque(None, call)  # a callable parameter: `train_fn(model)`
+            elif func.id not in _BUILTINS:
+                # A module-level object (`model(x)` in a helper) or a name from
+                # `import *`: recorded with its name, even without key arguments.
+                self._opaque(None, call, name=func.id)
             return
         if not isinstance(func, ast.Attribute):
             return
         receiver = key_of(func.value)
         method = func.attr
+        if receiver is None and method in ("train", "eval"):
+            # `net.to(device).train()`: the mode call acts on the moved model.
+            receiver = _moved_key(func.value)
         if receiver is not None and self.names.qualify(func.value) is not None:
             # `torch.save(...)`, `utils.validate(...)`: a call of a library/project function.
             self._project_call(self.names.qualify(func) or "", call)
@@ -501,6 +547,7 @@ class FunctionFacts:
                 loop["backward"] = True
             return
         if receiver is None:
+            self._opaque(None, call)  # `get_trainer().fit(model)`
             return
         if method in _MODEL_USE_METHODS:
             self._event("use", receiver, call, method=method)
@@ -514,6 +561,9 @@ class FunctionFacts:
                 self._event("eval", receiver, call)
             elif mode is True:
                 self._event("train", receiver, call)
+            else:
+                # `model.train(was_training)`: restores a mode nobody knows statically.
+                self._event("setmode", receiver, call)
         elif method == "requires_grad_":
             if call.args and _literal(call.args[0]) is False:
                 self._event("freeze", receiver, call)
@@ -534,6 +584,24 @@ class FunctionFacts:
             # are recorded; the index knows which one the class defines.
             self._project_call(f"self.{method}", call)
             self._forward(f"self.{method}", call)
+        elif method not in _MODEL_USE_METHODS:
+            self._opaque(receiver, call)
+
+    def _opaque(self, receiver: str | None, call: ast.Call, name: str | None = None) -> None:
+        """A call the index cannot follow (`evaluator.run(model)`, `ema.update(model)`,
+        `model.set_train_mode()`), recorded with the keys it may act on: its key
+        arguments, what its receiver was built from, and a receiver whose method is
+        named for a mode."""
+        touched = _argument_keys(call)
+        if receiver is not None:
+            touched.extend(self.holders.get(receiver, ()))
+            method = call.func.attr.lower() if isinstance(call.func, ast.Attribute) else ""
+            if "train" in method or "mode" in method:
+                touched.append(receiver)
+        if name is not None:
+            self._event("opaque", None, call, args=list(dict.fromkeys(touched)), fn=name)
+        elif touched:
+            self._event("opaque", None, call, args=list(dict.fromkeys(touched)))
 
     def _forward(self, key: str, call: ast.Call) -> None:
         first = call.args[0] if call.args else None
@@ -580,6 +648,24 @@ class FunctionFacts:
                 event["iter"] = iterated
         event.update(extra)
         self.events.append(event)
+
+
+def _moved_key(node: ast.expr) -> str | None:
+    """`net` for `net.to(device)`, `net.cuda().half()`; None for anything else."""
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _SAME_MODEL_METHODS
+    ):
+        node = node.func.value
+        if not isinstance(node, ast.Call):
+            return key_of(node)
+    return None
+
+
+def _argument_keys(call: ast.Call) -> list[str]:
+    keys = [key_of(a) for a in call.args] + [key_of(k.value) for k in call.keywords]
+    return [key for key in keys if key is not None]
 
 
 def dotted_tail(node: ast.expr) -> str:

@@ -1,4 +1,4 @@
-"""From a summary position back to the libcst node a rule reports.
+"""From a summary position back to the node a rule reports (libcst or `ast`).
 
 Summaries are built with `ast`; the engine reports libcst nodes. Positions are resolved
 here only for files where a rule has something to report (the engine resolves them
@@ -7,6 +7,7 @@ anyway for the findings), and shared by all rules of one run over a module.
 
 from __future__ import annotations
 
+import ast
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,4 +41,22 @@ def node_at(
     for node in table.get((pos[0], pos[1], pos[2], pos[3]), []):
         if kind is None or isinstance(node, kind):
             return node  # type: ignore[no-any-return]
+    return None
+
+
+def ast_node_at(
+    tree: ast.AST, text: str, pos: list[int], kinds: tuple[type[ast.AST], ...]
+) -> ast.AST | None:
+    """The outermost `ast` node of one of `kinds` spanning exactly `pos` (a summary
+    position), or None: for rules that walk no tree and report `ast` nodes."""
+    from bnlint.index.summary import Positions
+
+    positions = Positions(text)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, kinds)
+            and getattr(node, "lineno", None) == pos[0]
+            and positions.of(node) == list(pos)
+        ):
+            return node
     return None

@@ -24,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 7
+SUMMARY_VERSION = 8
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
