@@ -47,13 +47,14 @@ without a fix (the constant may have other uses).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Applicability, Severity
-from bnlint.index.names import (
+from bnlint.index.ast_names import (
     FUNCTIONAL_BATCHNORM,
     argument,
     dotted_name,
@@ -63,13 +64,14 @@ from bnlint.index.names import (
     partial_target,
     resolve,
 )
-from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, RuntimeReport, cst
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, RuntimeReport
 
 # Position of `momentum` among the positional parameters, per constructor.
 _LAZY_PREFIX = "LazyBatchNorm"
 _CONSTRUCTOR_POSITION = 2  # (num_features, eps, momentum, ...)
 _LAZY_POSITION = 1  # (eps, momentum, ...)
 _FUNCTIONAL_POSITION = 6  # F.batch_norm(input, mean, var, weight, bias, training, momentum)
+_BATCHNORM_BASE = "torch.nn.modules.batchnorm._BatchNorm"
 
 
 def keras_style(value: float) -> bool:
@@ -82,8 +84,10 @@ def pytorch_momentum(text: str) -> str:
     return format(Decimal(1) - Decimal(text.replace("_", "")), "f")
 
 
-def float_literal(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.Float):
+def float_literal(node: ast.AST | None) -> float | None:
+    """The value of a float literal (`0.9`, `.99`, `9e-1`); None for anything else (an
+    int, a bool, `-0.9`, a name)."""
+    if isinstance(node, ast.Constant) and type(node.value) is float:
         return node.value
     return None
 
@@ -97,6 +101,7 @@ class KerasMomentum(Rule):
     trigger_pattern = r"(?i)momentum[^\n]{0,40}?(?<![\d.])0?\.[5-9]"
     autofix = "unsafe"
     engines = ("static", "runtime")
+    syntax = "ast"
 
     VALID = (
         "import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=0.1)\n",
@@ -157,28 +162,26 @@ class KerasMomentum(Rule):
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
         self.aliases: dict[str, str] = {}
-        self.constants: dict[str, cst.Float] = {}
-        # Names known to be BatchNorm modules inside the `isinstance` block being visited.
-        self.guarded_blocks: dict[cst.BaseSuite, str] = {}
-        self.guarded: list[str] = []
+        # Module-level names assigned a float literal exactly once.
+        self.constants: dict[str, ast.expr] = {}
+        # Assignments inside an `if isinstance(x, <BatchNorm>):` block → the names of x.
+        self.guarded: dict[int, set[str]] = {}
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
         assigned: dict[str, int] = {}
         for statement in node.body:
-            if not isinstance(statement, cst.SimpleStatementLine):
+            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
                 continue
-            for small in statement.body:
-                if isinstance(small, cst.Assign) and len(small.targets) == 1:
-                    target = small.targets[0].target
-                    if isinstance(target, cst.Name):
-                        assigned[target.value] = assigned.get(target.value, 0) + 1
-                        if isinstance(small.value, cst.Float):
-                            self.constants[target.value] = small.value
+            target = statement.targets[0]
+            if isinstance(target, ast.Name):
+                assigned[target.id] = assigned.get(target.id, 0) + 1
+                if float_literal(statement.value) is not None:
+                    self.constants[target.id] = statement.value
         # A constant reassigned at module level is not a constant.
         self.constants = {k: v for k, v in self.constants.items() if assigned[k] == 1}
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         qualified = resolve(node.func, self.aliases)
         if is_batchnorm_class(qualified):
             assert qualified is not None
@@ -190,55 +193,49 @@ class KerasMomentum(Rule):
         else:
             target = partial_target(node, self.aliases)
             if target is not None and is_batchnorm_class(resolve(target, self.aliases)):
-                self._check(keyword_argument(node, "momentum"), "this BatchNorm factory")
+                keyword = keyword_argument(node, "momentum")
+                self._check(None if keyword is None else keyword.value, "this BatchNorm factory")
 
-    def visit_If(self, node: cst.If) -> None:
-        guarded = _isinstance_batchnorm(node.test, self.aliases)
-        if guarded is not None:
-            self.guarded_blocks[node.body] = guarded
+    def visit_If(self, node: ast.If) -> None:
+        subject = _isinstance_batchnorm(node.test, self.aliases)
+        if subject is None:
+            return
+        # The `if` body only: its `else`/`elif` branches are not BatchNorm-guarded.
+        for statement in node.body:
+            for inner in ast.walk(statement):
+                if isinstance(inner, ast.Assign):
+                    self.guarded.setdefault(id(inner), set()).add(subject)
 
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self.guarded.append(self.guarded_blocks.get(node, ""))
-
-    def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
-        self.guarded.pop()
-
-    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
-        self.guarded.append(self.guarded_blocks.get(node, ""))
-
-    def leave_SimpleStatementSuite(self, original_node: cst.SimpleStatementSuite) -> None:
-        self.guarded.pop()
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        names = {name for name in self.guarded if name}
+    def visit_Assign(self, node: ast.Assign) -> None:
+        names = self.guarded.get(id(node))
         if not names:
             return
         for target in node.targets:
-            attribute = target.target
             if (
-                isinstance(attribute, cst.Attribute)
-                and attribute.attr.value == "momentum"
-                and dotted_name(attribute.value) in names
+                isinstance(target, ast.Attribute)
+                and target.attr == "momentum"
+                and dotted_name(target.value) in names
             ):
                 literal = float_literal(node.value)
-                if literal is not None and keras_style(float(literal)):
-                    self._report_literal(node.value, literal, "this BatchNorm")
+                if literal is not None and keras_style(literal):
+                    self._report_literal(node.value, "this BatchNorm")
 
-    def _check(self, arg: cst.Arg | None, what: str) -> None:
-        if arg is None:
+    def _check(self, value: ast.expr | None, what: str) -> None:
+        if value is None:
             return
-        literal = float_literal(arg.value)
+        literal = float_literal(value)
         if literal is not None:
-            if keras_style(float(literal)):
-                self._report_literal(arg.value, literal, what)
+            if keras_style(literal):
+                self._report_literal(value, what)
             return
-        if isinstance(arg.value, cst.Name) and arg.value.value in self.constants:
-            constant = arg.value.value
-            text = self.constants[constant].value
-            if keras_style(float(text)):
+        if isinstance(value, ast.Name) and value.id in self.constants:
+            constant = value.id
+            assigned = self.constants[constant]
+            if keras_style(float_literal(assigned) or 0.0):
+                text = self._spelling(assigned)
                 fixed = _safe_fixed(text)
                 self.report(
-                    arg.value,
+                    value,
                     message=(
                         f"{what} gets momentum {constant} = {text}, the Keras/TF convention: "
                         "PyTorch weights the newest batch by `momentum`, so the running "
@@ -248,7 +245,12 @@ class KerasMomentum(Rule):
                     "check `eps` too if the model was ported from Keras/TF",
                 )
 
-    def _report_literal(self, node: cst.BaseExpression, text: str, what: str) -> None:
+    def _spelling(self, node: ast.expr) -> str:
+        """The literal as written (`0.99`, `9.9e-1`, `0.9_9`): ast keeps only the value."""
+        return ast.get_source_segment(self.context.source, node) or repr(float_literal(node))
+
+    def _report_literal(self, node: ast.expr, what: str) -> None:
+        text = self._spelling(node)
         fixed = _safe_fixed(text)
         self.report(
             node,
@@ -270,27 +272,25 @@ class KerasMomentum(Rule):
 def _safe_fixed(text: str) -> str:
     try:
         return pytorch_momentum(text)
-    except InvalidOperation:  # pragma: no cover - cst.Float is always a decimal literal
+    except InvalidOperation:  # pragma: no cover - a float literal's spelling is a decimal
         return f"1 - {text}"
 
 
-def _isinstance_batchnorm(test: cst.BaseExpression, aliases: dict[str, str]) -> str | None:
+def _isinstance_batchnorm(test: ast.expr, aliases: dict[str, str]) -> str | None:
     """`isinstance(m, nn.BatchNorm2d)` (or a tuple holding a BN class) → "m"."""
     if not (
-        isinstance(test, cst.Call)
-        and isinstance(test.func, cst.Name)
-        and test.func.value == "isinstance"
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Name)
+        and test.func.id == "isinstance"
         and len(test.args) == 2
+        and not test.keywords
     ):
         return None
-    subject = dotted_name(test.args[0].value)
-    kinds = test.args[1].value
-    candidates = (
-        [element.value for element in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
-    )
+    subject = dotted_name(test.args[0])
+    kinds = test.args[1]
+    candidates = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
     if subject is not None and any(
-        is_batchnorm_class(resolve(kind, aliases))
-        or resolve(kind, aliases) == "torch.nn.modules.batchnorm._BatchNorm"
+        is_batchnorm_class(resolve(kind, aliases)) or resolve(kind, aliases) == _BATCHNORM_BASE
         for kind in candidates
     ):
         return subject

@@ -56,6 +56,7 @@ keeping the BN layers in fp32 needs matching input casts.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,7 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event, RunningStatsSample
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex
-from bnlint.index.names import (
+from bnlint.index.ast_names import (
     SAME_MODULE_METHODS,
     LocalBatchNormClasses,
     dotted_name,
@@ -73,7 +74,7 @@ from bnlint.index.names import (
     module_chain,
     resolve,
 )
-from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport, cst
+from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport
 
 HALF_DTYPES = frozenset({"torch.float16", "torch.half"})
 TRAINING_STEPS = frozenset({"backward", "step"})
@@ -91,7 +92,7 @@ class _Replay:
     # Local names bound to a model known to hold BatchNorm.
     bn_models: set[str] = field(default_factory=set)
     # Conversions to fp16 not yet undone: name (or "" for an anonymous model) → call.
-    halved: dict[str, cst.Call] = field(default_factory=dict)
+    halved: dict[str, ast.Call] = field(default_factory=dict)
     reported: set[int] = field(default_factory=set)
 
 
@@ -120,6 +121,7 @@ class DegenerateRunningStats(Rule):
     trigger_pattern = r"\.(?:backward|step)\s*\("
     engines = ("static", "runtime")
     needs_index = True
+    syntax = "ast"
     runtime_events = (BatchNormCall, RunningStatsSample)
 
     @classmethod
@@ -182,56 +184,60 @@ class DegenerateRunningStats(Rule):
         self.classes: list[str | None] = []
         self.class_stacks: list[list[str | None]] = []
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.aliases = import_aliases(node)
         self.local_classes = LocalBatchNormClasses(self.aliases)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.local_classes.enter_class(node)
         at_top = len(self.scopes) == 1 and not self.classes
-        self.classes.append(node.name.value if at_top else None)
+        self.classes.append(node.name if at_top else None)
 
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+    def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
         self.local_classes.leave_class()
         self.classes.pop()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         name: str | None = None
         if len(self.scopes) == 1 and not self.classes:
-            name = node.name.value
+            name = node.name
         elif len(self.scopes) == 1 and len(self.classes) == 1 and self.classes[0]:
-            name = f"{self.classes[0]}.{node.name.value}"
+            name = f"{self.classes[0]}.{node.name}"
         self.scopes.append((name, []))
         self.class_stacks.append(self.classes)
         self.classes = []
 
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+    def leave_FunctionDef(self, original_node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.finished.append(self.scopes.pop())
         self.classes = self.class_stacks.pop()
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    # `async def` is its own node class in `ast` (libcst has one FunctionDef for both).
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            name = dotted_name(target.target)
+            name = dotted_name(target)
             if name is not None:
                 self.scopes[-1][1].append(("bind", name, node.value))
 
-    def visit_Expr(self, node: cst.Expr) -> None:
+    def visit_Expr(self, node: ast.Expr) -> None:
         value = node.value
         if (
-            isinstance(value, cst.Call)
-            and isinstance(value.func, cst.Attribute)
-            and value.func.attr.value == "float"
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "float"
         ):
             # `layer.float()` as a statement converts a module back in place (a tensor's
             # result would be used): the BN layers are fp32 again as far as we can see.
             self.scopes[-1][1].append(("float-all", None, None))
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         self.local_classes.saw_call(node)
         func = node.func
-        if not isinstance(func, cst.Attribute):
+        if not isinstance(func, ast.Attribute):
             return
-        method = func.attr.value
+        method = func.attr
         if method == "float":
             self.scopes[-1][1].append(("float", dotted_name(module_chain(func.value)[0]), None))
         elif _is_half(node, self.aliases):
@@ -239,7 +245,7 @@ class DegenerateRunningStats(Rule):
         elif method in TRAINING_STEPS:
             self.scopes[-1][1].append(("step", None, None))
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def leave_Module(self, original_node: ast.Module) -> None:
         classes = self.local_classes.classes()
         index: ProjectIndex | None = None
         for function, events in [*self.finished, *self.scopes]:
@@ -277,7 +283,7 @@ class DegenerateRunningStats(Rule):
     ) -> None:
         base = module_chain(value)[0]
         if is_local_bn_model(value, self.aliases, classes, state.bn_models) or (
-            isinstance(base, cst.Call) and indexed.is_bn_model(name)
+            isinstance(base, ast.Call) and indexed.is_bn_model(name)
         ):
             state.bn_models.add(name)
             call = _half_call(value, self.aliases)
@@ -289,7 +295,7 @@ class DegenerateRunningStats(Rule):
         if "float" in module_chain(value)[1]:
             state.halved.pop(name, None)
 
-    def _report(self, call: cst.Call, name: str) -> None:
+    def _report(self, call: ast.Call, name: str) -> None:
         model = f"`{name}`" if name else "this model"
         self.report(
             call,
@@ -306,23 +312,25 @@ class DegenerateRunningStats(Rule):
         )
 
 
-def _is_half(call: cst.Call, aliases: dict[str, str]) -> bool:
+def _is_half(call: ast.Call, aliases: dict[str, str]) -> bool:
+    """`.half()` (no arguments), `.to(torch.float16)`, `.to(device, torch.half)`,
+    `.to(dtype=torch.float16)`."""
     func = call.func
-    if not isinstance(func, cst.Attribute):
+    if not isinstance(func, ast.Attribute):
         return False
-    if func.attr.value == "half":
-        return not call.args
-    if func.attr.value != "to":
+    if func.attr == "half":
+        return not call.args and not call.keywords
+    if func.attr != "to":
         return False
     dtype = keyword_argument(call, "dtype")
-    candidates = [dtype.value] if dtype is not None else [arg.value for arg in call.args[:2]]
+    candidates = [dtype.value] if dtype is not None else call.args[:2]
     return any(resolve(value, aliases) in HALF_DTYPES for value in candidates)
 
 
-def _half_call(node: cst.BaseExpression, aliases: dict[str, str]) -> cst.Call | None:
+def _half_call(node: ast.expr, aliases: dict[str, str]) -> ast.Call | None:
     """The fp16 conversion in a same-module method chain, if any."""
-    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-        if node.func.attr.value not in SAME_MODULE_METHODS:
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr not in SAME_MODULE_METHODS:
             return None
         if _is_half(node, aliases):
             return node

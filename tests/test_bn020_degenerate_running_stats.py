@@ -37,3 +37,40 @@ def test_factory_model_known_to_the_index_is_reported() -> None:
         "    net = net.half()\n    net(x).sum().backward()\n"
     )
     assert [f.start.line for f in lint(source, ["BN020"])] == [4]
+
+
+def test_async_function_is_its_own_scope() -> None:
+    source = (
+        MODEL + "async def fit(x):\n    m = Net().half()\n    m(x).sum().backward()\n"
+        "async def other(m):\n    opt.step()\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN020"])] == [7]
+
+
+def test_half_conversion_in_async_function_is_not_linked_to_module_step() -> None:
+    source = MODEL + "async def make():\n    return Net().half()\nopt.step()\n"
+    assert lint(source, ["BN020"]) == []
+
+
+def test_half_with_arguments_is_not_the_module_conversion() -> None:
+    source = MODEL + "m = Net().half(memory_format=fmt)\nloss.backward()\n"
+    assert lint(source, ["BN020"]) == []
+
+
+def test_to_with_device_then_half_dtype_is_reported() -> None:
+    source = (
+        "import torch\n" + MODEL + "m = Net().to('cuda', torch.half)\nloss.backward()\n"
+        "n = Net().to(device='cuda', dtype=torch.float16)\nloss.backward()\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN020"])] == [7, 9]
+
+
+def test_class_holding_batchnorm_through_a_partial_or_another_class() -> None:
+    source = (
+        MODEL + "from functools import partial\nclass P(nn.Module):\n"
+        "    norm = partial(nn.BatchNorm2d, eps=1e-3)\n"
+        "class W(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.body = Net()\n"
+        "p = P().half()\nw = W().half()\nloss.backward()\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN020"])] == [13, 14]
