@@ -68,9 +68,8 @@ from typing import Any
 from bnlint.events import Event, ExportCall
 from bnlint.finding import Applicability, Severity
 from bnlint.index.ast_names import argument
+from bnlint.index.mode_reach import Site, TrainingUse, Used, training_bn_uses
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuntimeReport
-
-from ._mode_reach import Site, TrainingUse, Used, training_bn_uses
 
 # onnx.export's `training` values that keep BN in training mode in the graph.
 _ONNX_TRAINING_MODES = frozenset({"TRAINING", "PRESERVE"})

@@ -77,10 +77,7 @@ from bnlint.finding import Applicability, Severity
 from bnlint.index import kinds
 from bnlint.index.ast_names import argument, import_aliases, module_chain, resolve
 from bnlint.index.functions import key_of
-from bnlint.index.project import ProjectIndex
-from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuntimeReport
-
-from .bn038_small_training_batch import (
+from bnlint.index.modes import (
     DEFAULT_SMALL_BATCH,
     SYNC_BATCHNORM,
     SmallTrainingLoader,
@@ -88,6 +85,8 @@ from .bn038_small_training_batch import (
     small_batch_threshold,
     small_training_loaders,
 )
+from bnlint.index.project import ProjectIndex
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuntimeReport
 
 Json = dict[str, Any]
 

@@ -64,10 +64,9 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index.ast_names import argument, dotted_name, import_aliases, module_chain, resolve
+from bnlint.index.model_scopes import ModelKinds, Scope, ScopeWalk, mode_switch
 from bnlint.index.modes import EVAL_FUNCTION
 from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport
-
-from ._model_scopes import ModelKinds, Scope, ScopeWalk, mode_switch
 
 AVERAGED_MODEL = "torch.optim.swa_utils.AveragedModel"
 # AveragedModel(model, device, avg_fn, multi_avg_fn, use_buffers)

@@ -56,15 +56,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from bnlint.finding import Severity
-from bnlint.index.project import ProjectIndex
-from bnlint.rule import Invalid, Rule
-
-from .bn038_small_training_batch import (
+from bnlint.index.locate import ast_node_at
+from bnlint.index.modes import (
     SmallTrainingLoader,
-    node_at,
     small_batch_threshold,
     small_training_loaders,
 )
+from bnlint.index.project import ProjectIndex
+from bnlint.rule import Invalid, Rule
 
 Json = dict[str, Any]
 
@@ -113,7 +112,9 @@ class AccumulationSmallBatch(Rule):
         for found in small_training_loaders(index, path, threshold):
             if found.loop_path != path:
                 continue  # the loop is another file's; that file is where it reads
-            loop = node_at(self.context.tree, self.context.source, found.loop["pos"], ast.stmt)
+            loop = ast_node_at(
+                self.context.tree, self.context.source, found.loop["pos"], (ast.stmt,)
+            )
             if not isinstance(loop, ast.For | ast.AsyncFor | ast.While):
                 continue
             guard = accumulation_guard(loop)

@@ -64,9 +64,7 @@ from collections.abc import Iterator, Mapping
 
 from bnlint.finding import Severity
 from bnlint.index.ast_names import import_aliases, resolve
-from bnlint.rule import Invalid, Rule, RuleContext
-
-from .bn015_batchnorm1d_wrong_axis import (
+from bnlint.index.sequence_layers import (
     BATCHNORM1D,
     SEQUENCE_LAYERS,
     Layer,
@@ -75,6 +73,7 @@ from .bn015_batchnorm1d_wrong_axis import (
     self_attribute,
     torch_nn_class,
 )
+from bnlint.rule import Invalid, Rule, RuleContext
 
 # Methods and functions that reduce over an axis: the time axis is gone.
 _REDUCTIONS = frozenset(

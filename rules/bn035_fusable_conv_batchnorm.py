@@ -59,9 +59,8 @@ from bnlint.finding import Severity
 from bnlint.index.ast_names import argument, import_aliases, module_chain, resolve
 from bnlint.index.graph import Edge, direct_edges
 from bnlint.index.kinds import factory_kind
+from bnlint.index.model_scopes import EvalWalk, ModelKinds, Scope, ScopeWalk
 from bnlint.rule import Invalid, Rule, RuleContext
-
-from ._model_scopes import EvalWalk, ModelKinds, Scope, ScopeWalk
 
 EXPORTS = {
     "torch.jit.trace": "func",

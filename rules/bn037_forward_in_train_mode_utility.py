@@ -58,9 +58,8 @@ import re
 
 from bnlint.finding import Severity
 from bnlint.index.ast_names import argument, dotted_name
+from bnlint.index.mode_reach import Site, TrainingUse, Used, training_bn_uses
 from bnlint.rule import Invalid, Rule
-
-from ._mode_reach import Site, TrainingUse, Used, training_bn_uses
 
 # Utilities that run the model in its current mode: the parameter naming the model.
 _UTILITIES = {

@@ -45,106 +45,19 @@ are alternatives. Gradient accumulation does not help (BN031).
 from __future__ import annotations
 
 import ast
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from bnlint.finding import Severity
-from bnlint.index.modes import batch_size, trained_bn_model, training_loops
-from bnlint.index.project import ProjectIndex, related
-from bnlint.index.summary import Positions
+from bnlint.index.locate import ast_node_at
+from bnlint.index.modes import (
+    DISTRIBUTED,
+    SYNC_BATCHNORM,
+    small_batch_threshold,
+    small_training_loaders,
+)
 from bnlint.rule import Invalid, Rule
 
 Json = dict[str, Any]
-
-THRESHOLD_OPTION = "small-batch-threshold"
-DEFAULT_SMALL_BATCH = 8
-# SyncBatchNorm in any spelling: the class, `convert_sync_batchnorm`, apex's
-# `convert_syncbn_model`, a `--sync-bn` flag, Lightning's `sync_batchnorm=True`.
-SYNC_BATCHNORM = re.compile(r"sync[-_]?b(?:atch[-_]?)?n", re.IGNORECASE)
-DISTRIBUTED = re.compile(r"DistributedDataParallel|\bDDP\s*\(")
-
-
-def small_batch_threshold(options: Any) -> int:
-    """The `small-batch-threshold` option (BN016, BN031, BN038 share it)."""
-    value = options.get(THRESHOLD_OPTION, DEFAULT_SMALL_BATCH)
-    return value if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_SMALL_BATCH
-
-
-@dataclass(frozen=True)
-class SmallTrainingLoader:
-    """A loader of this file with a statically known batch size that feeds a training
-    loop of a model with trainable BatchNorm."""
-
-    function: str  # where the loader is created ("<module>" for script code)
-    key: str
-    loader: Json  # the index's loader facts: pos, batch, ...
-    size: int
-    loop_path: str
-    loop_function: str
-    loop: Json
-    model: str  # the model's key inside `loop_function`
-
-    @property
-    def line(self) -> int:
-        return int(self.loader["pos"][0])
-
-
-def small_training_loaders(
-    index: ProjectIndex,
-    path: str,
-    largest: int,
-    smallest: int = 1,
-    parameter_defaults: bool = True,
-) -> Iterator[SmallTrainingLoader]:
-    """Loaders of `path` whose batch size is known and within [smallest, largest], each
-    with the first training loop it feeds on a model whose BatchNorm trains.
-    `parameter_defaults=False` leaves out batch sizes read from a function parameter's
-    default (a caller may pass another value)."""
-    for function, facts in index.functions(path):
-        for key, loader in facts["loaders"].items():
-            batch = loader["batch"]
-            if not parameter_defaults and isinstance(batch, dict) and "param" in batch:
-                continue
-            size = batch_size(index, path, facts, loader)
-            if not isinstance(size, int) or isinstance(size, bool):
-                continue
-            if not smallest <= size <= largest:
-                continue
-            for loop_path, loop_function, loop_facts, loop in training_loops(
-                index, path, function, facts, key
-            ):
-                model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
-                if model is None or batchnorm_frozen_in(loop_facts, model):
-                    continue
-                yield SmallTrainingLoader(
-                    function, key, loader, size, loop_path, loop_function, loop, model
-                )
-                break
-
-
-def batchnorm_frozen_in(facts: Json, model: str) -> bool:
-    """The function puts the model's BN layers in eval (`model.apply(set_bn_eval)`, a
-    loop calling `m.eval()` on BN modules) or freezes its parameters somewhere: its BN
-    may not train, so the small batch is not known to matter."""
-    return any(
-        event["k"] in ("bn_eval", "freeze") and event.get("key") and related(event["key"], model)
-        for event in facts["events"]
-    )
-
-
-def node_at(tree: ast.Module, source: str, pos: list[int], kind: type[ast.AST]) -> ast.AST | None:
-    """The `kind` node of the ast spanning exactly `pos` (an index position)."""
-    positions = Positions(source)
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, kind)
-            and getattr(node, "lineno", None) == pos[0]
-            and positions.of(node) == list(pos)
-        ):
-            return node
-    return None
 
 
 class SmallTrainingBatch(Rule):
@@ -185,7 +98,9 @@ class SmallTrainingBatch(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         threshold = small_batch_threshold(self.context.options)
         for found in small_training_loaders(index, self.context.path, threshold - 1, 2):
-            node = node_at(self.context.tree, self.context.source, found.loader["pos"], ast.Call)
+            node = ast_node_at(
+                self.context.tree, self.context.source, found.loader["pos"], (ast.Call,)
+            )
             if node is None:
                 continue
             where = "" if found.loop_function == "<module>" else f" in `{found.loop_function}`"

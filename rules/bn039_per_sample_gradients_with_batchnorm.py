@@ -60,9 +60,8 @@ from dataclasses import dataclass
 
 from bnlint.finding import Severity
 from bnlint.index.ast_names import argument, import_aliases, module_chain, resolve
+from bnlint.index.model_scopes import EvalWalk, ModelKinds, Scope, ScopeWalk
 from bnlint.rule import Invalid, Rule, RuleContext
-
-from ._model_scopes import EvalWalk, ModelKinds, Scope, ScopeWalk
 
 _FUNC_MODULES = ("torch.func.", "functorch.", "torch.")
 VMAP = frozenset({"torch.func.vmap", "torch.vmap", "functorch.vmap"})

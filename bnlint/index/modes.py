@@ -1,6 +1,7 @@
 """Questions about training/evaluation code that several rules ask: which loaders feed
-a training loop, what batch size a loader gets, whether a function evaluates, what
-part of a model a key names.
+a training loop, what batch size a loader gets, which loaders train BatchNorm on small
+batches (BN016, BN031, BN038), whether a function evaluates, what part of a model a key
+names.
 """
 
 from __future__ import annotations
@@ -8,10 +9,18 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bnlint.index import kinds
-from bnlint.index.project import Kind, ProjectIndex, argument_key, call_parameters, mode_before
+from bnlint.index.project import (
+    Kind,
+    ProjectIndex,
+    argument_key,
+    call_parameters,
+    mode_before,
+    related,
+)
 
 Json = dict[str, Any]
 
@@ -143,3 +152,79 @@ def trained_bn_model(
                 continue
         return str(model)
     return None
+
+
+THRESHOLD_OPTION = "small-batch-threshold"
+DEFAULT_SMALL_BATCH = 8
+# SyncBatchNorm in any spelling: the class, `convert_sync_batchnorm`, apex's
+# `convert_syncbn_model`, a `--sync-bn` flag, Lightning's `sync_batchnorm=True`.
+SYNC_BATCHNORM = re.compile(r"sync[-_]?b(?:atch[-_]?)?n", re.IGNORECASE)
+DISTRIBUTED = re.compile(r"DistributedDataParallel|\bDDP\s*\(")
+
+
+def small_batch_threshold(options: Any) -> int:
+    """The `small-batch-threshold` option (BN016, BN031, BN038 share it)."""
+    value = options.get(THRESHOLD_OPTION, DEFAULT_SMALL_BATCH)
+    return value if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_SMALL_BATCH
+
+
+@dataclass(frozen=True)
+class SmallTrainingLoader:
+    """A loader of this file with a statically known batch size that feeds a training
+    loop of a model with trainable BatchNorm."""
+
+    function: str  # where the loader is created ("<module>" for script code)
+    key: str
+    loader: Json  # the index's loader facts: pos, batch, ...
+    size: int
+    loop_path: str
+    loop_function: str
+    loop: Json
+    model: str  # the model's key inside `loop_function`
+
+    @property
+    def line(self) -> int:
+        return int(self.loader["pos"][0])
+
+
+def small_training_loaders(
+    index: ProjectIndex,
+    path: str,
+    largest: int,
+    smallest: int = 1,
+    parameter_defaults: bool = True,
+) -> Iterator[SmallTrainingLoader]:
+    """Loaders of `path` whose batch size is known and within [smallest, largest], each
+    with the first training loop it feeds on a model whose BatchNorm trains.
+    `parameter_defaults=False` leaves out batch sizes read from a function parameter's
+    default (a caller may pass another value)."""
+    for function, facts in index.functions(path):
+        for key, loader in facts["loaders"].items():
+            batch = loader["batch"]
+            if not parameter_defaults and isinstance(batch, dict) and "param" in batch:
+                continue
+            size = batch_size(index, path, facts, loader)
+            if not isinstance(size, int) or isinstance(size, bool):
+                continue
+            if not smallest <= size <= largest:
+                continue
+            for loop_path, loop_function, loop_facts, loop in training_loops(
+                index, path, function, facts, key
+            ):
+                model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
+                if model is None or batchnorm_frozen_in(loop_facts, model):
+                    continue
+                yield SmallTrainingLoader(
+                    function, key, loader, size, loop_path, loop_function, loop, model
+                )
+                break
+
+
+def batchnorm_frozen_in(facts: Json, model: str) -> bool:
+    """The function puts the model's BN layers in eval (`model.apply(set_bn_eval)`, a
+    loop calling `m.eval()` on BN modules) or freezes its parameters somewhere: its BN
+    may not train, so the small batch is not known to matter."""
+    return any(
+        event["k"] in ("bn_eval", "freeze") and event.get("key") and related(event["key"], model)
+        for event in facts["events"]
+    )

@@ -31,7 +31,7 @@ import ast
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bnlint.index import ProjectIndex, mode_before, related
 from bnlint.index.ast_names import import_aliases, is_local_bn_model, resolve
@@ -39,7 +39,6 @@ from bnlint.index.functions import key_of
 from bnlint.index.kinds import factory_kind
 from bnlint.index.project import argument_key, call_parameters
 from bnlint.index.summary import Positions
-from bnlint.rule import RuleContext
 
 Json = dict[str, Any]
 # A followed model's mode; "unknown" after a call bnlint cannot follow (a later
@@ -180,6 +179,9 @@ _MODE_KEEPING_RECEIVERS = frozenset(
 )
 _TRAINING_STEPS = frozenset({"backward", "step"})
 _DEPTH = 4
+
+if TYPE_CHECKING:
+    from bnlint.rule import RuleContext
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnlint.index import ProjectIndex, related
 from bnlint.index.ast_names import argument, dotted_name, module_chain
 from bnlint.index.summary import LayerBuilder, Names, Positions
-from bnlint.rule import RuleContext
 
 Json = dict[str, Any]
+
+if TYPE_CHECKING:
+    from bnlint.rule import RuleContext
 
 
 @dataclass(eq=False)
