@@ -1,5 +1,4 @@
-"""`model.training = False` instead of `model.eval()`, and `train()` overrides that
-only set `self.training`.
+"""`model.training = False` instead of `model.eval()`; `train()` overrides that skip children.
 
 ## What it does
 Checks for:
