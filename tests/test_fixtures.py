@@ -63,3 +63,16 @@ def test_every_static_rule_has_fixtures() -> None:
     folders = {p.name.split("-")[0] for p in FIXTURES.iterdir() if FOLDER.match(p.name)}
     missing = set(static_rules()) - folders
     assert not missing, f"rules without fixtures: {sorted(missing)}"
+
+
+# A default-on rule must show it fires on the real variants and stays silent on their
+# look-alikes with at least five samples of each; a default-off rule with three.
+MINIMUM_FIXTURES = {True: 5, False: 3}
+
+
+@pytest.mark.parametrize("code", sorted(static_rules()))
+def test_every_static_rule_has_enough_bad_and_good_fixtures(code: str) -> None:
+    (folder,) = [p for p in FIXTURES.iterdir() if p.is_dir() and p.name.startswith(f"{code}-")]
+    wanted = MINIMUM_FIXTURES[static_rules()[code].default_enabled]
+    assert len(list(folder.glob("bad_*.py"))) >= wanted
+    assert len(list(folder.glob("good_*.py"))) >= wanted
