@@ -81,15 +81,11 @@ class TrainModeNotRestored(Rule):
     name = "train-mode-not-restored"
     severity = Severity.WARNING
     syntax = "ast"
-    # Both a training step (`.backward(`, or a call of `train(...)`/`train_*(...)`) and
-    # an evaluation (`.eval(`, `.train(False)`, or a call of a validate/evaluate/val/
-    # test helper) somewhere in the file.
+    # A training step (`.backward(`, or a call of `train(...)`/`train_*(...)`) somewhere
+    # in the file. No pattern for the evaluation side: the rule reads only the index
+    # (no parse), so a loose pre-filter costs ~0.03 s over 720 files, while a regex
+    # asking for both sides cost 0.9 s of scanning on the same files.
     triggers = ("backward", "train")
-    trigger_pattern = (
-        r"\A(?=[\s\S]*?(?:\.backward\s*\(|(?<!def )(?:\bself\.|(?<![.\w]))train(?:_\w*)?\s*\())"
-        r"(?=[\s\S]*?(?:\.eval\s*\(|\.train\s*\(\s*(?:False|mode\s*=\s*False)"
-        r"|(?<!def )\b(?:valid\w*|evaluat\w*|eval_\w*|val|test\w*)\s*\())"
-    )
     needs_index = True
     autofix = "unsafe"
     engines = ("static", "runtime")

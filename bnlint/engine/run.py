@@ -367,15 +367,24 @@ def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> lis
     import bnlint.engine.lint  # noqa: F401  (import once, before forking)
 
     rules = static_rules()
-    walks_libcst = any(rules[code].walks_libcst for job in jobs for code in job.codes)
+    codes = {code for job in jobs for code in job.codes}
+    walks_libcst = any(rules[code].walks_libcst for code in codes)
+
+    def before_fork() -> None:
+        # Import what every worker needs once here rather than in each worker: the
+        # rules the jobs run, and libcst when one of them walks it (rules on the
+        # `ast` need it only to place a rare finding).
+        for code in sorted(codes):
+            rule_class(code)
+        if walks_libcst:
+            importlib.import_module("libcst")
+
     return parallel_map(
         lint_job,
         jobs,
         size=lambda job: len(job.text),
         shared=(index, options),
-        # Workers will parse with libcst: import it once here rather than in every
-        # worker. Rules on the `ast` need it only to place a rare finding.
-        before_fork=(lambda: importlib.import_module("libcst")) if walks_libcst else None,
+        before_fork=before_fork,
     )
 
 

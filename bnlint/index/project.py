@@ -122,10 +122,15 @@ class ProjectIndex:
         key = (path, digest_of(text))
         if key not in self._derived:
             fresh = summarize_file(path, text)
-            summaries = dict(self.summaries)
-            summaries[path] = fresh
             self._derived.clear()
-            self._derived[key] = (ProjectIndex(self.root, summaries), fresh)
+            if summary is None and fresh.is_empty:
+                # Nothing to add (the index leaves empty summaries out): building a
+                # new index would cost a copy of every summary for nothing.
+                self._derived[key] = (self, fresh)
+            else:
+                summaries = dict(self.summaries)
+                summaries[path] = fresh
+                self._derived[key] = (ProjectIndex(self.root, summaries), fresh)
         return self._derived[key]
 
     # -- names --------------------------------------------------------------------------
