@@ -120,6 +120,7 @@ class RuleContext:
         self._parse_ast = parse_ast or (lambda: ast.parse(source))
         self._module: cst.Module | None = None
         self._tree: ast.Module | None = None
+        self._aliases: Mapping[str, str] | None = None
 
     @property
     def module(self) -> cst.Module:
@@ -132,6 +133,16 @@ class RuleContext:
         if self._tree is None:
             self._tree = self._parse_ast()
         return self._tree
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """The file's module-level imports, local name → dotted path (see
+        `bnlint.index.ast_names.import_aliases`), from `tree`, computed once per file."""
+        if self._aliases is None:
+            from bnlint.index.ast_names import import_aliases
+
+            self._aliases = import_aliases(self.tree)
+        return self._aliases
 
     @property
     def parsed(self) -> bool:
@@ -182,6 +193,11 @@ class Rule:
     def __init__(self, context: RuleContext) -> None:
         self.context = context
         self.reports: list[Report] = []
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """The file's import aliases (`RuleContext.aliases`), for resolving callees."""
+        return self.context.aliases
 
     # Rules that decide from the project index (its ast summaries) implement
     # `check_module(self) -> None` instead of visit methods: it runs once per file

@@ -66,7 +66,7 @@ import re
 from dataclasses import dataclass, field
 
 from bnlint.finding import Applicability, Severity
-from bnlint.index.ast_names import dotted_name, import_aliases, resolve
+from bnlint.index.ast_names import dotted_name, resolve
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 MODE_METHODS = frozenset({"train", "eval"})
@@ -211,15 +211,11 @@ class TrainingFlagAssigned(Rule):
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
         self.source = _Source(context.source)
-        self.aliases: dict[str, str] = {}
         self.classes: list[_Class] = []
         self.scopes: list[_Scope] = [_Scope("<module>", is_mode_override=False)]
         # Innermost first: does the enclosing class body directly hold this function?
         self.function_owner: list[bool] = []
         self.child_loop_targets: list[str | None] = []
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         defines_forward = any(

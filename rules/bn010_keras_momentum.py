@@ -48,7 +48,7 @@ without a fix (the constant may have other uses).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -58,7 +58,6 @@ from bnlint.index.ast_names import (
     FUNCTIONAL_BATCHNORM,
     argument,
     dotted_name,
-    import_aliases,
     is_batchnorm_class,
     keyword_argument,
     partial_target,
@@ -161,14 +160,12 @@ class KerasMomentum(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         # Module-level names assigned a float literal exactly once.
         self.constants: dict[str, ast.expr] = {}
         # Assignments inside an `if isinstance(x, <BatchNorm>):` block → the names of x.
         self.guarded: dict[int, set[str]] = {}
 
     def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
         assigned: dict[str, int] = {}
         for statement in node.body:
             if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
@@ -276,7 +273,7 @@ def _safe_fixed(text: str) -> str:
         return f"1 - {text}"
 
 
-def _isinstance_batchnorm(test: ast.expr, aliases: dict[str, str]) -> str | None:
+def _isinstance_batchnorm(test: ast.expr, aliases: Mapping[str, str]) -> str | None:
     """`isinstance(m, nn.BatchNorm2d)` (or a tuple holding a BN class) → "m"."""
     if not (
         isinstance(test, ast.Call)

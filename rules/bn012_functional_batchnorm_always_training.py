@@ -49,7 +49,7 @@ from __future__ import annotations
 import ast
 
 from bnlint.finding import Applicability, Severity
-from bnlint.index.ast_names import argument, import_aliases, resolve
+from bnlint.index.ast_names import argument, resolve
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 TRANSDUCTIVE_OPTION = "transductive-batchnorm"
@@ -100,14 +100,10 @@ class FunctionalBatchNormAlwaysTraining(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.enabled = not context.options.get(TRANSDUCTIVE_OPTION, False)
         # For each enclosing def: is it a method named `forward`?
         self.in_forward: list[bool] = []
         self.class_body: list[bool] = []
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.class_body.append(True)

@@ -58,7 +58,6 @@ from bnlint.finding import Severity
 from bnlint.index.ast_names import (
     argument,
     dotted_name,
-    import_aliases,
     is_batchnorm_class,
     partial_target,
     resolve,
@@ -102,14 +101,10 @@ class RunningStatsDisabled(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.functions: list[str] = []
         self.report_constructor = bool(context.options.get(CONSTRUCTOR_OPTION, False))
         # Assignments guarded by `isinstance(x, <InstanceNorm...>)` → x (not a BatchNorm).
         self.instance_norm_assignments: dict[int, str] = {}
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         self.functions.append(node.name)

@@ -94,7 +94,7 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index import kinds
-from bnlint.index.ast_names import argument, import_aliases, resolve
+from bnlint.index.ast_names import argument, resolve
 from bnlint.index.sequence_layers import (
     ATTENTION,
     BATCHNORM1D,
@@ -520,10 +520,6 @@ class BatchNorm1dWrongAxis(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         layers = class_layers(node, self.aliases)

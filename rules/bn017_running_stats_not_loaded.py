@@ -55,7 +55,7 @@ from typing import Any
 
 from bnlint.events import Event, RunningStatsSample, StateDictLoaded
 from bnlint.finding import Severity
-from bnlint.index.ast_names import argument, dotted_name, import_aliases, resolve
+from bnlint.index.ast_names import argument, dotted_name, resolve
 from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport
 
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
@@ -202,12 +202,8 @@ class RunningStatsNotLoaded(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         # Per function: local names assigned a parameters-only object → its source.
         self.stored: list[dict[str, str]] = [{}]
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.stored.append({})

@@ -63,7 +63,7 @@ from typing import Any
 
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
-from bnlint.index.ast_names import argument, dotted_name, import_aliases, module_chain, resolve
+from bnlint.index.ast_names import argument, dotted_name, module_chain, resolve
 from bnlint.index.model_scopes import ModelKinds, Scope, ScopeWalk, mode_switch
 from bnlint.index.modes import EVAL_FUNCTION
 from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport
@@ -172,16 +172,12 @@ class StaleStatsAfterAveraging(ScopeWalk, Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.averaged: list[_Averaged] = []
         self.uses: list[_Use] = []
         self.local_functions: set[str] = set()
         self.re_estimates = False
 
     # -- the walk: the AveragedModel bindings and every use of a name ------------------------
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
-
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.local_functions.add(node.name)
         super().visit_FunctionDef(node)

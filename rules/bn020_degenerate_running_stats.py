@@ -57,7 +57,7 @@ keeping the BN layers in fp32 needs matching input casts.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,6 @@ from bnlint.index.ast_names import (
     SAME_MODULE_METHODS,
     LocalBatchNormClasses,
     dotted_name,
-    import_aliases,
     is_local_bn_model,
     keyword_argument,
     module_chain,
@@ -175,7 +174,6 @@ class DegenerateRunningStats(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.local_classes = LocalBatchNormClasses({})
         # Per scope: its name in the project index ("<module>", "f", "Class.method"; None
         # for nested functions) and its events in source order.
@@ -185,7 +183,6 @@ class DegenerateRunningStats(Rule):
         self.class_stacks: list[list[str | None]] = []
 
     def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
         self.local_classes = LocalBatchNormClasses(self.aliases)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
@@ -312,7 +309,7 @@ class DegenerateRunningStats(Rule):
         )
 
 
-def _is_half(call: ast.Call, aliases: dict[str, str]) -> bool:
+def _is_half(call: ast.Call, aliases: Mapping[str, str]) -> bool:
     """`.half()` (no arguments), `.to(torch.float16)`, `.to(device, torch.half)`,
     `.to(dtype=torch.float16)`."""
     func = call.func
@@ -327,7 +324,7 @@ def _is_half(call: ast.Call, aliases: dict[str, str]) -> bool:
     return any(resolve(value, aliases) in HALF_DTYPES for value in candidates)
 
 
-def _half_call(node: ast.expr, aliases: dict[str, str]) -> ast.Call | None:
+def _half_call(node: ast.expr, aliases: Mapping[str, str]) -> ast.Call | None:
     """The fp16 conversion in a same-module method chain, if any."""
     while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         if node.func.attr not in SAME_MODULE_METHODS:

@@ -47,7 +47,6 @@ from bnlint.index.ast_names import (
     LocalBatchNormClasses,
     argument,
     dotted_name,
-    import_aliases,
     is_local_bn_model,
     keyword_argument,
     resolve,
@@ -98,14 +97,12 @@ class WeightDecayOnBatchnorm(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.local_classes = LocalBatchNormClasses({})
         # Per scope, in source order: ("bind", name, value) and ("optimizer", arg, model).
         self.scopes: list[list[tuple[str, Any, Any]]] = [[]]
         self.finished: list[list[tuple[str, Any, Any]]] = []
 
     def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
         self.local_classes = LocalBatchNormClasses(self.aliases)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:

@@ -63,7 +63,7 @@ import ast
 from collections.abc import Iterator, Mapping
 
 from bnlint.finding import Severity
-from bnlint.index.ast_names import import_aliases, resolve
+from bnlint.index.ast_names import resolve
 from bnlint.index.sequence_layers import (
     BATCHNORM1D,
     SEQUENCE_LAYERS,
@@ -273,10 +273,6 @@ class BatchnormInSequenceModel(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         batchnorms = _batchnorms(node, self.aliases)

@@ -38,7 +38,7 @@ import itertools
 from collections.abc import Sequence
 
 from bnlint.finding import Severity
-from bnlint.index.ast_names import SEQUENTIAL, callee_is_batchnorm, import_aliases, resolve
+from bnlint.index.ast_names import SEQUENTIAL, callee_is_batchnorm, resolve
 from bnlint.rule import Invalid, Rule, RuleContext
 
 
@@ -118,12 +118,8 @@ class BatchnormAfterBatchnorm(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.bn_attributes: list[set[str]] = []
         self.in_forward: list[bool] = []
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         attributes: set[str] = set()

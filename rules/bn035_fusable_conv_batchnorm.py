@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bnlint.finding import Severity
-from bnlint.index.ast_names import argument, import_aliases, module_chain, resolve
+from bnlint.index.ast_names import argument, module_chain, resolve
 from bnlint.index.graph import Edge, direct_edges
 from bnlint.index.kinds import factory_kind
 from bnlint.index.model_scopes import EvalWalk, ModelKinds, Scope, ScopeWalk
@@ -146,13 +146,9 @@ class FusableConvBatchnorm(ScopeWalk, EvalWalk, Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.exports: list[_Export] = []
         # Fusion, a folding toolchain or training seen somewhere in the file.
         self.silenced = False
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         # Anywhere, not only at module level: export helpers import their toolchain lazily.

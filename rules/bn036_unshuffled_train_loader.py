@@ -40,7 +40,7 @@ import ast
 import re
 
 from bnlint.finding import Applicability, Severity
-from bnlint.index.ast_names import argument, dotted_name, import_aliases, resolve
+from bnlint.index.ast_names import argument, dotted_name, resolve
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
@@ -83,11 +83,7 @@ class UnshuffledTrainLoader(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.assigned_to: list[str] = []
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         names = [dotted_name(target) or "" for target in node.targets]

@@ -59,7 +59,7 @@ import re
 from dataclasses import dataclass
 
 from bnlint.finding import Severity
-from bnlint.index.ast_names import argument, import_aliases, module_chain, resolve
+from bnlint.index.ast_names import argument, module_chain, resolve
 from bnlint.index.model_scopes import EvalWalk, ModelKinds, Scope, ScopeWalk
 from bnlint.rule import Invalid, Rule, RuleContext
 
@@ -148,7 +148,6 @@ class PerSampleGradientsWithBatchnorm(ScopeWalk, EvalWalk, Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        self.aliases: dict[str, str] = {}
         self.uses_opacus = False
         self.sites: list[_Site] = []
         self.vmap_line = 0
@@ -156,7 +155,6 @@ class PerSampleGradientsWithBatchnorm(ScopeWalk, EvalWalk, Rule):
         self.replaced = False
 
     def visit_Module(self, node: ast.Module) -> None:
-        self.aliases = import_aliases(node)
         self.uses_opacus = any(
             source == "opacus" or source.startswith("opacus.") for source in self.aliases.values()
         )

@@ -202,6 +202,7 @@ def _fix_files(
         found = per_file.get(source.display, [])
         if not any(applicable(f, mode.unsafe) for f in found):
             continue
+
         def relint(new_text: str, source: SourcePath = source) -> list[Finding]:
             # The fixed text may hold findings the original did not (BN036's fix makes a
             # training loader BN032 speaks about): its own pre-filter and summary.
