@@ -253,8 +253,25 @@ def _is_node(kind: type) -> bool:
     return answer
 
 
+# Fields no rule walks into: `ctx` (Load/Store/Del) and operators are leaves on half of
+# all nodes; skipping them makes the walk about a third cheaper.
+_AST_LEAF_FIELDS = frozenset({"ctx", "op", "ops", "type_ignores"})
+_AST_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _ast_children(node: ast.AST, skipped: frozenset[str]) -> list[ast.AST]:
-    return list(ast.iter_child_nodes(node))
+    kind = type(node)
+    names = _AST_FIELDS.get(kind)
+    if names is None:
+        names = _AST_FIELDS[kind] = tuple(f for f in kind._fields if f not in _AST_LEAF_FIELDS)
+    children: list[ast.AST] = []
+    for name in names:
+        value = getattr(node, name, None)
+        if type(value) is list:
+            children.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            children.append(value)
+    return children
 
 
 def _cst_children(node: cst.CSTNode, skipped: frozenset[str]) -> list[cst.CSTNode]:
