@@ -279,10 +279,19 @@ class DegenerateRunningStats(Rule):
         self, state: _Replay, classes: set[str], name: str, value: Any, indexed: _IndexedKinds
     ) -> None:
         base = module_chain(value)[0]
+        # A class of this file known to hold no BatchNorm: the name is rebound to a model
+        # without BN, whatever the index says of the name as a whole.
+        plain_local = (
+            isinstance(base, ast.Call)
+            and isinstance(base.func, ast.Name)
+            and base.func.id in self.local_classes.defined() - classes
+        )
         if is_local_bn_model(value, self.aliases, classes, state.bn_models) or (
-            isinstance(base, ast.Call) and indexed.is_bn_model(name)
+            isinstance(base, ast.Call) and not plain_local and indexed.is_bn_model(name)
         ):
             state.bn_models.add(name)
+            if isinstance(base, ast.Call):
+                state.halved.pop(name, None)  # a new model: the old one's conversion is gone
             call = _half_call(value, self.aliases)
             if call is not None and name not in state.halved:
                 state.halved[name] = call

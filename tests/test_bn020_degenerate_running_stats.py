@@ -74,3 +74,19 @@ def test_class_holding_batchnorm_through_a_partial_or_another_class() -> None:
         "p = P().half()\nw = W().half()\nloss.backward()\n"
     )
     assert [f.start.line for f in lint(source, ["BN020"])] == [13, 14]
+
+
+def test_name_rebound_to_another_model_before_training_is_silent() -> None:
+    # The index knows `m` as a BN model from its first binding; the second binding, to a
+    # class of this file that holds no BatchNorm, is what trains.
+    source = (
+        MODEL + "class Lin(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n"
+        "def main(loader):\n    m = Net().half()\n    m = Lin()\n"
+        "    for x in loader:\n        m(x).sum().backward()\n"
+    )
+    assert lint(source, ["BN020"]) == []
+    assert lint(source.replace("m = Lin()", "m = Net()"), ["BN020"]) == []  # a fresh model
+    assert lint(source.replace("m = Lin()", "m = m.cuda()"), ["BN020"])  # the same model
+    not_rebound = source.replace("    m = Lin()\n", "")
+    assert [f.start.line for f in lint(not_rebound, ["BN020"])] == [11]

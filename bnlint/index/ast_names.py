@@ -210,6 +210,10 @@ class LocalBatchNormClasses:
         elif isinstance(node.func, ast.Name):
             self._uses[self._current].add(node.func.id)
 
+    def defined(self) -> set[str]:
+        """Every module-level class of the file, BatchNorm or not."""
+        return set(self._uses)
+
     def classes(self) -> set[str]:
         found = set(self._holds_bn)
         changed = True
