@@ -105,7 +105,7 @@ from bnlint.index.sequence_layers import (
     keeps_layout,
     self_attribute,
 )
-from bnlint.rule import Invalid, Rule, RuleContext, RuntimeReport
+from bnlint.rule import Invalid, Rule, RuntimeReport
 
 _LAYOUT_KEEPING_FUNCTIONS = frozenset(
     {"torch.nn.functional.dropout", "torch.nn.functional.layer_norm", "torch.dropout"}
@@ -517,9 +517,6 @@ class BatchNorm1dWrongAxis(Rule):
             "        return self.norm(x + self.attn(x, x, x)[0])\n"
         ),
     )
-
-    def __init__(self, context: RuleContext) -> None:
-        super().__init__(context)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         layers = class_layers(node, self.aliases)

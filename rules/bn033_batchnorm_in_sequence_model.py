@@ -73,7 +73,7 @@ from bnlint.index.sequence_layers import (
     self_attribute,
     torch_nn_class,
 )
-from bnlint.rule import Invalid, Rule, RuleContext
+from bnlint.rule import Invalid, Rule
 
 # Methods and functions that reduce over an axis: the time axis is gone.
 _REDUCTIONS = frozenset(
@@ -270,9 +270,6 @@ class BatchnormInSequenceModel(Rule):
             "        return self.norm(x.reshape(n * b, c)).reshape(n, b, c)\n"
         ),
     )
-
-    def __init__(self, context: RuleContext) -> None:
-        super().__init__(context)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         batchnorms = _batchnorms(node, self.aliases)
