@@ -138,8 +138,7 @@ def load_settings(start: Path, config_path: Path | None = None) -> Settings:
         if config_path is None:
             root = find_project_root(start)
             # Without a marked project, the working directory holds the cache, as in
-            # ruff; the project index then covers only the checked files (walking an
-            # unmarked directory, say a home directory, would read anything).
+            # ruff, and stands in for the project (engine/project.py bounds that walk).
             if root is None:
                 return Settings(project_root=Path.cwd(), project_marked=False)
             return Settings(project_root=root)

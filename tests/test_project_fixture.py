@@ -69,3 +69,37 @@ def test_training_script_alone_still_sees_the_other_modules(project: Path) -> No
 def test_models_module_alone_yields_its_marked_findings(project: Path) -> None:
     models = PROJECT / "netlib" / "models.py"
     assert _check(project, "netlib/models.py") == _expected([models])
+
+
+@pytest.fixture()
+def unmarked_project(project: Path, tmp_path: Path) -> Path:
+    """The same scripts as a downloaded folder: no pyproject.toml, no .git."""
+    copy = tmp_path / "scripts"
+    shutil.copytree(project, copy)
+    (copy / "pyproject.toml").unlink()
+    return copy
+
+
+def test_script_in_an_unmarked_folder_still_sees_its_sibling_modules(
+    unmarked_project: Path,
+) -> None:
+    # The working directory stands in for the missing project root.
+    assert _check(unmarked_project, "train.py") == _expected([PROJECT / "train.py"])
+
+
+def test_unmarked_folder_above_the_limit_indexes_only_the_checked_files(
+    unmarked_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bnlint.config import load_settings
+    from bnlint.engine import project as engine_project
+    from bnlint.engine.discovery import SourcePath
+    from bnlint.engine.source import read_file
+
+    monkeypatch.chdir(unmarked_project)
+    settings = load_settings(unmarked_project)
+    script = SourcePath(path=unmarked_project / "train.py", display="train.py")
+    checked = [(script, read_file(script.path, script.display))]
+    walked = engine_project._project_sources(settings, unmarked_project, checked)  # type: ignore[arg-type]
+    assert len(walked) == len(list(unmarked_project.rglob("*.py")))
+    monkeypatch.setattr(engine_project, "UNMARKED_PROJECT_LIMIT", len(walked) - 1)
+    assert engine_project._project_sources(settings, unmarked_project, checked) == []  # type: ignore[arg-type]

@@ -3,9 +3,13 @@
 The project is the checked paths' root (the directory of the configuration, or the
 nearest `pyproject.toml` / `.git`), walked with the same excludes as a check, even when
 only some files are checked (as pre-commit does), so a model defined in one module is
-known where another module trains it. Without such a marker only the checked files are
-indexed. Summaries are cached by content hash, so a warm
-run reads the files but summarises only those that changed.
+known where another module trains it. Without such a marker (a downloaded folder of
+scripts) the working directory stands in for the project when every checked file lies
+below it, so `bnlint check train.py` there still sees its sibling modules; a home
+directory, the filesystem root, or a folder holding more than `UNMARKED_PROJECT_LIMIT`
+source files is not walked (only the checked files are indexed then). Summaries are
+cached by content hash, so a warm run reads the files but summarises only those that
+changed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from bnlint.engine.source import SourceText, read_file
 from bnlint.finding import Finding
 from bnlint.index import FileSummary, ProjectIndex, summarize_file
 
+# An unmarked working directory with more source files than this is not a project of
+# scripts but something larger (a home or data folder): it is not walked.
+UNMARKED_PROJECT_LIMIT = 5000
+
 
 def build_index(
     settings: Settings,
@@ -32,8 +40,7 @@ def build_index(
     # The checked texts win over the disk: stdin buffers are summarised as edited.
     texts: dict[str, SourceText] = {source.display: text for source, text in checked}
     paths = [source.display for source, _ in checked]
-    project = [settings.project_root] if settings.project_marked else []
-    for source in discover(project, settings, cwd):
+    for source in _project_sources(settings, cwd, checked):
         if source.display not in texts:
             read = read_file(source.path, source.display)
             if isinstance(read, Finding):
@@ -58,6 +65,25 @@ def build_index(
     if cache is not None:
         cache.save()
     return ProjectIndex.from_summaries(str(settings.project_root), summaries)
+
+
+def _project_sources(
+    settings: Settings, cwd: Path, checked: Sequence[tuple[SourcePath, SourceText]]
+) -> list[SourcePath]:
+    """The files of the project around the checked ones (see the module docstring)."""
+    if settings.project_marked:
+        return list(discover([settings.project_root], settings, cwd))
+    root = settings.project_root
+    if root in (Path.home(), Path(root.anchor)) or not checked:
+        return []
+    if not all(source.path.is_relative_to(root) for source, _ in checked):
+        return []
+    found: list[SourcePath] = []
+    for source in discover([root], settings, cwd):
+        found.append(source)
+        if len(found) > UNMARKED_PROJECT_LIMIT:
+            return []
+    return found
 
 
 def _summarize(item: tuple[str, str]) -> FileSummary:
