@@ -74,6 +74,10 @@ class ProjectIndex:
         # does not depend on which rule or file asked first.
         self._active: set[tuple[Any, ...]] = set()
         self._partial = False
+        # Partial answers of the outermost query under way, by (entry, depth): reused
+        # within that query only (so a chain cut by the depth bound is walked once per
+        # depth, not once per path to it), forgotten when it returns.
+        self._partial_memo: dict[tuple[Any, ...], Any] = {}
         self._callers: dict[str, list[tuple[str, str, Json]]] | None = None
         self._derived: dict[tuple[str, str], tuple[ProjectIndex, FileSummary]] = {}
 
@@ -201,20 +205,33 @@ class ProjectIndex:
         )
         return result
 
-    def _memoised(self, memo: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def _memoised(self, memo: tuple[Any, ...], compute: Callable[[], Any], depth: int = 0) -> Any:
+        """`compute()`, memoised when complete. A partial answer (met a cycle or the
+        depth cut) is kept only for the rest of the outermost query, keyed by depth: each
+        (entry, depth) is computed at most once per query, so a query costs
+        O(entries * _DEPTH) however many paths lead to an entry (without it, a chain of
+        helpers deeper than _DEPTH was walked calls ** _DEPTH times)."""
         if memo in self._memo:
             return self._memo[memo]
         if memo in self._active:
             self._partial = True  # a cycle: unknown here, and not memoised above
             return None
+        if (*memo, depth) in self._partial_memo:
+            self._partial = True
+            return self._partial_memo[(*memo, depth)]
+        outermost = not self._active
         outer, self._partial = self._partial, False
         self._active.add(memo)
         try:
             result = compute()
         finally:
             self._active.discard(memo)
+            if outermost:
+                self._partial_memo.clear()
         if not self._partial:
             self._memo[memo] = result
+        elif not outermost:
+            self._partial_memo[(*memo, depth)] = result
         self._partial = outer or self._partial
         return result
 
@@ -412,7 +429,9 @@ class ProjectIndex:
             self._partial = True
             return None
         result: Kind = self._memoised(
-            ("key", path, function, key), lambda: self._key_kind(path, function, key, depth)
+            ("key", path, function, key),
+            lambda: self._key_kind(path, function, key, depth),
+            depth,
         )
         return result
 
@@ -522,19 +541,33 @@ class ProjectIndex:
         if callee is None or facts is None or depth > _DEPTH:
             return []
         params = call_parameters(facts)
-        inner: list[str] = []
-        for inner_event in facts["events"]:
-            if inner_event["k"] == "freeze" and inner_event.get("key"):
-                inner.append(inner_event["key"])
-            elif inner_event["k"] == "call":
-                inner.extend(self.frozen_by_call(*callee, inner_event, depth + 1))
         frozen: list[str] = []
-        for key in inner:
+        for key in self._frozen_inside(callee[0], callee[1], facts, depth):
             root = key.split(".")[0]
             passed = argument_key(event, params, root) if root in params else None
             if passed is not None:
                 frozen.append(passed + key[len(root) :])
         return frozen
+
+    def _frozen_inside(self, path: str, function: str, facts: Json, depth: int) -> tuple[str, ...]:
+        """The keys of `function` it freezes, directly or through callees at most
+        `_DEPTH - depth` calls deep. Memoised per (function, depth): without it a chain
+        of helpers that each call several others was walked once per path through the
+        call graph (calls ** _DEPTH, minutes on fastestimator); with it the pass is
+        O(_DEPTH * events of the project)."""
+        memo = ("frozen-inside", path, function, depth)
+        if memo not in self._memo:
+            inner: dict[str, None] = {}
+            for inner_event in facts["events"]:
+                if inner_event["k"] == "freeze" and inner_event.get("key"):
+                    inner[inner_event["key"]] = None
+                elif inner_event["k"] == "call":
+                    inner.update(
+                        dict.fromkeys(self.frozen_by_call(path, function, inner_event, depth + 1))
+                    )
+            self._memo[memo] = tuple(inner)
+        found: tuple[str, ...] = self._memo[memo]
+        return found
 
     def final_mode(self, path: str, function: str, parameter: str, depth: int = 0) -> str | None:
         """ "eval" / "train" when `function` leaves the object passed to `parameter` in
