@@ -364,24 +364,30 @@ class ProjectIndex:
 
     def keeps_bn_frozen(self, path: str, name: str) -> bool:
         """A class (or a project base) whose `train()` override re-freezes BN, or that
-        takes an mmcv-style `norm_eval` flag."""
-        info = self.summaries[path].classes[name]
-        if info["refreezes"] or info["norm_eval"]:
-            return True
-        for base in info["bases"]:
-            found = self.lookup(path, base)
-            is_other_class = (
-                found is not None and found[1] == "class" and (path, name) != found[::2]
-            )
-            if is_other_class and found is not None and self.keeps_bn_frozen(found[0], found[2]):
+        takes an mmcv-style `norm_eval` flag. O(classes in its hierarchy): each base is
+        visited once, so bases that resolve to each other end the walk."""
+        seen: set[tuple[str, str]] = set()
+        todo = [(path, name)]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            info = self.summaries[current[0]].classes[current[1]]
+            if info["refreezes"] or info["norm_eval"]:
                 return True
+            for base in info["bases"]:
+                found = self.lookup(current[0], base)
+                if found is not None and found[1] == "class":
+                    todo.append((found[0], found[2]))
         return False
 
     def class_info(self, path: str, name: str) -> Json:
         return self.summaries[path].classes[name]
 
     def class_layers(self, path: str, name: str) -> dict[str, tuple[str, Json]]:
-        """attr → (path, spec) over the class and its project base classes."""
+        """attr → (path, spec) over the class and its project base classes; each class
+        of the hierarchy visited once."""
         layers: dict[str, tuple[str, Json]] = {}
         seen: set[tuple[str, str]] = set()
         todo = [(path, name)]
@@ -503,7 +509,9 @@ class ProjectIndex:
         return found[0], found[2]
 
     def callers(self, path: str, function: str) -> list[tuple[str, str, Json]]:
-        """(path, function, call event) for every call of `function` in the project."""
+        """(path, function, call event) for every call of `function` in the project. The
+        table is built once per index: O(call events of the project * _DEPTH) (each call
+        resolved through at most _DEPTH re-exports)."""
         if self._callers is None:
             table: dict[str, list[tuple[str, str, Json]]] = {}
             for caller_path in self.summaries:
@@ -571,13 +579,19 @@ class ProjectIndex:
 
     def final_mode(self, path: str, function: str, parameter: str, depth: int = 0) -> str | None:
         """ "eval" / "train" when `function` leaves the object passed to `parameter` in
-        that mode (its last mode call on it, directly or through its own callees)."""
+        that mode (its last mode call on it, directly or through its own callees).
+        Memoised per (function, parameter, depth), so a helper called from many places
+        is scanned once per depth: O(_DEPTH * events) per parameter, not calls ** _DEPTH."""
         facts = self.function_facts(path, function)
         if facts is None or depth > _DEPTH:
             return None
-        return mode_before(
-            self, path, function, facts["events"], len(facts["events"]), parameter, depth + 1
-        )
+        memo = ("final-mode", path, function, parameter, depth)
+        if memo not in self._memo:
+            self._memo[memo] = mode_before(
+                self, path, function, facts["events"], len(facts["events"]), parameter, depth + 1
+            )
+        mode: str | None = self._memo[memo]
+        return mode
 
 
 def call_parameters(facts: Json) -> list[str]:
