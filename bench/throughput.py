@@ -20,6 +20,7 @@ It is a script, not a test: it downloads, takes minutes (TorchFix needs minutes
 per tree on two cores) and its figures depend on the machine.
 
     .venv/bin/python bench/throughput.py --repeat 3 --slow-repeat 1 --markdown
+    .venv/bin/python bench/throughput.py --wild    # whole real repositories (wild_trees.py)
 """
 
 from __future__ import annotations
@@ -698,6 +699,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="+",
         help="only re-print the report of runs saved with --json (later files win)",
     )
+    parser.add_argument(
+        "--wild",
+        action="store_true",
+        help="only time whole real repositories (bench/wild_trees.py): cold, warm, slowest file",
+    )
+    parser.add_argument(
+        "--wild-only", default="", help="comma-separated owner/name of the wild trees to time"
+    )
+    parser.add_argument(
+        "--wild-scratch", type=Path, default=Path(tempfile.gettempdir()) / "bnlint-wild"
+    )
     args = parser.parse_args(argv)
     if args.slow_repeat is None:
         args.slow_repeat = args.repeat
@@ -706,6 +718,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.wild:
+        import wild_trees
+
+        only = {name for name in args.wild_only.split(",") if name}
+        return wild_trees.main(args.bnlint, only, args.wild_scratch)
     if args.from_json:
         info, results = merge_results([load_results(path) for path in args.from_json])
         add_slow_sums(results, [n for n in CORPUS_PINS if find(results, n, "bnlint-cold")])

@@ -29,6 +29,8 @@ RULE_OPTIONS: dict[str, Any] = {
     "transductive-batchnorm": False,
     "eval-function-names": [],
     "running-stats-constructor": False,
+    # Not a rule's: seconds one file may take before it is skipped with a BN999 finding.
+    "file-time-budget": 20,
 }
 KNOWN_KEYS = frozenset({*SELECTION_KEYS, *PATTERN_KEYS, "per-file-ignores", *RULE_OPTIONS})
 # Directories never worth walking into (hidden directories are skipped too).

@@ -3,7 +3,9 @@
 ## What it does
 Reports that one rule raised an exception while analysing one file, naming the rule
 and the exception. The other rules' findings for the file, and the other files, are
-still reported, and the run exits with status 2.
+still reported, and the run exits with status 2. A file that takes longer than the
+`file-time-budget` setting (default 20 seconds) is skipped with this finding too, so
+that one file cannot stall a whole run.
 
 ## Why is this bad?
 The failing rule said nothing about this file, so a misuse it should have found may
@@ -12,6 +14,7 @@ be hidden. Please report it with the file (or a reduced sample) and the message.
 ## Example
 ```text
 model.py:1:1: BN999 [error] rule BN004 (bias-before-batchnorm) failed: KeyError: 'x'
+huge.py:1:1: BN999 [error] bnlint spent more than 20 s on this file and skipped it
 ```
 
 ## Use instead

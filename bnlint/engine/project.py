@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bnlint.config import Settings
+from bnlint.engine.budget import file_time_budget
 from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.pool import parallel_map
@@ -57,8 +58,16 @@ def build_index(
             missing.append((path, text.text))
         else:
             summaries[path] = summary
-    fresh = parallel_map(_summarize, missing, size=lambda item: len(item[1]))
+    fresh = parallel_map(
+        _summarize,
+        missing,
+        size=lambda item: len(item[1]),
+        budget=file_time_budget(settings.options),
+        over_budget=_left_out,
+    )
     for (path, _), summary in zip(missing, fresh, strict=True):
+        if summary is None:
+            continue  # over its budget: left out of the index, and not cached
         summaries[path] = summary
         if cache is not None:
             cache.put(path, texts[path].digest, summary.to_json())
@@ -86,8 +95,14 @@ def _project_sources(
     return found
 
 
-def _summarize(item: tuple[str, str]) -> FileSummary:
+def _summarize(item: tuple[str, str]) -> FileSummary | None:
     return summarize_file(*item)
+
+
+def _left_out(item: tuple[str, str], seconds: float) -> FileSummary | None:
+    """A file whose summary took longer than its budget is left out of the index (its
+    own check, under the same budget, reports it if it is slow there too)."""
+    return None
 
 
 def _from_json(stored: object) -> FileSummary | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bnlint.config import Settings
+from bnlint.engine.budget import file_time_budget
 from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.pool import parallel_map
@@ -386,7 +387,22 @@ def _run_jobs(jobs: Sequence[LintJob], index: ProjectIndex, options: Any) -> lis
         size=lambda job: len(job.text),
         shared=(index, options),
         before_fork=before_fork,
+        budget=file_time_budget(options),
+        over_budget=over_budget,
     )
+
+
+def over_budget(job: LintJob, seconds: float) -> list[Finding]:
+    """The finding that stands for a file skipped because it used up its budget."""
+    return [
+        file_problem(
+            INTERNAL_ERROR,
+            job.display,
+            f"bnlint spent more than {seconds:g} s on this file and skipped it",
+            "report this bnlint bug with the file; the other files were checked "
+            "(`file-time-budget` in [tool.bnlint] sets the limit)",
+        )
+    ]
 
 
 def lint_job(job: LintJob, index: ProjectIndex, options: Any) -> list[Finding]:

@@ -216,13 +216,15 @@ class LocalBatchNormClasses:
 
     def classes(self) -> set[str]:
         found = set(self._holds_bn)
-        changed = True
-        while changed:
+        # A fixed point that only grows: at most one round per class, then it stops.
+        for _ in range(len(self._uses) + 1):
             changed = False
             for name, uses in self._uses.items():
                 if name not in found and uses & found:
                     found.add(name)
                     changed = True
+            if not changed:
+                break
         return found
 
 

@@ -74,6 +74,10 @@ class ProjectIndex:
         # does not depend on which rule or file asked first.
         self._active: set[tuple[Any, ...]] = set()
         self._partial = False
+        # Partial answers of the outermost query under way, by (entry, depth): reused
+        # within that query only (so a chain cut by the depth bound is walked once per
+        # depth, not once per path to it), forgotten when it returns.
+        self._partial_memo: dict[tuple[Any, ...], Any] = {}
         self._callers: dict[str, list[tuple[str, str, Json]]] | None = None
         self._derived: dict[tuple[str, str], tuple[ProjectIndex, FileSummary]] = {}
 
@@ -201,20 +205,33 @@ class ProjectIndex:
         )
         return result
 
-    def _memoised(self, memo: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def _memoised(self, memo: tuple[Any, ...], compute: Callable[[], Any], depth: int = 0) -> Any:
+        """`compute()`, memoised when complete. A partial answer (met a cycle or the
+        depth cut) is kept only for the rest of the outermost query, keyed by depth: each
+        (entry, depth) is computed at most once per query, so a query costs
+        O(entries * _DEPTH) however many paths lead to an entry (without it, a chain of
+        helpers deeper than _DEPTH was walked calls ** _DEPTH times)."""
         if memo in self._memo:
             return self._memo[memo]
         if memo in self._active:
             self._partial = True  # a cycle: unknown here, and not memoised above
             return None
+        if (*memo, depth) in self._partial_memo:
+            self._partial = True
+            return self._partial_memo[(*memo, depth)]
+        outermost = not self._active
         outer, self._partial = self._partial, False
         self._active.add(memo)
         try:
             result = compute()
         finally:
             self._active.discard(memo)
+            if outermost:
+                self._partial_memo.clear()
         if not self._partial:
             self._memo[memo] = result
+        elif not outermost:
+            self._partial_memo[(*memo, depth)] = result
         self._partial = outer or self._partial
         return result
 
@@ -347,24 +364,30 @@ class ProjectIndex:
 
     def keeps_bn_frozen(self, path: str, name: str) -> bool:
         """A class (or a project base) whose `train()` override re-freezes BN, or that
-        takes an mmcv-style `norm_eval` flag."""
-        info = self.summaries[path].classes[name]
-        if info["refreezes"] or info["norm_eval"]:
-            return True
-        for base in info["bases"]:
-            found = self.lookup(path, base)
-            is_other_class = (
-                found is not None and found[1] == "class" and (path, name) != found[::2]
-            )
-            if is_other_class and found is not None and self.keeps_bn_frozen(found[0], found[2]):
+        takes an mmcv-style `norm_eval` flag. O(classes in its hierarchy): each base is
+        visited once, so bases that resolve to each other end the walk."""
+        seen: set[tuple[str, str]] = set()
+        todo = [(path, name)]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            info = self.summaries[current[0]].classes[current[1]]
+            if info["refreezes"] or info["norm_eval"]:
                 return True
+            for base in info["bases"]:
+                found = self.lookup(current[0], base)
+                if found is not None and found[1] == "class":
+                    todo.append((found[0], found[2]))
         return False
 
     def class_info(self, path: str, name: str) -> Json:
         return self.summaries[path].classes[name]
 
     def class_layers(self, path: str, name: str) -> dict[str, tuple[str, Json]]:
-        """attr → (path, spec) over the class and its project base classes."""
+        """attr → (path, spec) over the class and its project base classes; each class
+        of the hierarchy visited once."""
         layers: dict[str, tuple[str, Json]] = {}
         seen: set[tuple[str, str]] = set()
         todo = [(path, name)]
@@ -412,7 +435,9 @@ class ProjectIndex:
             self._partial = True
             return None
         result: Kind = self._memoised(
-            ("key", path, function, key), lambda: self._key_kind(path, function, key, depth)
+            ("key", path, function, key),
+            lambda: self._key_kind(path, function, key, depth),
+            depth,
         )
         return result
 
@@ -484,7 +509,9 @@ class ProjectIndex:
         return found[0], found[2]
 
     def callers(self, path: str, function: str) -> list[tuple[str, str, Json]]:
-        """(path, function, call event) for every call of `function` in the project."""
+        """(path, function, call event) for every call of `function` in the project. The
+        table is built once per index: O(call events of the project * _DEPTH) (each call
+        resolved through at most _DEPTH re-exports)."""
         if self._callers is None:
             table: dict[str, list[tuple[str, str, Json]]] = {}
             for caller_path in self.summaries:
@@ -522,29 +549,49 @@ class ProjectIndex:
         if callee is None or facts is None or depth > _DEPTH:
             return []
         params = call_parameters(facts)
-        inner: list[str] = []
-        for inner_event in facts["events"]:
-            if inner_event["k"] == "freeze" and inner_event.get("key"):
-                inner.append(inner_event["key"])
-            elif inner_event["k"] == "call":
-                inner.extend(self.frozen_by_call(*callee, inner_event, depth + 1))
         frozen: list[str] = []
-        for key in inner:
+        for key in self._frozen_inside(callee[0], callee[1], facts, depth):
             root = key.split(".")[0]
             passed = argument_key(event, params, root) if root in params else None
             if passed is not None:
                 frozen.append(passed + key[len(root) :])
         return frozen
 
+    def _frozen_inside(self, path: str, function: str, facts: Json, depth: int) -> tuple[str, ...]:
+        """The keys of `function` it freezes, directly or through callees at most
+        `_DEPTH - depth` calls deep. Memoised per (function, depth): without it a chain
+        of helpers that each call several others was walked once per path through the
+        call graph (calls ** _DEPTH, minutes on fastestimator); with it the pass is
+        O(_DEPTH * events of the project)."""
+        memo = ("frozen-inside", path, function, depth)
+        if memo not in self._memo:
+            inner: dict[str, None] = {}
+            for inner_event in facts["events"]:
+                if inner_event["k"] == "freeze" and inner_event.get("key"):
+                    inner[inner_event["key"]] = None
+                elif inner_event["k"] == "call":
+                    inner.update(
+                        dict.fromkeys(self.frozen_by_call(path, function, inner_event, depth + 1))
+                    )
+            self._memo[memo] = tuple(inner)
+        found: tuple[str, ...] = self._memo[memo]
+        return found
+
     def final_mode(self, path: str, function: str, parameter: str, depth: int = 0) -> str | None:
         """ "eval" / "train" when `function` leaves the object passed to `parameter` in
-        that mode (its last mode call on it, directly or through its own callees)."""
+        that mode (its last mode call on it, directly or through its own callees).
+        Memoised per (function, parameter, depth), so a helper called from many places
+        is scanned once per depth: O(_DEPTH * events) per parameter, not calls ** _DEPTH."""
         facts = self.function_facts(path, function)
         if facts is None or depth > _DEPTH:
             return None
-        return mode_before(
-            self, path, function, facts["events"], len(facts["events"]), parameter, depth + 1
-        )
+        memo = ("final-mode", path, function, parameter, depth)
+        if memo not in self._memo:
+            self._memo[memo] = mode_before(
+                self, path, function, facts["events"], len(facts["events"]), parameter, depth + 1
+            )
+        mode: str | None = self._memo[memo]
+        return mode
 
 
 def call_parameters(facts: Json) -> list[str]:
