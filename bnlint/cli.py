@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str) -> None:
@@ -42,6 +43,15 @@ class _Commands(click.Group):
         "run": ("bnlint.trace.command", "run_command"),
         "server": ("bnlint.server_command", "server_command"),
     }
+
+    def invoke(self, ctx: click.Context) -> object:
+        # An interrupted run is neither "findings" (1) nor an error (2): 130, as shells
+        # report a command ended by SIGINT, so CI and pre-commit can tell them apart.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("bnlint: interrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})

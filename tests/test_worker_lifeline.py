@@ -121,7 +121,9 @@ def test_workers_die_when_the_bnlint_process_is_signalled(
         assert all(_alive(pid) for pid in workers)
 
         os.kill(parent.pid, sent)
-        parent.wait(timeout=30)
+        status = parent.wait(timeout=30)
+        if sent == signal.SIGINT:
+            assert status == 130, "an interrupted check exits 130, not 1 (findings)"
 
         assert _wait_for(lambda: not any(_alive(pid) for pid in workers), 10), (
             f"workers left behind after {sent.name}: {[pid for pid in workers if _alive(pid)]}"
