@@ -9,10 +9,11 @@ The clock is the process's own CPU time (`ITIMER_VIRTUAL`, delivered as `SIGVTAL
 no thread and no polling, two system calls a file. CPU time rather than wall time, so
 that a busy machine (a CI runner, an editor running other tools, pre-commit's parallel
 hooks) does not skip files that are only waiting for a core: a file is skipped for what
-it costs, the same on every machine load. The alarm raises `OverBudget`, a `BaseException`, so that the `except Exception`
-that keeps one rule's bug from stopping the others does not swallow it. Where there
-is no `SIGVTALRM` (Windows) or off the main thread (signals are delivered there only),
-files run without a budget rather than not at all.
+it costs, the same on every machine load. The alarm raises `OverBudget`, a
+`BaseException`, so that the `except Exception` that keeps one rule's bug from
+stopping the others does not swallow it. Where there is no `SIGVTALRM` (Windows) or
+off the main thread (signals are delivered there only), files run without a budget
+rather than not at all.
 """
 
 from __future__ import annotations
