@@ -195,6 +195,19 @@ def test_non_finite_running_variance_is_reported() -> None:
     assert "not finite" in finding.message
 
 
+def test_running_variance_broken_between_eval_samples_is_reported() -> None:
+    # The tracer reads an unchanged variance once; an in-place change must be read again.
+    model = mlp().eval()
+    with bnlint.trace(model, select=["BN020"], sample_every=1) as t:
+        model(mlp_batch()[0])
+        assert codes(t.findings, "BN020") == []
+        with torch.no_grad():
+            model[1].running_var[0] = float("nan")
+        model(mlp_batch()[0])
+    (finding,) = codes(t.findings, "BN020")
+    assert "not finite" in finding.message
+
+
 def test_training_with_fp16_buffers_is_reported() -> None:
     bn = nn.BatchNorm1d(4).half()
     with bnlint.trace(select=["BN020"]) as t:

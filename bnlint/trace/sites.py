@@ -33,12 +33,23 @@ def _library_directories() -> tuple[str, ...]:
 _LIBRARIES: tuple[str, ...] | None = None
 
 
+# filename → is_library_file(filename): a dict lookup is cheaper than the prefix tests
+# on the paths that every mode change walks.
+_LIBRARY_FILES: dict[str, bool] = {}
+
+
 def is_library_file(filename: str) -> bool:
     """True for frames of torch, bnlint (and its rules) and Python's frozen modules."""
+    known = _LIBRARY_FILES.get(filename)
+    if known is not None:
+        return known
     global _LIBRARIES
     if _LIBRARIES is None:
         _LIBRARIES = _library_directories()
-    return filename.startswith(_LIBRARIES) or filename.startswith("<")
+    library = filename.startswith(_LIBRARIES) or filename.startswith("<")
+    if len(_LIBRARY_FILES) < 4096:
+        _LIBRARY_FILES[filename] = library
+    return library
 
 
 @dataclass(frozen=True)
