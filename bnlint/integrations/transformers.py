@@ -27,7 +27,7 @@ from bnlint.integrations.session import TraceSession
 __all__ = ["BNLintTrainerCallback"]
 
 
-class BNLintTrainerCallback(transformers.TrainerCallback):  # type: ignore[misc]
+class BNLintTrainerCallback(transformers.TrainerCallback):
     """Traces `train`/`evaluate`/`predict` and reports BatchNorm misuse."""
 
     def __init__(
@@ -74,7 +74,7 @@ class BNLintTrainerCallback(transformers.TrainerCallback):  # type: ignore[misc]
         if not self._training:
             self._finish(args, state)
 
-    def on_predict(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_predict(self, args: Any, state: Any, control: Any, metrics: Any, **kwargs: Any) -> None:
         if not self._training:
             self._finish(args, state)
 
