@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING
 import click
 
 from bnlint.options import format_option, ignore_option, select_option, split_selectors
+from bnlint.trace.ranks import (
+    DEFAULT_TIMEOUT,
+    collect_rank_reports,
+    from_environment,
+    write_rank_report,
+)
 
 if TYPE_CHECKING:
     from bnlint.finding import Finding
@@ -37,6 +43,19 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Exit with 1 when there are findings and the script itself succeeded.",
 )
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(min=1),
+    help="Launch N processes with torchrun (CPU: gloo) and write one merged report.",
+)
+@click.option(
+    "--rank-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Under torchrun: seconds rank 0 waits, after its script ends, for the other "
+    "ranks' findings before reporting without them.",
+)
 @click.argument("target")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run_command(
@@ -46,6 +65,8 @@ def run_command(
     output_format: str,
     output_file: Path | None,
     fail_on_findings: bool,
+    nproc_per_node: int | None,
+    rank_timeout: float,
     target: str,
     args: tuple[str, ...],
 ) -> None:
@@ -55,6 +76,11 @@ def run_command(
     The report goes to standard error (or --output-file) when the script ends, also
     when it raises, calls `sys.exit` or is interrupted. bnlint's own options come
     before the script: `bnlint run --format json train.py --epochs 3`.
+
+    Under torchrun (`torchrun --nproc-per-node 2 -m bnlint run train.py`, or
+    `bnlint run --nproc-per-node 2 train.py`) each rank traces itself and rank 0
+    writes one report: each finding names the ranks that saw it, and ranks that sent
+    nothing within --rank-timeout are named in it (BN998, a partial report).
     """
     from bnlint.config import ConfigError, load_settings
     from bnlint.registry import UnknownSelectorError, resolve_selector
@@ -69,17 +95,56 @@ def run_command(
         raise click.UsageError(str(error)) from None
     if not as_module and not Path(target).is_file():
         raise click.UsageError(f"no such script: {target}")
+    if nproc_per_node is not None:
+        forwarded = [*(["-m"] if as_module else []), "--format", output_format]
+        forwarded += [f"--select={selector}" for selector in select]
+        forwarded += [f"--ignore={selector}" for selector in ignore]
+        if output_file is not None:
+            forwarded += ["--output-file", str(output_file.absolute())]
+        if fail_on_findings:
+            forwarded.append("--fail-on-findings")
+        forwarded += ["--rank-timeout", str(rank_timeout)]
+        sys.exit(_launch(nproc_per_node, [*forwarded, target, *args]))
     try:
         # The project's [tool.bnlint] options (transductive-batchnorm, thresholds).
         options = load_settings(Path.cwd()).options
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     result = run(target, args, module=as_module, select=selected, ignore=ignored, options=options)
-    _report(result.findings, output_format, output_file)
+    findings = result.findings
+    ranks = from_environment()
+    if ranks is not None and ranks.rank != 0:
+        # Rank 0 reports for everyone.
+        write_rank_report(ranks, findings, result.exit_code)
+    else:
+        if ranks is not None:
+            from bnlint.merge import merge_ranks
+
+            reports, missing = collect_rank_reports(ranks, findings, rank_timeout)
+            findings = merge_ranks(reports, ranks.world_size, missing)
+        _report(findings, output_format, output_file)
     exit_code = result.exit_code
-    if exit_code == 0 and fail_on_findings and result.findings:
+    if exit_code == 0 and fail_on_findings and findings:
         exit_code = 1
     sys.exit(exit_code)
+
+
+def _launch(nproc_per_node: int, bnlint_run_args: list[str]) -> int:
+    """`torchrun --standalone --nproc-per-node N -m bnlint run ...`; its exit status."""
+    import subprocess
+
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc_per_node}",
+        "-m",
+        "bnlint",
+        "run",
+        *bnlint_run_args,
+    ]
+    return subprocess.call(command)
 
 
 def _report(findings: list[Finding], output_format: str, output_file: Path | None) -> None:
