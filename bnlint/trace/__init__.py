@@ -43,6 +43,7 @@ def trace(
     rules: Iterable[type[Rule]] | None = None,
     sample_every: int | None = 50,
     options: Mapping[str, Any] | None = None,
+    timeline: bool = False,
 ) -> Tracer:
     """A tracer for `model` (an `nn.Module`), or for every module when None.
 
@@ -54,7 +55,9 @@ def trace(
     BN021's input shift at a model's first BatchNorm) run on each module's first forward
     and then every `sample_every`-th; None turns them off. `options`: the `[tool.bnlint]` settings
     by name (`small-batch-threshold`, `transductive-batchnorm`, ...), as
-    `bnlint.config.load_settings(...).options` gives them.
+    `bnlint.config.load_settings(...).options` gives them. `timeline`: also record
+    each BatchNorm's mode, batch size and running-statistics drift along the run
+    (`tracer.timeline_report()`, drawn by `bnlint run --html`).
     """
     from bnlint.trace.tracer import Tracer
 
@@ -65,6 +68,7 @@ def trace(
         rules=rules,
         sample_every=sample_every,
         options=options,
+        timeline=timeline,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -44,6 +44,13 @@ if TYPE_CHECKING:
     help="Exit with 1 when there are findings and the script itself succeeded.",
 )
 @click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the run's picture: a self-contained HTML page with each "
+    "BatchNorm's mode, batch size and running-statistics drift, and the findings.",
+)
+@click.option(
     "--nproc-per-node",
     type=click.IntRange(min=1),
     help="Launch N processes with torchrun (CPU: gloo) and write one merged report.",
@@ -65,6 +72,7 @@ def run_command(
     output_format: str,
     output_file: Path | None,
     fail_on_findings: bool,
+    html_file: Path | None,
     nproc_per_node: int | None,
     rank_timeout: float,
     target: str,
@@ -103,6 +111,8 @@ def run_command(
             forwarded += ["--output-file", str(output_file.absolute())]
         if fail_on_findings:
             forwarded.append("--fail-on-findings")
+        if html_file is not None:
+            forwarded += ["--html", str(html_file.absolute())]
         forwarded += ["--rank-timeout", str(rank_timeout)]
         sys.exit(_launch(nproc_per_node, [*forwarded, target, *args]))
     try:
@@ -110,7 +120,15 @@ def run_command(
         options = load_settings(Path.cwd()).options
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    result = run(target, args, module=as_module, select=selected, ignore=ignored, options=options)
+    result = run(
+        target,
+        args,
+        module=as_module,
+        select=selected,
+        ignore=ignored,
+        options=options,
+        timeline=html_file is not None,
+    )
     findings = result.findings
     ranks = from_environment()
     if ranks is not None and ranks.rank != 0:
@@ -123,6 +141,9 @@ def run_command(
             reports, missing = collect_rank_reports(ranks, findings, rank_timeout)
             findings = merge_ranks(reports, ranks.world_size, missing)
         _report(findings, output_format, output_file)
+        if html_file is not None and result.timeline is not None:
+            # Under torchrun: rank 0's layers, every rank's findings.
+            _write_html(html_file, findings, result.timeline)
     exit_code = result.exit_code
     if exit_code == 0 and fail_on_findings and findings:
         exit_code = 1
@@ -158,3 +179,11 @@ def _report(findings: list[Finding], output_format: str, output_file: Path | Non
         output_file.write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False, err=True, color=color)
+
+
+def _write_html(path: Path, findings: list[Finding], timeline: dict[str, Any]) -> None:
+    from bnlint.registry import run_summary
+    from bnlint.report.html import render_html
+
+    summary = run_summary(len({finding.path for finding in findings}), Path.cwd())
+    path.write_text(render_html(findings, summary, timeline), encoding="utf-8")

@@ -65,6 +65,7 @@ from bnlint.finding import INTERNAL_ERROR, Finding, Position, Severity, Source
 from bnlint.registry import all_rules, default_codes, resolve_selector
 from bnlint.rule import Rule, RuntimeReport
 from bnlint.trace import sites
+from bnlint.trace.timeline import Timeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -519,6 +520,7 @@ class _Entry:
     notes: list[str]
     subject: str
     count: int = 1
+    clock: int = 0  # the timeline's clock when first seen (0 without a timeline)
 
 
 @dataclass
@@ -582,8 +584,11 @@ class Tracer:
         rules: Iterable[type[Rule]] | None = None,
         sample_every: int | None = 50,
         options: Mapping[str, Any] | None = None,
+        timeline: bool = False,
     ) -> None:
         self._model_ref = weakref.ref(model) if model is not None else None
+        # The run's picture (`bnlint run --html`); None: nothing recorded.
+        self.timeline: Timeline | None = Timeline() if timeline else None
         self.options: Mapping[str, Any] = dict(options or {})
         self._rules = _Rules()
         selected = _select_rules(rules, select, ignore, self.options)
@@ -598,7 +603,9 @@ class Tracer:
         self._call_rules = tuple(self._rules.by_event.get(BatchNormCall, ()))
         self._wants_updates = self._rules.wants(RunningStatsUpdated)
         self._wants_samples = self._rules.wants(RunningStatsSample, InputShiftSample)
-        self._wants_batchnorm = bool(self._call_rules or self._wants_updates or self._wants_samples)
+        self._wants_batchnorm = bool(
+            self._call_rules or self._wants_updates or self._wants_samples or timeline
+        )
         self._wants_loaders = self._rules.wants(TrainingLoaderEpoch)
         self._loader_iterations: list[_LoaderIteration] = []
         self._world = 1
@@ -649,6 +656,7 @@ class Tracer:
             if self._depth > 0:
                 return
             self._guarded(self._flush_pending)
+            self._guarded(self._final_samples)
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
             _ACTIVE_NOW[0] = tuple(_ACTIVE)
@@ -803,6 +811,7 @@ class Tracer:
                 suggestion=report.suggestion,
                 notes=notes,
                 subject=report.subject,
+                clock=self.timeline.clock if self.timeline is not None else 0,
             )
         return key
 
@@ -936,6 +945,9 @@ class Tracer:
             averaged_stale,
             self._world,
         )
+        if self.timeline is not None:
+            # Before the checks: a finding this call produces is placed on this call.
+            self._record_timeline(state, module, training, shape)
         if key == state.memo_key:
             # The same call as last time: count what it found again, build nothing.
             if state.memo_findings:
@@ -966,6 +978,66 @@ class Tracer:
         ):
             assert state.last_call is not None
             self._sample(state.last_call, module, x, state)
+
+    def _record_timeline(
+        self, state: _ModuleState, module: _BatchNorm, training: bool, shape: Any
+    ) -> None:
+        timeline = self.timeline
+        assert timeline is not None
+        description = state.description
+        batch = int(shape[0]) if shape is not None and len(shape) > 1 else None
+        timeline.observe(description.path, description.class_name, training, batch)
+        every, forwards = self.sample_every, state.forwards + 1  # counting this call
+        # Sampled forwards: 1, 2, 4, ... up to `sample_every` (a short run still shows
+        # its shape), then every `sample_every`-th; and once more when tracing stops.
+        if (
+            every
+            and (
+                (forwards - 1) % every == 0 or (forwards < every and forwards & (forwards - 1) == 0)
+            )
+            and not torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
+        ):
+            self._sample_statistics(description.path, module)
+
+    def _sample_statistics(self, path: str, module: Any) -> None:
+        timeline = self.timeline
+        mean, variance = module._buffers.get("running_mean"), module._buffers.get("running_var")
+        if timeline is None or mean is None or variance is None or variance.is_meta:
+            return
+        # One read for both values.
+        with torch.no_grad():
+            values = torch.stack((mean.float().mean(), variance.float().mean())).tolist()
+        timeline.sample(path, float(values[0]), float(values[1]))
+
+    def _final_samples(self) -> None:
+        if self.timeline is None or not self.sample_every:
+            return
+        for state in list(self._modules.values()):
+            module = state.reference()
+            if module is not None and state.forwards:
+                self._sample_statistics(state.description.path, module)
+
+    def timeline_report(self) -> dict[str, Any]:
+        """The timeline and, per finding, where it was first seen (its clock and, for a
+        finding about one layer, that layer): what `bnlint.report.html` draws."""
+        data: dict[str, Any] = {"clock": 0, "layers": []}
+        if self.timeline is not None:
+            data = self.timeline.to_json()
+        with self._lock:
+            entries = list(self._entries.values())
+        data["anchors"] = [
+            {
+                "code": entry.code,
+                "message": entry.message,
+                "layer": entry.subject.split(":", 1)[0] if entry.subject else "",
+                "clock": entry.clock,
+                "path": entry.site.path if entry.site else "<runtime>",
+                "line": entry.site.line if entry.site else 1,
+                "count": entry.count,
+            }
+            for entry in entries
+        ]
+        return data
 
     def _call(
         self, state: _ModuleState, module: _BatchNorm, key: tuple[Any, ...], previous: Any
