@@ -15,8 +15,8 @@ With GPUs its replicas are new module objects at each forward, called from worke
 threads: per-forward checks run on each replica, but a replica is named by its class
 only and costs a stack walk at every forward (untested here: no GPUs), and the
 first-forward probe of BN001/BN019 sees the parent model only. DistributedDataParallel
-runs the real module in each process: run one tracer per rank
-(`torchrun --no-python bnlint run train.py`).
+runs the real module in each process: one tracer per rank, one merged report
+(`torchrun --nproc-per-node N -m bnlint run train.py`, see `bnlint.trace.ranks`).
 `torch.compile`d code: checks run at the eager boundary only, not inside the
 compiled region.
 """
