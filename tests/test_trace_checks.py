@@ -325,6 +325,21 @@ def test_frozen_backbone_put_in_train_mode_is_reported_at_the_train_call() -> No
     assert findings[0].count == 10  # 5 BNs x 2 confirmed updates
 
 
+def test_training_flag_assigned_after_eval_is_not_blamed_on_the_eval_call() -> None:
+    # Lightning restores modes this way: the last eval() did not put the BN in training.
+    model = FineTuner()
+    model.backbone.requires_grad_(False)
+    with bnlint.trace(model, select=["BN005"]) as t:
+        eval_line = here() + 1
+        model.eval()
+        for module in model.modules():
+            module.training = True
+        _fine_tune(model)
+    (finding,) = codes(t.findings, "BN005")
+    assert finding.start.line != eval_line
+    assert not any(f":{eval_line}" in note for note in finding.notes)
+
+
 def test_explicit_eval_undone_by_ancestor_train_is_reported_with_both_sites() -> None:
     model = FineTuner()
     with bnlint.trace(model, select=["BN005"]) as t:

@@ -1071,8 +1071,12 @@ class Tracer:
             buffer_dtype=str(buffer_dtype) if buffer_dtype is not None else None,
             stats_reestimation=reestimation,
             previous_module=previous_name,
-            mode_site=state.mode_site,
-            frozen_eval_site=state.frozen_eval_site,
+            # A flag that disagrees with the last train()/eval() seen was assigned
+            # (`m.training = ...`, Lightning's mode restore): that call is not the site.
+            mode_site=state.mode_site if state.mode_training in (None, training) else None,
+            frozen_eval_site=(
+                state.frozen_eval_site if state.mode_training in (None, training) else None
+            ),
             previous_features=_last_dim_features(previous) if previous is not None else None,
             world_size=world_size,
             averaged_stats_stale=averaged_stale,
