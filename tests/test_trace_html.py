@@ -1,11 +1,13 @@
-"""`bnlint run --html`: the run's picture, parsed (no browser installs here)."""
+"""`bnlint run --html`: the run's picture, parsed, and rendered by headless Chromium."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -59,7 +61,7 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Page:
+def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("html")
     (directory / "train.py").write_text(SCRIPT)
     subprocess.run(
@@ -69,8 +71,13 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Page:
         capture_output=True,
         timeout=300,
     )
+    return directory / "report.html"
+
+
+@pytest.fixture(scope="module")
+def page(page_file: Path) -> Page:
     parsed = Page()
-    parsed.feed((directory / "report.html").read_text(encoding="utf-8"))
+    parsed.feed(page_file.read_text(encoding="utf-8"))
     return parsed
 
 
@@ -125,3 +132,31 @@ def test_findings_are_anchored_on_the_timeline_and_linked(page: Page) -> None:
     rows = {a["id"] for t, a in page.elements if t == "tr" and a.get("id")}
     assert links and all(link[1:] in rows for link in links)
     assert page.having("tr", **{"data-code": "BN002"})
+
+
+def test_page_renders_in_a_headless_browser(page_file: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no headless Chromium here (CI installs it: .ci/run)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page_file.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    rendered = Page()
+    rendered.feed(dom)
+    # The browser built the same document: every layer, segment and marker is there.
+    assert rendered.having("div", **{"class": "layer", "data-path": "1"})
+    assert len([a for t, a in rendered.elements if t == "rect"]) == 7
+    assert rendered.having("path", **{"class": "marker", "data-code": "BN002"})
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", "--window-size=960,600", page_file.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -40,8 +40,12 @@ tr:target { background: #fff3bf; }
 
 
 def _x(clock: float, end: int) -> float:
-    span = max(end - 1, 1)
-    return PAD + (min(max(clock, 1), end) - 1) / span * (WIDTH - 2 * PAD)
+    """The left edge of BatchNorm call `clock`'s cell (calls 1..end fill the width)."""
+    return PAD + (min(max(clock, 1), end + 1) - 1) / end * (WIDTH - 2 * PAD)
+
+
+def _centre(clock: float, end: int) -> float:
+    return _x(clock + 0.5, end)
 
 
 def _number(value: float) -> str:
@@ -49,7 +53,7 @@ def _number(value: float) -> str:
 
 
 def _marker(anchor: Mapping[str, Any], end: int, target: str | None, y: float) -> str:
-    x = _x(float(anchor["clock"]), end)
+    x = _centre(float(anchor["clock"]), end)
     title = escape(
         f"{anchor['code']} (first at BatchNorm call {anchor['clock']}): {anchor['message']}"
     )
@@ -68,8 +72,8 @@ def _mode_svg(layer: Mapping[str, Any], end: int, markers: list[str]) -> str:
     points = []
     for first, last, training, batch in segments:
         mode = "train" if training else "eval"
-        x0, x1 = _x(first, end), _x(last, end)
-        width = max(x1 - x0, 2.0)
+        x0 = _x(first, end)
+        width = max(_x(last + 1, end) - x0, 1.0)
         label = f"BatchNorm calls {first}-{last}: {'training' if training else 'eval'}"
         label += f", batch {batch}" if batch is not None else ""
         parts.append(
@@ -102,7 +106,7 @@ def _drift_svg(layer: Mapping[str, Any], end: int) -> str:
         low, high = min(values), max(values)
         span = high - low or 1.0
         points = " ".join(
-            f"{_x(sample[0], end):.1f},"
+            f"{_centre(sample[0], end):.1f},"
             f"{DRIFT_HEIGHT - 6 - (DRIFT_HEIGHT - 12) * (sample[index] - low) / span:.1f}"
             for sample in samples
         )
@@ -141,7 +145,8 @@ def render_html(
         "<h1>bnlint run: what the tracer saw</h1>",
         f'<p class="overview" data-calls="{int(timeline.get("clock", 0))}" '
         f'data-layers="{len(layers)}" data-findings="{len(findings)}">'
-        f"{int(timeline.get('clock', 0))} BatchNorm calls in {len(layers)} layers; "
+        f"{int(timeline.get('clock', 0))} BatchNorm calls in {len(layers)} "
+        f"layer{'s' if len(layers) != 1 else ''}; "
         f"{len(findings)} finding{'s' if len(findings) != 1 else ''}. The horizontal axis "
         "counts BatchNorm calls over the whole run (one clock for every layer).</p>",
         '<p class="legend"><span><i class="swatch" style="background:#4c8bf5"></i> training'
@@ -163,6 +168,10 @@ def render_html(
     for layer in layers:
         path = escape(layer["path"])
         truncated = " (long run: detail capped)" if layer.get("truncated") else ""
+        batches = sorted({segment[3] for segment in layer["segments"] if segment[3] is not None})
+        if batches:
+            low, high = batches[0], batches[-1]
+            truncated = f" · batch {low}" + (f"-{high}" if high != low else "") + truncated
         body.append(
             f'<div class="layer" data-path="{path}" data-class="{escape(layer["class_name"])}">'
         )
