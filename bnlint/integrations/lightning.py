@@ -68,9 +68,14 @@ def _lightning_note(overrides: list[str]) -> str:
 
 
 def _build(package: str) -> type[Any]:
-    pytorch: ModuleType = importlib.import_module(
-        "lightning.pytorch" if package == "lightning" else "pytorch_lightning"
-    )
+    name = "lightning.pytorch" if package == "lightning" else "pytorch_lightning"
+    try:
+        pytorch: ModuleType = importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(
+            f"bnlint.integrations.lightning needs {package} ({error}): "
+            "install it with `pip install 'bnlint[lightning]'`"
+        ) from error
 
     class BNLintCallback(pytorch.Callback):  # type: ignore[misc,name-defined]
         """Traces `fit`/`validate`/`test`/`predict` and reports BatchNorm misuse."""

@@ -19,7 +19,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import transformers
+try:
+    import transformers
+except ImportError as error:
+    raise ImportError(
+        f"bnlint.integrations.transformers needs transformers ({error}): "
+        "install it with `pip install 'bnlint[hf]'`"
+    ) from error
 
 from bnlint.finding import Finding
 from bnlint.integrations.session import TraceSession
