@@ -215,6 +215,23 @@ def test_tracing_keeps_torchs_hook_free_module_call_path() -> None:
     assert t._modules  # the BatchNorm calls were seen
 
 
+def test_dynamo_first_imported_while_tracing_keeps_the_real_call_impl() -> None:
+    # torch._dynamo remembers nn.Module._call_impl at import; the tracer's wrapper must
+    # not stay there after tracing (dynamo would never skip to `forward` again).
+    code = (
+        "import torch, bnlint\n"
+        "from torch import nn\n"
+        "model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))\n"
+        "with bnlint.trace():\n"
+        "    torch.compile(model, backend='eager')(torch.randn(8, 4))\n"
+        "import torch._dynamo.utils as utils\n"
+        "import torch._dynamo.variables.nn_module as nn_module\n"
+        "assert utils.unpatched_nn_module_call_impl is nn.Module._call_impl\n"
+        "assert nn_module.unpatched_nn_module_call_impl is nn.Module._call_impl\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
 def test_hooks_are_removed_when_the_traced_code_raises() -> None:
     before = _global_hook_counts()
     with pytest.raises(RuntimeError, match="user error"), bnlint.trace():

@@ -455,11 +455,23 @@ def _uninstall() -> None:
             _HANDLES.pop().remove()
         while _PATCHES:
             owner, attribute, original = _PATCHES.pop()
+            replacement = owner.__dict__.get(attribute)
             setattr(owner, attribute, original)
+            if owner is nn.Module and attribute == "_call_impl":
+                _restore_dynamo_reference(replacement, original)
         _stop_probe()
         _PROBE_TARGETS.clear()
         _CONSTRUCTION.clear()
         _LAST_LEAF[0] = None
+
+
+def _restore_dynamo_reference(wrapper: Any, original: Any) -> None:
+    """torch._dynamo remembers `nn.Module._call_impl` when it is first imported (to
+    skip straight to `forward`); imported while tracing, it remembered the wrapper."""
+    for name in ("torch._dynamo.utils", "torch._dynamo.variables.nn_module"):
+        module = sys.modules.get(name)
+        if module is not None and module.__dict__.get("unpatched_nn_module_call_impl") is wrapper:
+            module.__dict__["unpatched_nn_module_call_impl"] = original
 
 
 def installed() -> bool:
