@@ -39,6 +39,9 @@ SCRIPT = textwrap.dedent(
     scenario = sys.argv[1]
     if scenario == "crash" and rank == 1:
         raise RuntimeError("rank 1 lost its data shard")
+    if scenario == "killed" and rank == 1:
+        import os, signal
+        os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer: no report from rank 1
     if scenario == "hang" and rank == 1:
         deadline = time.monotonic() + 120
         while not Path(sys.argv[2]).exists() and time.monotonic() < deadline:
@@ -119,6 +122,24 @@ def test_crashed_rank_still_gets_a_merged_report(tmp_path: Path) -> None:
     found = by_line(json.loads((tmp_path / "report.json").read_text()), "BN002")
     assert "seen on ranks 0, 1 of 2" in found[EVERY_RANK_LINE]["notes"]
     assert "seen on rank 1 of 2" in found[RANK_ONE_LINE]["notes"]
+
+
+def test_killed_rank_is_named_in_the_report_without_waiting_for_it(tmp_path: Path) -> None:
+    write_script(tmp_path)
+    done = subprocess.run(
+        torchrun(*REPORT, "--rank-timeout", "600", "train.py", "killed"),
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    (partial,) = [item for item in report if item["code"] == "BN998"]
+    # Not the 600 s timeout: rank 0 saw that rank 1's process had ended.
+    assert "rank 1: its process ended without a report" in partial["message"]
+    assert "seen on rank 0 of 2" in by_line(report, "BN002")[EVERY_RANK_LINE]["notes"]
 
 
 def test_hung_rank_does_not_block_a_partial_report(tmp_path: Path) -> None:

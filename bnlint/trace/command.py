@@ -6,6 +6,8 @@ command runs.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +17,11 @@ import click
 from bnlint.options import format_option, ignore_option, select_option, split_selectors
 from bnlint.trace.ranks import (
     DEFAULT_TIMEOUT,
+    STOPPING_TIMEOUT,
+    announce,
     collect_rank_reports,
     from_environment,
+    sigterm_ignored,
     write_rank_report,
 )
 
@@ -120,6 +125,9 @@ def run_command(
         options = load_settings(Path.cwd()).options
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    ranks = from_environment()
+    if ranks is not None:
+        announce(ranks)
     result = run(
         target,
         args,
@@ -130,20 +138,24 @@ def run_command(
         timeline=html_file is not None,
     )
     findings = result.findings
-    ranks = from_environment()
-    if ranks is not None and ranks.rank != 0:
-        # Rank 0 reports for everyone.
-        write_rank_report(ranks, findings, result.exit_code)
-    else:
-        if ranks is not None:
-            from bnlint.merge import merge_ranks
+    with sigterm_ignored() if ranks is not None else contextlib.nullcontext():
+        if ranks is not None and ranks.rank != 0:
+            # Rank 0 reports for everyone.
+            write_rank_report(ranks, findings, result.exit_code)
+        else:
+            if ranks is not None:
+                from bnlint.merge import merge_ranks
 
-            reports, missing = collect_rank_reports(ranks, findings, rank_timeout)
-            findings = merge_ranks(reports, ranks.world_size, missing)
-        _report(findings, output_format, output_file)
-        if html_file is not None and result.timeline is not None:
-            # Under torchrun: rank 0's layers, every rank's findings.
-            _write_html(html_file, findings, result.timeline)
+                timeout = rank_timeout
+                if result.exit_code == 128 + signal.SIGTERM:
+                    # torchrun is stopping the workers: report before its SIGKILL.
+                    timeout = min(timeout, STOPPING_TIMEOUT)
+                reports, missing = collect_rank_reports(ranks, findings, timeout)
+                findings = merge_ranks(reports, ranks.world_size, missing)
+            _report(findings, output_format, output_file)
+            if html_file is not None and result.timeline is not None:
+                # Under torchrun: rank 0's layers, every rank's findings.
+                _write_html(html_file, findings, result.timeline)
     exit_code = result.exit_code
     if exit_code == 0 and fail_on_findings and findings:
         exit_code = 1

@@ -6,7 +6,10 @@ Each rank runs `bnlint run` under its own tracer (torchrun sets `RANK` and
 findings to `rank-N.json` in a directory all local ranks share and prints no report.
 Rank 0 waits for the others' files up to a timeout (from the end of its own script),
 so a rank that crashed before writing, or hangs, never blocks the report: the ranks
-still missing are named in it (BN998, a partial report). One machine: the directory is
+still missing are named in it (BN998, a partial report). A rank whose process ended
+without a report (every rank writes its process id first) is not waited for; and when
+torchrun is stopping rank 0 itself (SIGTERM), it waits at most `STOPPING_TIMEOUT`
+seconds, within torchrun's 30 s grace before SIGKILL. One machine: the directory is
 local (`BNLINT_RANK_DIR` overrides it, for example with a shared path).
 
 No torch here: plain files and environment variables.
@@ -27,6 +30,7 @@ from pathlib import Path
 from bnlint.finding import Finding
 
 DEFAULT_TIMEOUT = 60.0
+STOPPING_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,34 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Ranks | None:
     return Ranks(rank, world_size, Path(directory))
 
 
+def announce(ranks: Ranks) -> None:
+    """Before the script runs: this rank's process id, so that rank 0 can tell a rank
+    that died without a report (killed, `os._exit`) from one still running."""
+    ranks.directory.mkdir(parents=True, exist_ok=True)
+    (ranks.directory / f"rank-{ranks.rank}.pid").write_text(str(os.getpid()), encoding="utf-8")
+
+
+def _exited(directory: Path, rank: int) -> bool:
+    """True when the rank announced a process that no longer runs (a zombie counts as
+    ended: torchrun reaps its workers only when it notices)."""
+    try:
+        pid = int((directory / f"rank-{rank}.pid").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def write_rank_report(ranks: Ranks, findings: list[Finding], exit_code: int) -> None:
     """This rank's findings, written atomically (rank 0 never reads half a file)."""
     ranks.directory.mkdir(parents=True, exist_ok=True)
@@ -89,34 +121,39 @@ def collect_rank_reports(
     missing: dict[int, str] = {}
     pending = set(range(ranks.world_size)) - {ranks.rank}
     deadline = time.monotonic() + timeout
-    with _sigterm_ignored():
-        while pending:
-            for rank in sorted(pending):
-                path = ranks.file(rank)
-                if not path.exists():
-                    continue
-                pending.discard(rank)
-                try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
-                    reports[rank] = [Finding.from_json(item) for item in data["findings"]]
-                except (OSError, ValueError, KeyError, TypeError) as error:
-                    missing[rank] = f"unreadable report {path} ({error})"
-                    continue
-                path.unlink(missing_ok=True)
-            if not pending or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
+    while pending:
+        for rank in sorted(pending):
+            path = ranks.file(rank)
+            if not path.exists():
+                if _exited(ranks.directory, rank) and not path.exists():
+                    pending.discard(rank)
+                    missing[rank] = "its process ended without a report (killed or crashed)"
+                continue
+            pending.discard(rank)
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                reports[rank] = [Finding.from_json(item) for item in data["findings"]]
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                missing[rank] = f"unreadable report {path} ({error})"
+                continue
+            path.unlink(missing_ok=True)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     for rank in pending:
         missing[rank] = f"no report within {timeout:g} s (hung, or killed before writing)"
+    for rank in range(ranks.world_size):
+        (ranks.directory / f"rank-{rank}.pid").unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         ranks.directory.rmdir()  # left in place while a late rank's file is there
     return reports, missing
 
 
 @contextlib.contextmanager
-def _sigterm_ignored() -> Iterator[None]:
-    """torchrun stops the other workers with SIGTERM when one fails: rank 0 finishes its
-    bounded wait and writes the report (torchrun's SIGKILL still ends it later)."""
+def sigterm_ignored() -> Iterator[None]:
+    """torchrun stops the other workers with SIGTERM when one fails: a rank finishes
+    handing over (rank 0: its bounded wait, the merge and the report) regardless;
+    torchrun's SIGKILL after its grace period still ends it."""
     try:
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except ValueError:  # not the main thread
