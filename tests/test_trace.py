@@ -389,3 +389,67 @@ def test_dataparallel_model_on_cpu_is_traced_without_crashing() -> None:
     assert not [f for f in t.findings if f.code == "BN999"]
     (finding,) = [f for f in t.findings if f.code == "BN002"]
     assert any("`module.1`" in note for note in finding.notes)
+
+
+# -- train()/eval() under tracing: torch's behaviour, without its per-child calls ------
+
+
+class _Recorded(nn.Module):
+    """Records every `training` assignment and every call of its own train()."""
+
+    def __init__(self, log: list[str], name: str, *children: nn.Module) -> None:
+        super().__init__()
+        self.log, self.name = log, name
+        for index, child in enumerate(children):
+            self.add_module(str(index), child)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "training" and "log" in self.__dict__:
+            self.log.append(f"set {self.name}={value}")
+        super().__setattr__(name, value)
+
+
+class _KeepsEval(_Recorded):
+    """A frozen part that overrides train() (as frozen-BatchNorm modules do)."""
+
+    def train(self, mode: bool = True) -> _KeepsEval:
+        self.log.append(f"train {self.name}({mode})")
+        super().train(False)
+        return self
+
+
+def _recorded_tree(log: list[str]) -> nn.Module:
+    frozen = _KeepsEval(log, "frozen", nn.BatchNorm1d(4), _Recorded(log, "inner"))
+    return nn.Sequential(
+        _Recorded(log, "a", nn.Linear(4, 4), _Recorded(log, "b")),
+        frozen,
+        nn.BatchNorm1d(4),
+        _Recorded(log, "c"),
+    )
+
+
+def test_train_under_tracing_sets_flags_and_calls_overrides_in_torchs_order() -> None:
+    untraced_log: list[str] = []
+    untraced = _recorded_tree(untraced_log)
+    traced_log: list[str] = []
+    traced = _recorded_tree(traced_log)
+    for mode in (False, False, True, True):
+        untraced.train(mode)
+        with bnlint.trace():
+            assert traced.train(mode) is traced
+    assert traced_log == untraced_log
+    assert [m.training for m in traced.modules()] == [m.training for m in untraced.modules()]
+
+
+def test_train_under_tracing_rejects_a_non_bool_mode_as_torch_does() -> None:
+    model = mlp()
+    with bnlint.trace(), pytest.raises(ValueError, match="expected to be boolean"):
+        model.train(1)  # type: ignore[arg-type]
+
+
+def test_eval_of_an_eval_model_under_tracing_keeps_every_flag_false() -> None:
+    model = mlp().eval()
+    model[1].training = True  # assigned behind eval()'s back
+    with bnlint.trace():
+        model.eval()
+    assert not any(m.training for m in model.modules())

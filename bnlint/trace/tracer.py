@@ -101,6 +101,8 @@ _KINDS: dict[type, int] = {}
 _is_grad_enabled = torch.is_grad_enabled
 _is_inference_mode_enabled = torch.is_inference_mode_enabled
 _is_compiling = torch.compiler.is_compiling
+_Tensor = torch.Tensor
+_module_setattr = nn.Module.__setattr__
 # Modules whose output feeds the *last* dimension of the next tensor (BN015), and how
 # to read that feature size.
 _LAST_DIM_FEATURES: tuple[tuple[type, Callable[[Any], int | None]], ...] = (
@@ -316,7 +318,11 @@ def _patched_train(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, mode)
         thread.mode_depth = 1
         try:
-            result = original(self, mode)
+            if isinstance(mode, bool):
+                _set_mode(self, mode, train)
+                result = self
+            else:
+                result = original(self, mode)  # torch's ValueError
         finally:
             thread.mode_depth = 0
         active = _ACTIVE_NOW[0]
@@ -331,6 +337,32 @@ def _patched_train(original: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return train
+
+
+def _set_mode(root: nn.Module, mode: bool, train: Callable[..., Any]) -> None:
+    """What `nn.Module.train(root, mode)` does (set `training`, then call each child's
+    `train(mode)`, depth first), without a Python call per child whose class keeps
+    nn.Module's `train` (`train` is the installed wrapper), and without re-assigning a
+    flag that already has the value: the wrapper's frame on every child cost ~2.5% of
+    a small model's eval forward when the loop calls `model.eval()` each step. A child
+    that overrides `train` (a frozen-BatchNorm module, a LightningModule) is called as
+    torch would call it, in the same order."""
+    pending: list[nn.Module] = [root]
+    while pending:
+        module = pending.pop()
+        if module is not root and type(module).train is not train:
+            module.train(mode)
+            continue
+        # Assigning the value a module already has changes nothing unless its class
+        # overrides __setattr__ (nn.Module's stores a bool flag as a plain attribute).
+        if module.__dict__.get("training") is not mode or (
+            type(module).__setattr__ is not _module_setattr
+        ):
+            module.training = mode
+        children = list(module.children())
+        if children:
+            children.reverse()
+            pending += children
 
 
 def _patched_backward(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -918,21 +950,24 @@ class Tracer:
         if state.mode_seq != self._mode_seq:
             self._apply_mode_records(state, id(module))
         # The module's own dicts: nn.Module.__getattr__ costs microseconds per lookup.
+        # `num_batches_tracked` is read only where it is needed (rare cases): an eval
+        # forward reads the input's shape and dtype, four flags, and two dicts.
         buffers, parameters = module._buffers, module._parameters
-        nbt = buffers.get("num_batches_tracked")
         if state.pending_call is not None:
-            self._confirm_pending(state, nbt)
+            self._confirm_pending(state, buffers.get("num_batches_tracked"))
         x = args[0] if args else None
-        shape, dtype = (x.shape, x.dtype) if isinstance(x, torch.Tensor) else (None, None)
+        shape: Any = None
+        dtype: Any = None
+        if isinstance(x, _Tensor):
+            shape, dtype = x.shape, x.dtype
         training = module.training
         grad_enabled = _is_grad_enabled()
         inference_mode = _is_inference_mode_enabled()
-        weight, bias = parameters.get("weight"), parameters.get("bias")
-        affine_frozen = (
-            weight is not None
-            and not weight.requires_grad
-            and (bias is None or not bias.requires_grad)
-        )
+        weight = parameters.get("weight")
+        affine_frozen = weight is not None and not weight.requires_grad
+        if affine_frozen:
+            bias = parameters.get("bias")
+            affine_frozen = bias is None or not bias.requires_grad
         running_var = buffers.get("running_var")
         # Only in the rare training-without-grad case: is update_bn (or the like) running?
         reestimation = (
@@ -940,10 +975,8 @@ class Tracer:
             and (inference_mode or not grad_enabled)
             and sites.on_stack(STATS_REESTIMATION_FUNCTIONS)
         )
-        averaged_stale = (
-            state.in_averaged_model
-            and nbt is not None
-            and self._averaged_stats_stale(module, nbt, training)
+        averaged_stale = state.in_averaged_model and self._averaged_stats_stale(
+            module, buffers.get("num_batches_tracked"), training
         )
         key = (
             training,
@@ -972,15 +1005,11 @@ class Tracer:
             state.memo_findings = tuple(self._emit(call, state, self._call_rules))
             state.memo_key = key
             state.last_call = call
-        if (
-            self._wants_updates
-            and affine_frozen
-            and training
-            and module.track_running_stats
-            and nbt is not None
-        ):
-            state.pending_call = state.last_call
-            state.pending_version = (id(nbt), nbt._version)
+        if self._wants_updates and affine_frozen and training and module.track_running_stats:
+            nbt = buffers.get("num_batches_tracked")
+            if nbt is not None:
+                state.pending_call = state.last_call
+                state.pending_version = (id(nbt), nbt._version)
         state.forwards += 1
         if (
             self._sampling
@@ -1101,6 +1130,8 @@ class Tracer:
         its statistics left as `update_parameters` copied them from the source model?
         Fresh means the last change of `num_batches_tracked` (its version counter) was
         a training forward of this module (update_bn) or a `load_state_dict`."""
+        if nbt is None:
+            return False
         if training:
             if module.track_running_stats:
                 # This forward adds 1 to num_batches_tracked (torch's _BatchNorm.forward).
@@ -1132,34 +1163,37 @@ class Tracer:
         buffers, parameters = module._buffers, module._parameters
         running_var, running_mean = buffers["running_var"], buffers["running_mean"]
         assert running_var is not None and running_mean is not None
-        with torch.no_grad():
-            # The variance is read again only when it changed since the last read (its
-            # version counter moves with every in-place update): an eval loop's
-            # statistics do not change, so it costs one read per module, not one per
-            # sample.
-            seen, version = state.variance_seen, running_var._version
-            if seen is not None and seen[1] == version and _is_referent(seen[0], running_var):
-                finite, positive = seen[2], seen[3]
-            else:
+        # The variance is read again only when it changed since the last read (its
+        # version counter moves with every in-place update): an eval loop's statistics
+        # do not change, so it costs one read per module, not one per sample. No-grad
+        # is entered only around tensor work: entering it costs ~5 µs.
+        seen, version = state.variance_seen, running_var._version
+        if seen is not None and seen[1] == version and _is_referent(seen[0], running_var):
+            finite, positive = seen[2], seen[3]
+        else:
+            with torch.no_grad():
                 finite = bool(torch.isfinite(running_var).all())
                 positive = bool((running_var > 0).all())
-                state.variance_seen = (weakref.ref(running_var), version, finite, positive)
-            initial = trained = None
-            if not call.training and not state.initial_checked:
-                # Once per module, at its first sampled eval forward (P22's moment).
-                state.initial_checked = True
+            state.variance_seen = (weakref.ref(running_var), version, finite, positive)
+        initial = trained = None
+        if not call.training and not state.initial_checked:
+            # Once per module, at its first sampled eval forward (P22's moment).
+            state.initial_checked = True
+            with torch.no_grad():
                 initial, trained = _initial_buffers_and_trained_affine(buffers, parameters)
-            z = None
-            if (
-                not call.training
-                and state.description.first_in_model
-                and self._rules.wants(InputShiftSample)
-                and isinstance(x, torch.Tensor)
-                and x.dim() >= 2
-                and x.shape[1] == running_var.shape[0]
-                and x.numel() > x.shape[1]
-            ):
-                z = _median_input_z(x, self._z_terms(state, running_mean, running_var, module))
+        z = None
+        if (
+            not call.training
+            and state.description.first_in_model
+            and self._rules.wants(InputShiftSample)
+            and isinstance(x, torch.Tensor)
+            and x.dim() >= 2
+            and x.shape[1] == running_var.shape[0]
+            and x.numel() > x.shape[1]
+        ):
+            with torch.no_grad():
+                terms = self._z_terms(state, running_mean, running_var, module)
+                z = _median_input_z(x, terms)
         self._emit(RunningStatsSample(call, finite, positive, initial, trained), state)
         if z is not None:
             self._emit(InputShiftSample(call, z), state)
