@@ -13,6 +13,7 @@ measured: on a shared machine the CPU time is the steadier figure (other process
 load stretches wall time, not this thread's CPU time).
 
     .venv/bin/python bench/tracer_overhead.py [--rounds 9] [--iterations 5] [--threads 1]
+        [--only resnet|mlp] [--eval-once]
 """
 
 from __future__ import annotations
@@ -94,9 +95,16 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[
     return step
 
 
-def eval_forward(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+def eval_forward(model: nn.Module, x: torch.Tensor, eval_once: bool = False) -> Callable[[], None]:
+    """`model.eval()` then a no-grad forward; with `eval_once`, `model.eval()` at the
+    first call only (the warm-up): the tracer's cost on the forward alone."""
+    evaluated = False
+
     def forward() -> None:
-        model.eval()
+        nonlocal evaluated
+        if not (eval_once and evaluated):
+            model.eval()
+            evaluated = True
         with torch.no_grad():
             model(x)
 
@@ -167,6 +175,11 @@ def main() -> None:
     parser.add_argument("--image", type=int, default=64, help="ResNet input size")
     parser.add_argument("--batch", type=int, default=8, help="ResNet batch size")
     parser.add_argument("--only", choices=["resnet", "mlp"], help="one workload family only")
+    parser.add_argument(
+        "--eval-once",
+        action="store_true",
+        help="eval forward without `model.eval()` per iteration (the forward's cost alone)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -194,7 +207,7 @@ def main() -> None:
         ),
         (
             f"ResNet-18 shape eval forward ({args.batch}x3x{args.image}²)",
-            eval_forward(resnet, x),
+            eval_forward(resnet, x, args.eval_once),
             resnet_bns,
             args.iterations,
         ),
@@ -206,7 +219,7 @@ def main() -> None:
         ),
         (
             "MLP BatchNorm1d eval forward (32x64)",
-            eval_forward(net, xm),
+            eval_forward(net, xm, args.eval_once),
             mlp_bns,
             args.iterations * 40,
         ),
