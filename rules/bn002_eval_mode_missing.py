@@ -56,6 +56,7 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
+from bnlint.index.eval_context import TRAINING_TEXT, certainly_bn, loaded_for_inference
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
 from bnlint.index.project import argument_key, call_parameters
@@ -68,13 +69,24 @@ class EvalModeMissing(Rule):
     code = "BN002"
     name = "eval-mode-missing"
     severity = Severity.ERROR
-    triggers = ("no_grad", "inference_mode", "val", "test", "eval", "pred", "infer")
+    triggers = (
+        "no_grad",
+        "inference_mode",
+        "val",
+        "test",
+        "eval",
+        "pred",
+        "infer",
+        "load_state_dict",
+    )
     # An evaluation context: no_grad/inference_mode, a function named for evaluation, or
     # a loop over a loader named for validation/test (`[^:]*` spans a wrapped `for`).
     trigger_pattern = (
         r"no_grad|inference_mode"
         r"|^[ \t]*(?:async[ \t]+)?def[ \t]+\w*(?i:eval|val|test|pred|infer)"
         r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
+        r"|\b(?:tqdm|enumerate|iter)\([^)\n]*(?i:val|test|eval|dev)"
+        r"|load_state_dict"
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
@@ -117,23 +129,28 @@ class EvalModeMissing(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         extra = tuple(self.context.options.get("eval-function-names") or ())
+        # A script that never trains runs the weights it loads for predictions.
+        script_trains = TRAINING_TEXT.search(self.context.source) is not None
         for function, facts in index.functions(path):
             short = function.rsplit(".", 1)[-1]
             if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
                 continue
-            evaluating = is_eval_function(function, extra) or bool(facts.get("nograd"))
+            named = is_eval_function(function, extra)
             reported: set[str] = set()
             for position, event in enumerate(facts["events"]):
                 key = event.get("key")
                 if event["k"] != "forward" or key is None or key in reported or event.get("dummy"):
                     continue
                 iterated = event.get("iter", [])
-                in_eval = (
-                    evaluating
+                # Known evaluation: no grad, batches of a validation/test loader, or
+                # trained weights loaded and run by a script that never trains.
+                known = bool(
+                    facts.get("nograd")
                     or event.get("nograd")
                     or any(EVAL_LOADER.search(i) for i in iterated)
+                    or (not script_trains and loaded_for_inference(facts, position, key))
                 )
-                if not in_eval or self._in_training_loop(facts, event):
+                if not (known or named) or self._in_training_loop(facts, event):
                     continue
                 if index.key_kind(path, function, key) != "bn":
                     continue
@@ -143,7 +160,8 @@ class EvalModeMissing(Rule):
                 ):
                     continue
                 reported.add(key)
-                self._report(event, key, function, mode)
+                certain = known and certainly_bn(index, path, function, key)
+                self._report(event, key, function, mode, certain)
 
     def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
         """Lightning-style hooks: the trainer sets the mode around them."""
@@ -190,7 +208,9 @@ class EvalModeMissing(Rule):
                 return False
         return True
 
-    def _report(self, event: Json, key: str, function: str, mode: str | None) -> None:
+    def _report(
+        self, event: Json, key: str, function: str, mode: str | None, certain: bool
+    ) -> None:
         node = node_at(self.context.module, event["pos"], cst.Call)
         if node is None:
             return
@@ -206,4 +226,7 @@ class EvalModeMissing(Rule):
                 f"call `{key}.eval()` before line {event['pos'][0]} and `{key}.train()` "
                 "when training resumes"
             ),
+            # An error only when every value of the key has BN and the context surely
+            # evaluates; a name-only context or a possible BN model is a warning.
+            severity=None if certain else Severity.WARNING,
         )

@@ -141,6 +141,9 @@ class FunctionFacts:
         # Names bound to the result of a call that received keys (`ema = ModelEma(model)`):
         # a method call on them may act on those keys.
         self.holders: dict[str, list[str]] = {}
+        # Names bound to a wrapped loader (`batches = tqdm(test_loader)`): a loop over
+        # the name iterates that loader.
+        self.iterators: dict[str, str] = {}
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -246,7 +249,8 @@ class FunctionFacts:
                     self.returns.append({"key": key})
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
-            self._loop(statement, _iterated_key(statement.iter))
+            iterated = _iterated_key(statement.iter)
+            self._loop(statement, self.iterators.get(iterated or "", iterated))
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
@@ -320,6 +324,15 @@ class FunctionFacts:
             owner = key_of(target.value)
             if owner is not None:
                 self._event("eval", owner, target)
+        self.iterators.pop(key, None)
+        if (
+            isinstance(value, ast.Call)
+            and value.args
+            and dotted_tail(value.func) in _ITERATION_WRAPPERS
+        ):
+            wrapped = _iterated_key(value)
+            if wrapped is not None and wrapped != key:
+                self.iterators[key] = self.iterators.get(wrapped, wrapped)
         if isinstance(value, ast.Call):
             held = _argument_keys(value)
             if held:

@@ -250,6 +250,8 @@ class ProjectIndex:
         call = spec.get("call")
         if "items" in spec:
             return combine([self.spec_kind(path, item, depth + 1) for item in spec["items"]])
+        if "self_method" in spec:
+            return self._self_method_kind(path, spec["self_method"], depth)
         if spec.get("kw", {}).get("norm_eval") is True:
             return (
                 "frozen"
@@ -295,6 +297,30 @@ class ProjectIndex:
                 self._returned_kind(target, local, facts, r, depth + 1) for r in facts["returns"]
             ]
             return combine(returned) if returned else None
+        return None
+
+    def _self_method_kind(self, path: str, method: str, depth: int) -> Kind:
+        """The layers a class's own helper method returns (`self._make_stage(2)`),
+        looked up in the class and its project bases."""
+        owner, _, name = method.partition(".")
+        todo, seen = [(path, owner)], set()
+        while todo:
+            current = todo.pop(0)
+            if current in seen or current[1] not in self.summaries[current[0]].classes:
+                continue
+            seen.add(current)
+            facts = self.function_facts(current[0], f"{current[1]}.{name}")
+            if facts is not None:
+                function = f"{current[1]}.{name}"
+                returned = [
+                    self._returned_kind(current[0], function, facts, r, depth + 1)
+                    for r in facts["returns"]
+                ]
+                return combine(returned) if returned else None
+            for base in self.class_info(*current)["bases"]:
+                found = self.lookup(current[0], base)
+                if found is not None and found[1] == "class":
+                    todo.append((found[0], found[2]))
         return None
 
     def _norm_layer_kind(self, path: str, norm_layer: str) -> Kind:

@@ -24,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -324,6 +324,7 @@ class _Summarizer:
                     info["norm_eval"] = True
             if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
+            layers.owner = node.name
             if any(
                 "norm_eval" in arg.arg or "freeze_bn" in arg.arg for arg in _all_args(statement)
             ):
@@ -339,6 +340,7 @@ class _Summarizer:
                 facts = self.function_facts(statement, names, layers, node.name)
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
+            layers.owner = None
         return info
 
 
@@ -406,6 +408,9 @@ class LayerBuilder:
     def __init__(self, names: Names, positions: Positions) -> None:
         self.names = names
         self.positions = positions
+        # The class whose methods are being read: `self._make_stage(2)` in it is a
+        # layer built by that class's own helper method.
+        self.owner: str | None = None
 
     def spec(self, node: ast.expr, env: dict[str, Json] | None = None) -> Json | None:
         env = env or {}
@@ -424,6 +429,15 @@ class LayerBuilder:
             # `resnet34(...).cuda()`: the same module tree as the inner call.
             return self.spec(node.func.value, env)
         callee = self.names.qualify(node.func)
+        if callee is None and self.owner is not None and dotted_name(node.func) is not None:
+            head, _, method = (dotted_name(node.func) or "").partition(".")
+            if head == "self" and method and "." not in method:
+                return {
+                    "call": None,
+                    "self_method": f"{self.owner}.{method}",
+                    "kw": {},
+                    "pos": self.positions.of(node),
+                }
         if (callee or "").rsplit(".", 1)[-1] in _WRAPPERS and node.args:
             # `nn.DataParallel(resnet50())`: the wrapped model's tree.
             return self.spec(node.args[0], env)
@@ -462,8 +476,11 @@ class LayerBuilder:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 bound = env.get(arg.value.id) if isinstance(arg.value, ast.Name) else None
+                parts = self._children_of(arg.value, env)
                 if bound is not None and "list" in bound:
                     items.extend(bound["list"])
+                elif parts is not None:
+                    items.append(parts)
                 else:
                     items.append(None)
             elif isinstance(arg, ast.List | ast.Tuple):
@@ -488,12 +505,48 @@ class LayerBuilder:
                 items.append(self.spec(arg, env))
         return items
 
+    def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
+        """The model whose children `list(net.children())[:-1]` (or `net.children()`,
+        `net.modules()`) lists: a Sequential rebuilt from them keeps its BatchNorm."""
+        while isinstance(node, ast.Subscript):
+            node = node.value
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("list", "tuple")
+            and node.args
+        ):
+            node = node.args[0]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("children", "modules")
+            and isinstance(node.func.value, ast.Name)
+        ):
+            bound = env.get(node.func.value.id)
+            if bound is not None and "call" in bound:
+                return bound
+        return None
+
     def track(self, statement: ast.stmt, env: dict[str, Json]) -> None:
         """Update `env` (local name → spec, list of specs, or class reference)."""
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target, value = statement.targets[0], statement.value
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and "list" in env.get(target.value.id, {})
+            ):
+                # `modules["conv"] = nn.Conv2d(...)` fills an OrderedDict of layers.
+                env[target.value.id]["list"].append(self.spec(value, env))
+                return
             if isinstance(target, ast.Name):
-                if isinstance(value, ast.List):
+                parts = self._children_of(value, env)
+                if parts is not None:
+                    env[target.id] = {"list": [parts]}
+                elif _is_empty_mapping(value):
+                    env[target.id] = {"list": []}
+                elif isinstance(value, ast.List):
                     env[target.id] = {"list": [self.spec(e, env) for e in value.elts]}
                 elif isinstance(value, ast.Name | ast.Attribute):
                     ref = self.names.qualify(value)
@@ -540,6 +593,18 @@ class LayerBuilder:
                     yield attr, spec
 
 
+def _is_empty_mapping(value: ast.expr) -> bool:
+    """`{}`, `dict()`, `OrderedDict()`: a mapping about to be filled with layers."""
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return (
+        isinstance(value, ast.Call)
+        and not value.args
+        and not value.keywords
+        and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in ("dict", "OrderedDict")
+    )
+
+
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     """Statements of a function body in textual order, descending into blocks."""
     for statement in body:
@@ -577,8 +642,8 @@ def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
         name = dotted_name(call.func)
         if name == "self.add_module" and len(call.args) == 2:
             key = literal(call.args[0])
-            if isinstance(key, str):
-                yield key, call.args[1]
+            # A computed name (`self.add_module(f"net_{k}", net)`) still adds the layer.
+            yield (key if isinstance(key, str) else f"*{statement.lineno}"), call.args[1]
         elif name == "setattr" and len(call.args) == 3 and dotted_name(call.args[0]) == "self":
             key = literal(call.args[1])
             if isinstance(key, str):
