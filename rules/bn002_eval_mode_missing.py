@@ -56,13 +56,20 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
-from bnlint.index.eval_context import TRAINING_TEXT, certainly_bn, loaded_for_inference
+from bnlint.index.eval_context import (
+    TRAINING_TEXT,
+    built_in_eval,
+    certainly_bn,
+    loaded_for_inference,
+)
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
 from bnlint.index.project import argument_key, call_parameters
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
+# How far up the call chain a helper's model is followed to a caller that sets eval.
+_CALLER_DEPTH = 3
 
 
 class EvalModeMissing(Rule):
@@ -155,6 +162,8 @@ class EvalModeMissing(Rule):
                 if index.key_kind(path, function, key) != "bn":
                     continue
                 mode = mode_before(index, path, function, facts["events"], position, key)
+                if mode is None and built_in_eval(index, path, facts, key):
+                    continue
                 if mode == "eval" or (
                     mode is None and self._every_caller_sets_eval(index, function, facts, key)
                 ):
@@ -176,20 +185,33 @@ class EvalModeMissing(Rule):
         )
 
     def _in_training_loop(self, facts: Json, event: Json) -> bool:
-        """A forward in a loop that calls backward() trains, unless under no_grad."""
-        if event.get("nograd") or "loop" not in event:
+        """A forward in a loop that calls backward() is part of the training step, also
+        under no_grad (a GAN's generator while the discriminator trains), unless it runs
+        on validation or test data (`model(val_images)` every N steps)."""
+        if "loop" not in event or not facts["loops"][event["loop"]]["backward"]:
             return False
-        return bool(facts["loops"][event["loop"]]["backward"])
+        return not (event.get("nograd") and EVAL_LOADER.search(event.get("input", "")))
 
     def _every_caller_sets_eval(
-        self, index: ProjectIndex, function: str, facts: Json, key: str
+        self,
+        index: ProjectIndex,
+        function: str,
+        facts: Json,
+        key: str,
+        path: str | None = None,
+        depth: int = 0,
     ) -> bool:
+        """Every call of `function` in the project passes the model in eval: set before
+        the call, or (for a helper that hands its own parameter on) by every caller of
+        that helper in turn (`test()` calls `model.eval()`, then `benchmark(model)`,
+        which calls `validation(model)`)."""
+        path = path or self.context.path
         root = key.split(".")[0]
         params = call_parameters(facts)
         if root not in params and root != "self":
             return False
-        callers = index.callers(self.context.path, function)
-        if not callers:
+        callers = index.callers(path, function)
+        if not callers or depth > _CALLER_DEPTH:
             return False
         for caller_path, caller, event in callers:
             caller_facts = index.function_facts(caller_path, caller)
@@ -201,9 +223,13 @@ class EvalModeMissing(Rule):
             if root != "self" and "." in key:
                 passed = passed + key[len(root) :]
             position = caller_facts["events"].index(event)
-            if (
-                mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
-                != "eval"
+            mode = mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
+            if mode == "eval":
+                continue
+            if mode is not None or (caller_path, caller) == (path, function):
+                return False
+            if not self._every_caller_sets_eval(
+                index, caller, caller_facts, passed, caller_path, depth + 1
             ):
                 return False
         return True

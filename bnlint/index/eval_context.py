@@ -73,3 +73,21 @@ def _binding_certainly_bn(
     if other is not None:
         return certainly_bn(index, path, function, other, depth + 1)
     return False
+
+
+def built_in_eval(index: ProjectIndex, path: str, facts: Json, key: str) -> bool:
+    """`key` is bound from a project loader that puts the models it returns in eval
+    (`attempt_load(...)`, `load_model(...)` ending in `.eval()`), or from a wrapper
+    class whose constructor calls `eval()`: the caller's model starts in eval."""
+    for binding in facts["bindings"].get(key, []):
+        call = binding.get("spec", {}).get("call")
+        found = index.lookup(path, call) if call else None
+        if found is None:
+            continue
+        target, what, local = found
+        summary = index.summaries[target]
+        if what == "function" and summary.functions[local].get("sets_eval"):
+            return True
+        if what == "class" and summary.classes[local].get("evals_at_init"):
+            return True
+    return False

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bnlint.index.flow import ForwardFlow
-from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
 SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
@@ -42,6 +42,8 @@ _LAYER_KEYWORDS = (
 )
 
 Json = dict[str, Any]
+# Library constructors never hold a project module passed to them.
+_LIBRARY_ROOTS = _LIBRARIES
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -299,8 +301,13 @@ class _Summarizer:
         text = "\n".join(lines)
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         if any(word in text for word in _MODE_WORDS):
-            return facts.run(function)
-        return facts.run_returns(function)
+            result: Json | None = facts.run(function)
+        else:
+            result = facts.run_returns(function)
+        if result is not None and _switches_to_eval(function):
+            # A loader that hands back models it put in eval (`m.fuse().eval()`).
+            result["sets_eval"] = True
+        return result
 
     def summarize_class(self, node: ast.ClassDef, names: Names, layers: LayerBuilder) -> Json:
         bases = [names.qualify(base) for base in node.bases]
@@ -331,6 +338,13 @@ class _Summarizer:
                 info["norm_eval"] = True
             for attr, spec in layers.self_layers(statement):
                 info["layers"].setdefault(attr, spec)
+            if statement.name == "__init__":
+                if _switches_to_eval(statement):
+                    info["evals_at_init"] = True
+                held = _held_modules(node, statement)
+                if held:
+                    info["param_layers"] = held
+                    info["init_params"] = [a.arg for a in _all_args(statement)][1:]
             if statement.name == "train":
                 info["train_override"] = True
                 info["refreezes"] = _refreezes(statement)
@@ -342,6 +356,41 @@ class _Summarizer:
                     info["methods"][statement.name] = facts
             layers.owner = None
         return info
+
+
+def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function calls `.eval()` or `.train(False)` on something."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "eval" and not node.args and not node.keywords:
+                return True
+            if node.func.attr == "train" and node.args and literal(node.args[0]) is False:
+                return True
+    return False
+
+
+def _held_modules(
+    node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctionDef
+) -> dict[str, str]:
+    """attr → parameter for `self.features = features` in `__init__` where the class
+    calls `self.features(...)`: a module the caller builds and passes in."""
+    params = {a.arg for a in _all_args(init)[1:]}
+    held: dict[str, str] = {}
+    for statement in init.body:
+        for attr, value in _self_assignments(statement):
+            if isinstance(value, ast.Name) and value.id in params:
+                held[attr] = value.id
+    if not held:
+        return {}
+    called = {
+        inner.func.attr
+        for inner in ast.walk(node)
+        if isinstance(inner, ast.Call)
+        and isinstance(inner.func, ast.Attribute)
+        and isinstance(inner.func.value, ast.Name)
+        and inner.func.value.id == "self"
+    }
+    return {attr: param for attr, param in held.items() if attr in called}
 
 
 def _all_args(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
@@ -452,7 +501,10 @@ class LayerBuilder:
                 break
             # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
             spec["kw"][f"#{index}"] = literal(arg)
+            self._module_argument(spec, f"#{index}", arg, env)
         for keyword in node.keywords:
+            if keyword.arg is not None:
+                self._module_argument(spec, keyword.arg, keyword.value, env)
             if keyword.arg is None:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
@@ -504,6 +556,17 @@ class LayerBuilder:
             else:
                 items.append(self.spec(arg, env))
         return items
+
+    def _module_argument(self, spec: Json, slot: str, arg: ast.expr, env: dict[str, Json]) -> None:
+        """Keep the layers passed to a constructor (`VGG(make_layers(cfg))`,
+        `Wrapper(backbone)`): a class that holds a passed module is known per call."""
+        if not isinstance(arg, ast.Call | ast.Name) or (spec["call"] or "").split(".")[0] in (
+            _LIBRARY_ROOTS
+        ):
+            return
+        inner = self.spec(arg, env)
+        if inner is not None and (inner.get("call") or "items" in inner or "self_method" in inner):
+            spec.setdefault("args", {})[slot] = inner
 
     def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
         """The model whose children `list(net.children())[:-1]` (or `net.children()`,
