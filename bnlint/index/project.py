@@ -296,10 +296,10 @@ class ProjectIndex:
             return self._held_kind(path, target, local, spec, depth)
         if what == "function":
             # Like a class, what a factory returns does not depend on how it was reached.
-            kind: Kind = self._memoised(
+            returned: Kind = self._memoised(
                 ("returns", target, local), lambda: self._returns_kind(target, local)
             )
-            return kind
+            return returned
         return None
 
     def _returns_kind(self, path: str, function: str) -> Kind:
@@ -532,9 +532,12 @@ class ProjectIndex:
             # `solver.Solver.train`: a method called on an instance of a project class.
             owner, _, method = callee.rpartition(".")
             cls = self.lookup(path, owner)
-            if cls is not None and cls[1] == "class":
-                if self.function_facts(cls[0], f"{cls[2]}.{method}") is not None:
-                    return cls[0], f"{cls[2]}.{method}"
+            if (
+                cls is not None
+                and cls[1] == "class"
+                and self.function_facts(cls[0], f"{cls[2]}.{method}") is not None
+            ):
+                return cls[0], f"{cls[2]}.{method}"
             return None
         if found is None or found[1] != "function":
             return None
