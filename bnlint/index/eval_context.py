@@ -58,7 +58,15 @@ def certainly_bn(index: ProjectIndex, path: str, function: str, key: str, depth:
             certainly_bn(index, caller_path, caller, argument, depth + 1)
             for caller_path, caller, argument in passed
         )
-    # `self.<attr>` layers and module-level names hold one value each.
+    if key.startswith("self.") and facts.get("owner"):
+        # A layer built by one constructor is certain; one a helper chooses among
+        # several models (`self.phi = self.get_model()`) is not.
+        layer = index.class_layers(path, facts["owner"]).get(key.split(".")[1])
+        if layer is None:
+            return False
+        spec = layer[1]
+        found = index.lookup(layer[0], spec.get("call"))
+        return "self_method" not in spec and (found is None or found[1] == "class")
     return True
 
 

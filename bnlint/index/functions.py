@@ -241,7 +241,12 @@ class FunctionFacts:
         elif isinstance(statement, ast.Return) and statement.value is not None:
             self._expressions(statement.value)
             spec = self.layers.spec(statement.value, self.env)
-            if spec is not None:
+            returned = key_of(statement.value)
+            if returned is not None and len(self.bindings.get(returned, [])) > 1:
+                # `phi = LeNet5()` / `phi = get_resnet()` in branches, then `return phi`:
+                # every binding, not only the last one written.
+                self.returns.append({"key": returned})
+            elif spec is not None:
                 self.returns.append({"spec": spec})
             else:
                 key = key_of(statement.value)

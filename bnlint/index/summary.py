@@ -231,24 +231,8 @@ class _Summarizer:
         imports = self.summary.imports
         local: set[str] = set()
         for statement in top:
-            if isinstance(statement, ast.Import):
-                for alias in statement.names:
-                    if alias.asname:
-                        imports[alias.asname] = alias.name
-                    else:
-                        head = alias.name.split(".")[0]
-                        imports[head] = head
-            elif isinstance(statement, ast.ImportFrom):
-                source = "." * statement.level + (statement.module or "")
-                for alias in statement.names:
-                    if alias.name == "*":
-                        continue
-                    joined = (
-                        f"{source}.{alias.name}"
-                        if source and not source.endswith(".")
-                        else source + alias.name
-                    )
-                    imports[alias.asname or alias.name] = joined
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                imports.update(_imported_names(statement))
             elif isinstance(statement, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
                 local.add(statement.name)
         names = Names(imports, local, self.summary.aliases)
@@ -299,6 +283,15 @@ class _Summarizer:
         model zoo) only the layers they return, which is all other files need."""
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
+        if "import " in text:
+            # Imports inside the function (`from models.resnet import get_resnet` in a
+            # branch of `get_model()`) name its models too.
+            inner = _local_imports(function)
+            if inner:
+                names = Names({**names.imports, **inner}, names.local, names.aliases)
+                owned = layers.owner
+                layers = LayerBuilder(names, self.positions)
+                layers.owner = owned
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         if any(word in text for word in _MODE_WORDS):
             result: Json | None = facts.run(function)
@@ -356,6 +349,36 @@ class _Summarizer:
                     info["methods"][statement.name] = facts
             layers.owner = None
         return info
+
+
+def _local_imports(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
+    imports: dict[str, str] = {}
+    for statement in _statements(function.body):
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            imports.update(_imported_names(statement))
+    return imports
+
+
+def _imported_names(statement: ast.Import | ast.ImportFrom) -> dict[str, str]:
+    """local name → qualified name for one import statement (`*` left out)."""
+    imports: dict[str, str] = {}
+    if isinstance(statement, ast.Import):
+        for alias in statement.names:
+            if alias.asname:
+                imports[alias.asname] = alias.name
+            else:
+                head = alias.name.split(".")[0]
+                imports[head] = head
+        return imports
+    source = "." * statement.level + (statement.module or "")
+    for alias in statement.names:
+        if alias.name == "*":
+            continue
+        joined = (
+            f"{source}.{alias.name}" if source and not source.endswith(".") else source + alias.name
+        )
+        imports[alias.asname or alias.name] = joined
+    return imports
 
 
 def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
