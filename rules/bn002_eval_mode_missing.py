@@ -56,25 +56,44 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
+from bnlint.index.eval_context import (
+    TRAINING_TEXT,
+    built_in_eval,
+    certainly_bn,
+    loaded_for_inference,
+)
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
 from bnlint.index.project import argument_key, call_parameters
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
+# How far up the call chain a helper's model is followed to a caller that sets eval.
+_CALLER_DEPTH = 3
 
 
 class EvalModeMissing(Rule):
     code = "BN002"
     name = "eval-mode-missing"
     severity = Severity.ERROR
-    triggers = ("no_grad", "inference_mode", "val", "test", "eval", "pred", "infer")
+    triggers = (
+        "no_grad",
+        "inference_mode",
+        "val",
+        "test",
+        "eval",
+        "pred",
+        "infer",
+        "load_state_dict",
+    )
     # An evaluation context: no_grad/inference_mode, a function named for evaluation, or
     # a loop over a loader named for validation/test (`[^:]*` spans a wrapped `for`).
     trigger_pattern = (
         r"no_grad|inference_mode"
         r"|^[ \t]*(?:async[ \t]+)?def[ \t]+\w*(?i:eval|val|test|pred|infer)"
         r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
+        r"|\b(?:tqdm|enumerate|iter)\([^)\n]*(?i:val|test|eval|dev)"
+        r"|load_state_dict"
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
@@ -117,33 +136,41 @@ class EvalModeMissing(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         extra = tuple(self.context.options.get("eval-function-names") or ())
+        # A script that never trains runs the weights it loads for predictions.
+        script_trains = TRAINING_TEXT.search(self.context.source) is not None
         for function, facts in index.functions(path):
             short = function.rsplit(".", 1)[-1]
             if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
                 continue
-            evaluating = is_eval_function(function, extra) or bool(facts.get("nograd"))
+            named = is_eval_function(function, extra)
             reported: set[str] = set()
             for position, event in enumerate(facts["events"]):
                 key = event.get("key")
                 if event["k"] != "forward" or key is None or key in reported or event.get("dummy"):
                     continue
                 iterated = event.get("iter", [])
-                in_eval = (
-                    evaluating
+                # Known evaluation: no grad, batches of a validation/test loader, or
+                # trained weights loaded and run by a script that never trains.
+                known = bool(
+                    facts.get("nograd")
                     or event.get("nograd")
                     or any(EVAL_LOADER.search(i) for i in iterated)
+                    or (not script_trains and loaded_for_inference(facts, position, key))
                 )
-                if not in_eval or self._in_training_loop(facts, event):
+                if not (known or named) or self._in_training_loop(facts, event):
                     continue
                 if index.key_kind(path, function, key) != "bn":
                     continue
                 mode = mode_before(index, path, function, facts["events"], position, key)
+                if mode is None and built_in_eval(index, path, facts, key):
+                    continue
                 if mode == "eval" or (
                     mode is None and self._every_caller_sets_eval(index, function, facts, key)
                 ):
                     continue
                 reported.add(key)
-                self._report(event, key, function, mode)
+                certain = known and certainly_bn(index, path, function, key)
+                self._report(event, key, function, mode, certain)
 
     def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
         """Lightning-style hooks: the trainer sets the mode around them."""
@@ -158,20 +185,33 @@ class EvalModeMissing(Rule):
         )
 
     def _in_training_loop(self, facts: Json, event: Json) -> bool:
-        """A forward in a loop that calls backward() trains, unless under no_grad."""
-        if event.get("nograd") or "loop" not in event:
+        """A forward in a loop that calls backward() is part of the training step, also
+        under no_grad (a GAN's generator while the discriminator trains), unless it runs
+        on validation or test data (`model(val_images)` every N steps)."""
+        if "loop" not in event or not facts["loops"][event["loop"]]["backward"]:
             return False
-        return bool(facts["loops"][event["loop"]]["backward"])
+        return not (event.get("nograd") and EVAL_LOADER.search(event.get("input", "")))
 
     def _every_caller_sets_eval(
-        self, index: ProjectIndex, function: str, facts: Json, key: str
+        self,
+        index: ProjectIndex,
+        function: str,
+        facts: Json,
+        key: str,
+        path: str | None = None,
+        depth: int = 0,
     ) -> bool:
+        """Every call of `function` in the project passes the model in eval: set before
+        the call, or (for a helper that hands its own parameter on) by every caller of
+        that helper in turn (`test()` calls `model.eval()`, then `benchmark(model)`,
+        which calls `validation(model)`)."""
+        path = path or self.context.path
         root = key.split(".")[0]
         params = call_parameters(facts)
         if root not in params and root != "self":
             return False
-        callers = index.callers(self.context.path, function)
-        if not callers:
+        callers = index.callers(path, function)
+        if not callers or depth > _CALLER_DEPTH:
             return False
         for caller_path, caller, event in callers:
             caller_facts = index.function_facts(caller_path, caller)
@@ -183,14 +223,20 @@ class EvalModeMissing(Rule):
             if root != "self" and "." in key:
                 passed = passed + key[len(root) :]
             position = caller_facts["events"].index(event)
-            if (
-                mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
-                != "eval"
+            mode = mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
+            if mode == "eval":
+                continue
+            if mode is not None or (caller_path, caller) == (path, function):
+                return False
+            if not self._every_caller_sets_eval(
+                index, caller, caller_facts, passed, caller_path, depth + 1
             ):
                 return False
         return True
 
-    def _report(self, event: Json, key: str, function: str, mode: str | None) -> None:
+    def _report(
+        self, event: Json, key: str, function: str, mode: str | None, certain: bool
+    ) -> None:
         node = node_at(self.context.module, event["pos"], cst.Call)
         if node is None:
             return
@@ -206,4 +252,7 @@ class EvalModeMissing(Rule):
                 f"call `{key}.eval()` before line {event['pos'][0]} and `{key}.train()` "
                 "when training resumes"
             ),
+            # An error only when every value of the key has BN and the context surely
+            # evaluates; a name-only context or a possible BN model is a warning.
+            severity=None if certain else Severity.WARNING,
         )

@@ -141,6 +141,9 @@ class FunctionFacts:
         # Names bound to the result of a call that received keys (`ema = ModelEma(model)`):
         # a method call on them may act on those keys.
         self.holders: dict[str, list[str]] = {}
+        # Names bound to a wrapped loader (`batches = tqdm(test_loader)`): a loop over
+        # the name iterates that loader.
+        self.iterators: dict[str, str] = {}
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -238,7 +241,12 @@ class FunctionFacts:
         elif isinstance(statement, ast.Return) and statement.value is not None:
             self._expressions(statement.value)
             spec = self.layers.spec(statement.value, self.env)
-            if spec is not None:
+            returned = key_of(statement.value)
+            if returned is not None and len(self.bindings.get(returned, [])) > 1:
+                # `phi = LeNet5()` / `phi = get_resnet()` in branches, then `return phi`:
+                # every binding, not only the last one written.
+                self.returns.append({"key": returned})
+            elif spec is not None:
                 self.returns.append({"spec": spec})
             else:
                 key = key_of(statement.value)
@@ -246,7 +254,8 @@ class FunctionFacts:
                     self.returns.append({"key": key})
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
-            self._loop(statement, _iterated_key(statement.iter))
+            iterated = _iterated_key(statement.iter)
+            self._loop(statement, self.iterators.get(iterated or "", iterated))
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
@@ -320,6 +329,15 @@ class FunctionFacts:
             owner = key_of(target.value)
             if owner is not None:
                 self._event("eval", owner, target)
+        self.iterators.pop(key, None)
+        if (
+            isinstance(value, ast.Call)
+            and value.args
+            and dotted_tail(value.func) in _ITERATION_WRAPPERS
+        ):
+            wrapped = _iterated_key(value)
+            if wrapped is not None and wrapped != key:
+                self.iterators[key] = self.iterators.get(wrapped, wrapped)
         if isinstance(value, ast.Call):
             held = _argument_keys(value)
             if held:
@@ -549,6 +567,13 @@ class FunctionFacts:
         if receiver is None:
             self._opaque(None, call)  # `get_trainer().fit(model)`
             return
+        instance = self._instance_class(receiver)
+        if instance is not None and not _is_mode_call(call):
+            # `solver.train(loader, model)` on `solver = Solver(...)`: a method of a
+            # (possibly project) class, not `nn.Module.train`.
+            self._project_call(f"{instance}.{method}", call)
+            if method in ("train", "eval"):
+                return
         if method in _MODEL_USE_METHODS:
             self._event("use", receiver, call, method=method)
         if method == "eval":
@@ -587,6 +612,16 @@ class FunctionFacts:
         elif method not in _MODEL_USE_METHODS:
             self._opaque(receiver, call)
 
+    def _instance_class(self, receiver: str) -> str | None:
+        """The class a local name was last bound to an instance of (`solver = Solver()`),
+        when it is not a library's."""
+        bindings = self.bindings.get(receiver)
+        spec = bindings[-1].get("spec") if bindings else None
+        callee = spec.get("call") if spec else None
+        if not isinstance(callee, str) or callee.split(".", 1)[0] in _LIBRARIES:
+            return None
+        return callee if callee.rsplit(".", 1)[-1].lstrip("~")[:1].isupper() else None
+
     def _opaque(self, receiver: str | None, call: ast.Call, name: str | None = None) -> None:
         """A call the index cannot follow (`evaluator.run(model)`, `ema.update(model)`,
         `model.set_train_mode()`), recorded with the keys it may act on: its key
@@ -607,7 +642,12 @@ class FunctionFacts:
         first = call.args[0] if call.args else None
         # A dummy input (`torch.randn(...)`) is a shape check or a summary, not evaluation.
         dummy = isinstance(first, ast.Call) and dotted_tail(first.func) in _DUMMY_INPUTS
-        self._event("forward", key, call, **({"dummy": True} if dummy else {}))
+        extra: Json = {"dummy": True} if dummy else {}
+        # What the forward runs on (`model(val_images)`): names tell evaluation apart.
+        source = _moved_key(first) if isinstance(first, ast.Call) else key_of(first)
+        if source is not None:
+            extra["input"] = source
+        self._event("forward", key, call, **extra)
         for loop in self.loop_stack:
             loop["forwards"].append(key)
 
@@ -648,6 +688,16 @@ class FunctionFacts:
                 event["iter"] = iterated
         event.update(extra)
         self.events.append(event)
+
+
+def _is_mode_call(call: ast.Call) -> bool:
+    """A call that can be `nn.Module.train(mode)` / `.eval()` by its arguments."""
+    method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+    if method == "eval":
+        return not call.args and not call.keywords
+    if method == "train":
+        return len(call.args) <= 1 and all(k.arg == "mode" for k in call.keywords)
+    return False
 
 
 def _moved_key(node: ast.expr) -> str | None:

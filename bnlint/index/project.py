@@ -267,6 +267,8 @@ class ProjectIndex:
         call = spec.get("call")
         if "items" in spec:
             return combine([self.spec_kind(path, item, depth + 1) for item in spec["items"]])
+        if "self_method" in spec:
+            return self._self_method_kind(path, spec["self_method"], depth)
         if spec.get("kw", {}).get("norm_eval") is True:
             return (
                 "frozen"
@@ -305,13 +307,58 @@ class ProjectIndex:
         if what == "class":
             # A class's kind does not depend on how it was reached: memoised, cycles
             # guarded by the memo, so the depth count starts afresh.
-            return self.class_kind(target, local)
+            kind = self.class_kind(target, local)
+            if kind == "bn" or "param_layers" not in self.summaries[target].classes[local]:
+                return kind
+            return self._held_kind(path, target, local, spec, depth)
         if what == "function":
-            facts = self.summaries[target].functions[local]
-            returned = [
-                self._returned_kind(target, local, facts, r, depth + 1) for r in facts["returns"]
-            ]
-            return combine(returned) if returned else None
+            # Like a class, what a factory returns does not depend on how it was reached.
+            returned: Kind = self._memoised(
+                ("returns", target, local), lambda: self._returns_kind(target, local)
+            )
+            return returned
+        return None
+
+    def _returns_kind(self, path: str, function: str) -> Kind:
+        facts = self.summaries[path].functions[function]
+        returned = [self._returned_kind(path, function, facts, r, 1) for r in facts["returns"]]
+        return combine(returned) if returned else None
+
+    def _held_kind(self, path: str, target: str, name: str, spec: Json, depth: int) -> Kind:
+        """An instance of a class that holds modules passed to its constructor
+        (`self.features = features`): its own layers and the modules passed here."""
+        info = self.summaries[target].classes[name]
+        params = info.get("init_params", [])
+        passed = spec.get("args", {})
+        parts: list[Kind] = [self._class_kind(target, name, with_held=False)]
+        for param in info["param_layers"].values():
+            slot = f"#{params.index(param)}" if param in params else None
+            argument = passed.get(param) or (passed.get(slot) if slot else None)
+            parts.append(self.spec_kind(path, argument, depth + 1))
+        return combine(parts)
+
+    def _self_method_kind(self, path: str, method: str, depth: int) -> Kind:
+        """The layers a class's own helper method returns (`self._make_stage(2)`),
+        looked up in the class and its project bases."""
+        owner, _, name = method.partition(".")
+        todo, seen = [(path, owner)], set()
+        while todo:
+            current = todo.pop(0)
+            if current in seen or current[1] not in self.summaries[current[0]].classes:
+                continue
+            seen.add(current)
+            facts = self.function_facts(current[0], f"{current[1]}.{name}")
+            if facts is not None:
+                function = f"{current[1]}.{name}"
+                returned = [
+                    self._returned_kind(current[0], function, facts, r, depth + 1)
+                    for r in facts["returns"]
+                ]
+                return combine(returned) if returned else None
+            for base in self.class_info(*current)["bases"]:
+                found = self.lookup(current[0], base)
+                if found is not None and found[1] == "class":
+                    todo.append((found[0], found[2]))
         return None
 
     def _norm_layer_kind(self, path: str, norm_layer: str) -> Kind:
@@ -334,7 +381,7 @@ class ProjectIndex:
         result: Kind = self._memoised(("class", path, name), lambda: self._class_kind(path, name))
         return result
 
-    def _class_kind(self, path: str, name: str) -> Kind:
+    def _class_kind(self, path: str, name: str, with_held: bool = True) -> Kind:
         info = self.summaries[path].classes[name]
         parts: list[Kind] = []
         norm = self.norm_kind(path, "~" + name)
@@ -357,6 +404,8 @@ class ProjectIndex:
                 )
         if info["unknown_bases"]:
             parts.append(None)
+        if with_held and info.get("param_layers"):
+            parts.append(None)  # modules passed in: known per instantiation only
         result = combine(parts) if parts else "none"
         if result == "bn" and self.keeps_bn_frozen(path, name):
             result = "frozen"
@@ -504,6 +553,17 @@ class ProjectIndex:
                 return path, f"{owner}.{method}"
             return None
         found = self.lookup(path, callee)
+        if found is None and "." in callee:
+            # `solver.Solver.train`: a method called on an instance of a project class.
+            owner, _, method = callee.rpartition(".")
+            cls = self.lookup(path, owner)
+            if (
+                cls is not None
+                and cls[1] == "class"
+                and self.function_facts(cls[0], f"{cls[2]}.{method}") is not None
+            ):
+                return cls[0], f"{cls[2]}.{method}"
+            return None
         if found is None or found[1] != "function":
             return None
         return found[0], found[2]

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bnlint.index.flow import ForwardFlow
-from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -42,6 +42,8 @@ _LAYER_KEYWORDS = (
 )
 
 Json = dict[str, Any]
+# Library constructors never hold a project module passed to them.
+_LIBRARY_ROOTS = _LIBRARIES
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -229,24 +231,8 @@ class _Summarizer:
         imports = self.summary.imports
         local: set[str] = set()
         for statement in top:
-            if isinstance(statement, ast.Import):
-                for alias in statement.names:
-                    if alias.asname:
-                        imports[alias.asname] = alias.name
-                    else:
-                        head = alias.name.split(".")[0]
-                        imports[head] = head
-            elif isinstance(statement, ast.ImportFrom):
-                source = "." * statement.level + (statement.module or "")
-                for alias in statement.names:
-                    if alias.name == "*":
-                        continue
-                    joined = (
-                        f"{source}.{alias.name}"
-                        if source and not source.endswith(".")
-                        else source + alias.name
-                    )
-                    imports[alias.asname or alias.name] = joined
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                imports.update(_imported_names(statement))
             elif isinstance(statement, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
                 local.add(statement.name)
         names = Names(imports, local, self.summary.aliases)
@@ -297,10 +283,24 @@ class _Summarizer:
         model zoo) only the layers they return, which is all other files need."""
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
+        if "import " in text:
+            # Imports inside the function (`from models.resnet import get_resnet` in a
+            # branch of `get_model()`) name its models too.
+            inner = _local_imports(function)
+            if inner:
+                names = Names({**names.imports, **inner}, names.local, names.aliases)
+                owned = layers.owner
+                layers = LayerBuilder(names, self.positions)
+                layers.owner = owned
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         if any(word in text for word in _MODE_WORDS):
-            return facts.run(function)
-        return facts.run_returns(function)
+            result: Json | None = facts.run(function)
+        else:
+            result = facts.run_returns(function)
+        if result is not None and _switches_to_eval(function):
+            # A loader that hands back models it put in eval (`m.fuse().eval()`).
+            result["sets_eval"] = True
+        return result
 
     def summarize_class(self, node: ast.ClassDef, names: Names, layers: LayerBuilder) -> Json:
         bases = [names.qualify(base) for base in node.bases]
@@ -324,12 +324,20 @@ class _Summarizer:
                     info["norm_eval"] = True
             if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
+            layers.owner = node.name
             if any(
                 "norm_eval" in arg.arg or "freeze_bn" in arg.arg for arg in _all_args(statement)
             ):
                 info["norm_eval"] = True
             for attr, spec in layers.self_layers(statement):
                 info["layers"].setdefault(attr, spec)
+            if statement.name == "__init__":
+                if _switches_to_eval(statement):
+                    info["evals_at_init"] = True
+                held = _held_modules(node, statement)
+                if held:
+                    info["param_layers"] = held
+                    info["init_params"] = [a.arg for a in _all_args(statement)][1:]
             if statement.name == "train":
                 info["train_override"] = True
                 info["refreezes"] = _refreezes(statement)
@@ -339,7 +347,73 @@ class _Summarizer:
                 facts = self.function_facts(statement, names, layers, node.name)
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
+            layers.owner = None
         return info
+
+
+def _local_imports(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
+    imports: dict[str, str] = {}
+    for statement in _statements(function.body):
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            imports.update(_imported_names(statement))
+    return imports
+
+
+def _imported_names(statement: ast.Import | ast.ImportFrom) -> dict[str, str]:
+    """local name → qualified name for one import statement (`*` left out)."""
+    imports: dict[str, str] = {}
+    if isinstance(statement, ast.Import):
+        for alias in statement.names:
+            if alias.asname:
+                imports[alias.asname] = alias.name
+            else:
+                head = alias.name.split(".")[0]
+                imports[head] = head
+        return imports
+    source = "." * statement.level + (statement.module or "")
+    for alias in statement.names:
+        if alias.name == "*":
+            continue
+        joined = (
+            f"{source}.{alias.name}" if source and not source.endswith(".") else source + alias.name
+        )
+        imports[alias.asname or alias.name] = joined
+    return imports
+
+
+def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function calls `.eval()` or `.train(False)` on something."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "eval" and not node.args and not node.keywords:
+                return True
+            if node.func.attr == "train" and node.args and literal(node.args[0]) is False:
+                return True
+    return False
+
+
+def _held_modules(
+    node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctionDef
+) -> dict[str, str]:
+    """attr → parameter for `self.features = features` in `__init__` where the class
+    calls `self.features(...)`: a module the caller builds and passes in."""
+    params = {a.arg for a in _all_args(init)[1:]}
+    held: dict[str, str] = {}
+    for statement in init.body:
+        for attr, value in _self_assignments(statement):
+            if isinstance(value, ast.Name) and value.id in params:
+                held[attr] = value.id
+    if not held:
+        return {}
+    called = {
+        inner.func.attr
+        for inner in ast.walk(node)
+        if isinstance(inner, ast.Call)
+        and isinstance(inner.func, ast.Attribute)
+        and isinstance(inner.func.value, ast.Name)
+        and inner.func.value.id == "self"
+    }
+    return {attr: param for attr, param in held.items() if attr in called}
 
 
 def _all_args(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
@@ -406,6 +480,9 @@ class LayerBuilder:
     def __init__(self, names: Names, positions: Positions) -> None:
         self.names = names
         self.positions = positions
+        # The class whose methods are being read: `self._make_stage(2)` in it is a
+        # layer built by that class's own helper method.
+        self.owner: str | None = None
 
     def spec(self, node: ast.expr, env: dict[str, Json] | None = None) -> Json | None:
         env = env or {}
@@ -424,6 +501,15 @@ class LayerBuilder:
             # `resnet34(...).cuda()`: the same module tree as the inner call.
             return self.spec(node.func.value, env)
         callee = self.names.qualify(node.func)
+        if callee is None and self.owner is not None and dotted_name(node.func) is not None:
+            head, _, method = (dotted_name(node.func) or "").partition(".")
+            if head == "self" and method and "." not in method:
+                return {
+                    "call": None,
+                    "self_method": f"{self.owner}.{method}",
+                    "kw": {},
+                    "pos": self.positions.of(node),
+                }
         if (callee or "").rsplit(".", 1)[-1] in _WRAPPERS and node.args:
             # `nn.DataParallel(resnet50())`: the wrapped model's tree.
             return self.spec(node.args[0], env)
@@ -438,7 +524,10 @@ class LayerBuilder:
                 break
             # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
             spec["kw"][f"#{index}"] = literal(arg)
+            self._module_argument(spec, f"#{index}", arg, env)
         for keyword in node.keywords:
+            if keyword.arg is not None:
+                self._module_argument(spec, keyword.arg, keyword.value, env)
             if keyword.arg is None:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
@@ -462,8 +551,11 @@ class LayerBuilder:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 bound = env.get(arg.value.id) if isinstance(arg.value, ast.Name) else None
+                parts = self._children_of(arg.value, env)
                 if bound is not None and "list" in bound:
                     items.extend(bound["list"])
+                elif parts is not None:
+                    items.append(parts)
                 else:
                     items.append(None)
             elif isinstance(arg, ast.List | ast.Tuple):
@@ -488,12 +580,59 @@ class LayerBuilder:
                 items.append(self.spec(arg, env))
         return items
 
+    def _module_argument(self, spec: Json, slot: str, arg: ast.expr, env: dict[str, Json]) -> None:
+        """Keep the layers passed to a constructor (`VGG(make_layers(cfg))`,
+        `Wrapper(backbone)`): a class that holds a passed module is known per call."""
+        if not isinstance(arg, ast.Call | ast.Name) or (spec["call"] or "").split(".")[0] in (
+            _LIBRARY_ROOTS
+        ):
+            return
+        inner = self.spec(arg, env)
+        if inner is not None and (inner.get("call") or "items" in inner or "self_method" in inner):
+            spec.setdefault("args", {})[slot] = inner
+
+    def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
+        """The model whose children `list(net.children())[:-1]` (or `net.children()`,
+        `net.modules()`) lists: a Sequential rebuilt from them keeps its BatchNorm."""
+        while isinstance(node, ast.Subscript):
+            node = node.value
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("list", "tuple")
+            and node.args
+        ):
+            node = node.args[0]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("children", "modules")
+            and isinstance(node.func.value, ast.Name)
+        ):
+            bound = env.get(node.func.value.id)
+            if bound is not None and "call" in bound:
+                return bound
+        return None
+
     def track(self, statement: ast.stmt, env: dict[str, Json]) -> None:
         """Update `env` (local name → spec, list of specs, or class reference)."""
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target, value = statement.targets[0], statement.value
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and "list" in env.get(target.value.id, {})
+            ):
+                # `modules["conv"] = nn.Conv2d(...)` fills an OrderedDict of layers.
+                env[target.value.id]["list"].append(self.spec(value, env))
+                return
             if isinstance(target, ast.Name):
-                if isinstance(value, ast.List):
+                parts = self._children_of(value, env)
+                if parts is not None:
+                    env[target.id] = {"list": [parts]}
+                elif _is_empty_mapping(value):
+                    env[target.id] = {"list": []}
+                elif isinstance(value, ast.List):
                     env[target.id] = {"list": [self.spec(e, env) for e in value.elts]}
                 elif isinstance(value, ast.Name | ast.Attribute):
                     ref = self.names.qualify(value)
@@ -540,6 +679,18 @@ class LayerBuilder:
                     yield attr, spec
 
 
+def _is_empty_mapping(value: ast.expr) -> bool:
+    """`{}`, `dict()`, `OrderedDict()`: a mapping about to be filled with layers."""
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return (
+        isinstance(value, ast.Call)
+        and not value.args
+        and not value.keywords
+        and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in ("dict", "OrderedDict")
+    )
+
+
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     """Statements of a function body in textual order, descending into blocks."""
     for statement in body:
@@ -577,8 +728,8 @@ def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
         name = dotted_name(call.func)
         if name == "self.add_module" and len(call.args) == 2:
             key = literal(call.args[0])
-            if isinstance(key, str):
-                yield key, call.args[1]
+            # A computed name (`self.add_module(f"net_{k}", net)`) still adds the layer.
+            yield (key if isinstance(key, str) else f"*{statement.lineno}"), call.args[1]
         elif name == "setattr" and len(call.args) == 3 and dotted_name(call.args[0]) == "self":
             key = literal(call.args[1])
             if isinstance(key, str):

@@ -1,0 +1,101 @@
+"""Evaluation as scripts write it, for BN002: a model whose trained weights a script
+loads and then runs without ever training (an inference or demo script), and whether a
+key is *certainly* a BatchNorm model (every value it may hold has BN) rather than
+possibly one (some candidate has BN, others are unknown).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bnlint.index.project import ProjectIndex, related
+
+Json = dict[str, Any]
+_DEPTH = 6
+# A script that trains: gradients, optimizer steps, or a call of something that trains.
+TRAINING_TEXT = re.compile(r"\.backward\(|\.step\(\)|\boptim\.|\bfit\(")
+_TRAINING_CALL = re.compile(r"(^|[._])(train|fit)", re.IGNORECASE)
+
+
+def loaded_for_inference(facts: Json, position: int, key: str) -> bool:
+    """Before the event at `position`, the function loads weights into `key` (or into
+    the object it is part of) with `load_state_dict`, and the function neither trains
+    (no `backward()`) nor calls anything named for training (`train(...)`,
+    `trainer.fit(...)`): it runs a trained model to get predictions or features."""
+    events = facts["events"]
+    loaded = any(
+        event["k"] == "use"
+        and event.get("method") == "load_state_dict"
+        and event.get("key")
+        and related(event["key"], key)
+        for event in events[:position]
+    )
+    if not loaded:
+        return False
+    for event in events:
+        if event["k"] == "backward":
+            return False
+        if event["k"] in ("call", "opaque") and _TRAINING_CALL.search(str(event.get("fn", ""))):
+            return False
+    return True
+
+
+def certainly_bn(index: ProjectIndex, path: str, function: str, key: str, depth: int = 0) -> bool:
+    """Every value `key` may hold in `function` is a BatchNorm model: each binding, each
+    argument callers pass to a parameter; not only one candidate among unknowns."""
+    if depth > _DEPTH or index.key_kind(path, function, key) != "bn":
+        return False
+    facts = index.function_facts(path, function)
+    if facts is None:
+        return False
+    bindings = facts["bindings"].get(key, [])
+    if bindings:
+        return all(_binding_certainly_bn(index, path, function, key, b, depth) for b in bindings)
+    if key in facts["params"]:
+        passed = index.arguments_for(path, function, key)
+        return bool(passed) and all(
+            certainly_bn(index, caller_path, caller, argument, depth + 1)
+            for caller_path, caller, argument in passed
+        )
+    if key.startswith("self.") and facts.get("owner"):
+        # A layer built by one constructor is certain; one a helper chooses among
+        # several models (`self.phi = self.get_model()`) is not.
+        layer = index.class_layers(path, facts["owner"]).get(key.split(".")[1])
+        if layer is None:
+            return False
+        spec = layer[1]
+        found = index.lookup(layer[0], spec.get("call"))
+        return "self_method" not in spec and (found is None or found[1] == "class")
+    return True
+
+
+def _binding_certainly_bn(
+    index: ProjectIndex, path: str, function: str, key: str, binding: Json, depth: int
+) -> bool:
+    if "spec" in binding:
+        return index.spec_kind(path, binding["spec"]) == "bn"
+    other = binding.get("alias") or binding.get("param")
+    if other == key:
+        return True  # `model = model.to(device)`: the same object
+    if other is not None:
+        return certainly_bn(index, path, function, other, depth + 1)
+    return False
+
+
+def built_in_eval(index: ProjectIndex, path: str, facts: Json, key: str) -> bool:
+    """`key` is bound from a project loader that puts the models it returns in eval
+    (`attempt_load(...)`, `load_model(...)` ending in `.eval()`), or from a wrapper
+    class whose constructor calls `eval()`: the caller's model starts in eval."""
+    for binding in facts["bindings"].get(key, []):
+        call = binding.get("spec", {}).get("call")
+        found = index.lookup(path, call) if call else None
+        if found is None:
+            continue
+        target, what, local = found
+        summary = index.summaries[target]
+        if what == "function" and summary.functions[local].get("sets_eval"):
+            return True
+        if what == "class" and summary.classes[local].get("evals_at_init"):
+            return True
+    return False
