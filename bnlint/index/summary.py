@@ -24,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -39,6 +39,10 @@ _LAYER_KEYWORDS = (
     "num_features",
     "out_channels",
     "p",
+    # segmentation_models_pytorch: the encoder and whether the decoder has BatchNorm.
+    "encoder_name",
+    "decoder_use_batchnorm",
+    "psp_use_batchnorm",
 )
 
 Json = dict[str, Any]
@@ -119,7 +123,13 @@ class FileSummary:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.classes or self.functions or self.aliases or self.unparsable)
+        return not (
+            self.classes
+            or self.functions
+            or self.aliases
+            or self.unparsable
+            or (self.imports and _is_package_init(self.path))
+        )
 
 
 def _without_positions(data: Any) -> Any:
@@ -130,6 +140,12 @@ def _without_positions(data: Any) -> Any:
     return data
 
 
+def _is_package_init(path: str) -> bool:
+    """A package's `__init__.py`: its imports alone are what the package exports
+    (`from .unet import Unet` makes `pkg.Unet` a name other files use)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] == "__init__.py"
+
+
 def digest_of(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -138,7 +154,7 @@ def summarize_file(path: str, text: str) -> FileSummary:
     """The summary of `text` (reported as `path`). Never raises on bad input: a file
     that does not parse has an empty summary (BN000 reports it)."""
     summary = FileSummary(path=path, digest=digest_of(text))
-    if not any(word in text for word in _INTERESTING):
+    if not any(word in text for word in _INTERESTING) and not _is_package_init(path):
         return summary
     try:
         tree = ast.parse(text)
