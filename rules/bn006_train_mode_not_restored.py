@@ -198,8 +198,9 @@ class TrainModeNotRestored(Rule):
         if leak.training["k"] == "backward":
             training = f"`backward()` on line {leak.training['pos'][0]}"
         else:
+            step = leak.training.get("fn") or leak.training.get("method") or "step"
             training = (
-                f"the training step in `{leak.training['fn'].split('.')[-1].lstrip('~')}()` "
+                f"the training step in `{step.split('.')[-1].lstrip('~')}()` "
                 f"called on line {leak.training['pos'][0]}"
             )
         if leak.source is None:

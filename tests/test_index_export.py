@@ -149,3 +149,96 @@ def test_module_evidence_from_bindings_calls_and_module_methods() -> None:
     assert not is_known_module("env", known)
     assert not is_known_module("pipeline", known)
     assert not is_known_module("cfg", known)
+
+
+HOLDER = {
+    "/project/model.py": """
+        import torch
+        import torchvision
+
+        class Encoder(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.cnn = torchvision.models.resnet18()
+
+            def forward(self, x):
+                return self.cnn(x)
+
+        class Holder:
+            def __init__(self):
+                self.enc = Encoder()
+                self.opt = torch.optim.SGD(self.enc.parameters(), lr=0.1)
+
+            def start_eval(self):
+                self.enc.eval()
+
+            def encode(self, x):
+                return self.enc(x)
+
+            def step(self, x):
+                loss = self.encode(x).sum()
+                loss.backward()
+                self.opt.step()
+        """,
+    "/project/evaluation.py": """
+        def embed(model, loader):
+            model.start_eval()
+            return [model.encode(x) for x in loader]
+        """,
+    "/project/train.py": """
+        from evaluation import embed
+        from model import Holder
+
+        def fit(model, loader, val_loader):
+            for i, x in enumerate(loader):
+                model.step(x)
+                if i % 10 == 0:
+                    embed(model, val_loader)
+
+        def main(loader, val_loader):
+            model = Holder()
+            fit(model, loader, val_loader)
+        """,
+}
+
+
+def test_method_of_a_parameter_resolves_through_its_callers() -> None:
+    from bnlint.index.receivers import member_kind, method_of, receiver_class
+
+    index = index_of(HOLDER)
+    assert receiver_class(index, "/project/train.py", "fit", "model") == (
+        "/project/model.py",
+        "Holder",
+    )
+    (event,) = [
+        e for e in index.function_facts("/project/train.py", "fit")["events"] if "recv" in e
+    ]
+    assert method_of(index, "/project/train.py", "fit", event) == (
+        "/project/model.py",
+        "Holder.step",
+    )
+    assert member_kind(index, "/project/train.py", "fit", "model.enc") == "bn"
+    assert member_kind(index, "/project/train.py", "fit", "model.opt") != "bn"
+
+
+def test_eval_made_by_a_helper_objects_method_leaks_into_training() -> None:
+    from bnlint.index.loop_modes import LoopModes
+
+    index = index_of(HOLDER)
+    facts = index.function_facts("/project/train.py", "fit")
+    (leak,) = LoopModes(index, "/project/train.py").leaks("fit", facts)
+    assert leak.key == "model.enc"
+    assert leak.source is not None and leak.source.function == "Holder.start_eval"
+    assert leak.origin["fn"] == "evaluation.embed"
+
+
+def test_unknown_receiver_class_keeps_the_call_opaque() -> None:
+    from bnlint.index.loop_modes import LoopModes
+
+    files = dict(HOLDER)
+    files["/project/train.py"] = HOLDER["/project/train.py"].replace(
+        "model = Holder()", "model = build_holder()"
+    )
+    index = index_of(files)
+    facts = index.function_facts("/project/train.py", "fit")
+    assert LoopModes(index, "/project/train.py").leaks("fit", facts) == []

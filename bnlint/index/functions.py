@@ -44,6 +44,59 @@ _MODEL_USE_METHODS = frozenset(
         "zero_grad",
     }
 )
+# Methods of containers, strings, tensors and loggers: a call of one is never followed
+# into a project class (it would only make the summary longer).
+_PLAIN_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "add",
+        "get",
+        "items",
+        "keys",
+        "values",
+        "copy",
+        "format",
+        "join",
+        "split",
+        "strip",
+        "replace",
+        "startswith",
+        "endswith",
+        "item",
+        "numpy",
+        "tolist",
+        "cpu",
+        "detach",
+        "size",
+        "view",
+        "reshape",
+        "permute",
+        "squeeze",
+        "unsqueeze",
+        "float",
+        "long",
+        "sum",
+        "mean",
+        "max",
+        "min",
+        "argmax",
+        "info",
+        "debug",
+        "warning",
+        "error",
+        "log",
+        "write",
+        "flush",
+        "close",
+        "add_scalar",
+        "add_scalars",
+        "set_description",
+        "set_postfix",
+    }
+)
 # Calls into these never reach project code: no "call" event for them.
 _LIBRARIES = frozenset(
     {
@@ -600,8 +653,30 @@ class FunctionFacts:
                 touched.append(receiver)
         if name is not None:
             self._event("opaque", None, call, args=list(dict.fromkeys(touched)), fn=name)
+        elif receiver is not None and self._may_be_project_object(receiver, call):
+            # `model.val_start()` on a project object: the index may find the method
+            # (`receivers.py`); until then it is as opaque as any other call.
+            assert isinstance(call.func, ast.Attribute)
+            self._event(
+                "opaque",
+                None,
+                call,
+                args=list(dict.fromkeys(touched)),
+                recv=receiver,
+                method=call.func.attr,
+                margs=[key_of(a) for a in call.args],
+                mkw={k.arg: key_of(k.value) for k in call.keywords if k.arg},
+            )
         elif touched:
             self._event("opaque", None, call, args=list(dict.fromkeys(touched)))
+
+    def _may_be_project_object(self, receiver: str, call: ast.Call) -> bool:
+        """A method call whose receiver is a parameter, a local binding or an attribute
+        of `self`, and whose name is not one of the common container/logging methods."""
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        root = receiver.split(".")[0]
+        local = root in self.params or root in self.bindings
+        return (local or receiver.startswith("self.")) and method not in _PLAIN_METHODS
 
     def _forward(self, key: str, call: ast.Call) -> None:
         first = call.args[0] if call.args else None

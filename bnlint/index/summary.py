@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ _LAYER_KEYWORDS = (
 )
 
 Json = dict[str, Any]
+_SELF_CALL = re.compile(r"\bself\.(\w+)\(")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -308,13 +310,19 @@ class _Summarizer:
         names: Names,
         layers: LayerBuilder,
         owner: str | None,
+        submodules: Iterable[str] = (),
     ) -> Json | None:
         """Mode facts for functions whose text can hold them; for the others (most of a
-        model zoo) only the layers they return, which is all other files need."""
+        model zoo) only the layers they return, which is all other files need. A
+        method that runs one of its class's submodules (`self.img_enc(images)` in a
+        helper object's `embed()`) holds a forward that a training step may reach."""
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         if any(word in text for word in _MODE_WORDS):
+            return facts.run(function)
+        submodules = set(submodules)
+        if submodules and any(m.group(1) in submodules for m in _SELF_CALL.finditer(text)):
             return facts.run(function)
         return facts.run_returns(function)
 
@@ -352,7 +360,9 @@ class _Summarizer:
             elif statement.name == "forward":
                 info["forward"] = ForwardFlow(names, self.positions).run(statement)
             if statement.name not in ("__init__", "forward"):
-                facts = self.function_facts(statement, names, layers, node.name)
+                facts = self.function_facts(
+                    statement, names, layers, node.name, submodules=info["layers"]
+                )
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
         return info
