@@ -13,7 +13,10 @@ Not reported: `self.training = mode` inside such an override (the override itsel
 what is checked); a flag restored or copied from another value
 (`module.training = was_training`); a submodule's flag tweaked after the code
 already called `.eval()`/`.train()` on another object in the same function (the
-deliberate "whole model in eval, this head's own flag on" trick); `self.training` in
+deliberate "whole model in eval, this head's own flag on" trick); a flag followed by
+a real `.eval()`/`.train()` on the same object before its next forward; a flag set on
+each module of a loop over `.modules()`/`.children()` (it reaches every submodule);
+`self.training` in
 classes that are not modules (no `forward`, no `nn.Module` base: validators, trainers,
 datasets); receivers that are configuration objects (`args`, `cfg`, `opt`, ...);
 and objects the code does not show to be modules. Outside a `train()` override the
@@ -326,8 +329,8 @@ class TrainingFlagAssigned(Rule):
         if scope.is_mode_override and receiver == "self":
             scope.sets_own_flag = True
             return
-        if scope.is_mode_override and receiver in self.child_loop_targets:
-            return
+        if receiver in self.child_loop_targets:
+            return  # `for m in model.modules(): m.training = ...` reaches every submodule
         value = _bool_literal(node.value)
         if value is None:
             return  # a flag restored or copied from elsewhere
@@ -340,6 +343,8 @@ class TrainingFlagAssigned(Rule):
             return  # the mode was set with eval()/train(); this flag is tweaked on purpose
         if not scope.is_mode_override and not self._known_module(attribute.value):
             return  # `env.training = False` on a VecNormalize: not every flag is a module's
+        if not scope.is_mode_override and self._mode_call_comes_first(node, attribute.value):
+            return  # a real `.eval()`/`.train()` sets the mode before the next use
         method = "train()" if value else "eval()"
         replacement = f"{receiver}.{method}"
         fix = None
@@ -386,6 +391,31 @@ class TrainingFlagAssigned(Rule):
                 self._module_classes = module_classes(self.context.tree, self.aliases)
             self._modules_in[id(scope)] = module_names(scope, self.aliases, self._module_classes)
         return is_known_module(key, self._modules_in[id(scope)])
+
+
+    def _mode_call_comes_first(self, assignment: ast.Assign, receiver: ast.expr) -> bool:
+        """After the assignment, the next call that runs the receiver (`model(x)`) or
+        sets its mode is a `.eval()`/`.train(...)` on it: the flag never matters."""
+        key = _receiver_key(receiver)
+        scope = next((s.node for s in reversed(self.scopes) if s.node is not None), None)
+        if key is None or scope is None:
+            return False
+        after = (assignment.end_lineno or assignment.lineno, assignment.end_col_offset or 0)
+        uses: list[tuple[int, int, bool]] = []
+        for node in ast.walk(scope):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if dotted_name(func) == key:
+                uses.append((node.lineno, node.col_offset, False))
+            elif (
+                isinstance(func, ast.Attribute)
+                and func.attr in MODE_METHODS
+                and _receiver_key(func.value) == key
+            ):
+                uses.append((node.lineno, node.col_offset, True))
+        later = sorted(use for use in uses if (use[0], use[1]) > after)
+        return bool(later) and later[0][2]
 
 
 def _receiver_key(node: ast.expr) -> str | None:

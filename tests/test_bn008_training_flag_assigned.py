@@ -142,3 +142,38 @@ def test_flag_of_a_torch_function_result_is_silent() -> None:
         "    return torch.relu(state)\n"
     )
     assert lint(source, ["BN008"]) == []
+
+
+def test_flag_followed_by_a_real_mode_call_before_the_next_forward_is_silent() -> None:
+    source = (
+        "def evaluate(model, x):\n"
+        "    model.training = False\n"
+        "    model.eval()\n"
+        "    return model(x)\n"
+    )
+    assert lint(source, ["BN008"]) == []
+
+
+def test_flag_used_by_a_forward_before_the_mode_call_is_reported() -> None:
+    source = (
+        "def evaluate(model, x):\n"
+        "    model.training = False\n"
+        "    y = model(x)\n"
+        "    model.eval()\n"
+        "    return y\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN008"])] == [2]
+
+
+def test_flag_set_on_every_module_of_a_modules_loop_is_silent() -> None:
+    source = (
+        "import torch.nn as nn\n"
+        "def freeze_bn(model):\n"
+        "    for m in model.modules():\n"
+        "        if isinstance(m, nn.BatchNorm2d):\n"
+        "            m.training = False\n"
+        "            for p in m.parameters():\n"
+        "                p.requires_grad = False\n"
+        "    return model(x)\n"
+    )
+    assert lint(source, ["BN008"]) == []
