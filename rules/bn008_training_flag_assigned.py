@@ -392,7 +392,6 @@ class TrainingFlagAssigned(Rule):
             self._modules_in[id(scope)] = module_names(scope, self.aliases, self._module_classes)
         return is_known_module(key, self._modules_in[id(scope)])
 
-
     def _mode_call_comes_first(self, assignment: ast.Assign, receiver: ast.expr) -> bool:
         """After the assignment, the next call that runs the receiver (`model(x)`) or
         sets its mode is a `.eval()`/`.train(...)` on it: the flag never matters."""
