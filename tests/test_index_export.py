@@ -242,3 +242,33 @@ def test_unknown_receiver_class_keeps_the_call_opaque() -> None:
     index = index_of(files)
     facts = index.function_facts("/project/train.py", "fit")
     assert LoopModes(index, "/project/train.py").leaks("fit", facts) == []
+
+
+def test_mode_call_on_the_variable_of_a_loop_over_models_reaches_each_model() -> None:
+    index = index_of(
+        {
+            "/project/train.py": """
+                def switch(encoder, decoder):
+                    nets = [encoder, decoder]
+                    for net in nets:
+                        net.eval()
+                    for other in (encoder.head, decoder):
+                        other.train()
+                    for net in loaders:
+                        net.train()
+                """
+        }
+    )
+    facts = index.function_facts("/project/train.py", "switch")
+    modes = [(e["k"], e["key"]) for e in facts["events"] if e["k"] in ("eval", "train")]
+    assert modes == [
+        ("eval", "net"),
+        ("eval", "encoder"),
+        ("eval", "decoder"),
+        ("train", "other"),
+        ("train", "encoder.head"),
+        ("train", "decoder"),
+        ("train", "net"),
+    ]
+    runs = [block.get("runs", False) for block in facts["blocks"] if block["k"] == "loop"]
+    assert runs == [True, True, False]

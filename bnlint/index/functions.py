@@ -194,6 +194,10 @@ class FunctionFacts:
         # Names bound to the result of a call that received keys (`ema = ModelEma(model)`):
         # a method call on them may act on those keys.
         self.holders: dict[str, list[str]] = {}
+        # Names bound to a list/tuple of keys (`nets = [encoder, decoder]`), and the
+        # loop variables that stand for each of them in turn (`for m in nets:`).
+        self.members: dict[str, list[str]] = {}
+        self.loop_members: dict[str, list[str]] = {}
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -299,7 +303,17 @@ class FunctionFacts:
                     self.returns.append({"key": key})
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
-            self._loop(statement, _iterated_key(statement.iter))
+            members = _member_keys(statement.iter)
+            if not members and isinstance(statement.iter, ast.Name):
+                members = self.members.get(statement.iter.id, [])
+            variable = statement.target.id if isinstance(statement.target, ast.Name) else None
+            outer = dict(self.loop_members)
+            if variable is not None:
+                self.loop_members.pop(variable, None)
+                if members:
+                    self.loop_members[variable] = members
+            self._loop(statement, _iterated_key(statement.iter), runs=bool(members))
+            self.loop_members = outer
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
@@ -353,6 +367,11 @@ class FunctionFacts:
         key = key_of(target)
         if key is None:
             return
+        members = _member_keys(value)
+        if members:
+            self.members[key] = members
+        else:
+            self.members.pop(key, None)
         binding = self._binding(value)
         if binding is not None:
             self.bindings.setdefault(key, []).append(binding)
@@ -469,8 +488,14 @@ class FunctionFacts:
             return {"option": node.attr}
         return "?"
 
-    def _loop(self, statement: ast.For | ast.AsyncFor | ast.While, iterated: str | None) -> None:
-        """Record a loop (what it iterates, which events its body holds) and walk it."""
+    def _loop(
+        self,
+        statement: ast.For | ast.AsyncFor | ast.While,
+        iterated: str | None,
+        runs: bool = False,
+    ) -> None:
+        """Record a loop (what it iterates, which events its body holds) and walk it;
+        `runs`: the body runs at least once (a loop over a non-empty list of keys)."""
         loop: Json = {
             "iter": iterated,
             "pos": self.positions.of(statement),
@@ -481,6 +506,8 @@ class FunctionFacts:
         }
         self.loops.append(loop)
         block: Json = {"k": "loop", "loop": len(self.loops) - 1, "first": loop["first"]}
+        if runs:
+            block["runs"] = True
         self.blocks.append(block)
         self.loop_stack.append(loop)
         self._block(statement.body)
@@ -604,19 +631,10 @@ class FunctionFacts:
             return
         if method in _MODEL_USE_METHODS:
             self._event("use", receiver, call, method=method)
-        if method == "eval":
-            self._event("eval", receiver, call)
-        elif method == "train":
-            mode = _literal(call.args[0]) if call.args else True
-            if call.keywords and not call.args:
-                mode = _literal(call.keywords[0].value)
-            if mode is False:
-                self._event("eval", receiver, call)
-            elif mode is True:
-                self._event("train", receiver, call)
-            else:
-                # `model.train(was_training)`: restores a mode nobody knows statically.
-                self._event("setmode", receiver, call)
+        if method in ("eval", "train"):
+            # `for m in [encoder, decoder]: m.eval()` switches each model of the list.
+            for target in [receiver, *self.loop_members.get(receiver, [])]:
+                self._mode_event(target, method, call)
         elif method == "requires_grad_":
             if call.args and _literal(call.args[0]) is False:
                 self._event("freeze", receiver, call)
@@ -639,6 +657,21 @@ class FunctionFacts:
             self._forward(f"self.{method}", call)
         elif method not in _MODEL_USE_METHODS:
             self._opaque(receiver, call)
+
+    def _mode_event(self, receiver: str | None, method: str, call: ast.Call) -> None:
+        if method == "eval":
+            self._event("eval", receiver, call)
+        elif method == "train":
+            mode = _literal(call.args[0]) if call.args else True
+            if call.keywords and not call.args:
+                mode = _literal(call.keywords[0].value)
+            if mode is False:
+                self._event("eval", receiver, call)
+            elif mode is True:
+                self._event("train", receiver, call)
+            else:
+                # `model.train(was_training)`: restores a mode nobody knows statically.
+                self._event("setmode", receiver, call)
 
     def _opaque(self, receiver: str | None, call: ast.Call, name: str | None = None) -> None:
         """A call the index cannot follow (`evaluator.run(model)`, `ema.update(model)`,
@@ -761,6 +794,14 @@ def dotted_name_of(node: ast.expr) -> str | None:
     if isinstance(node, ast.Call):
         return dotted_name_of(node.func)
     return None
+
+
+def _member_keys(node: ast.expr) -> list[str]:
+    """The keys of a list or tuple display of keys (`[encoder, decoder]`), else []."""
+    if not isinstance(node, ast.List | ast.Tuple) or not node.elts:
+        return []
+    keys = [key_of(element) for element in node.elts]
+    return [key for key in keys if key is not None] if all(keys) else []
 
 
 def _iterated_key(node: ast.expr) -> str | None:

@@ -89,6 +89,8 @@ class _Block:
     mid: int
     loop: int | None
     children: list[_Block] = field(default_factory=list)
+    # The body runs at least once (`for m in [encoder, decoder]:`).
+    runs: bool = False
 
 
 def _block_tree(facts: Json) -> list[_Block]:
@@ -97,7 +99,12 @@ def _block_tree(facts: Json) -> list[_Block]:
     stack: list[_Block] = []
     for raw in facts.get("blocks", []):
         block = _Block(
-            raw["k"], raw["first"], raw["last"], raw.get("mid", raw["last"]), raw.get("loop")
+            raw["k"],
+            raw["first"],
+            raw["last"],
+            raw.get("mid", raw["last"]),
+            raw.get("loop"),
+            runs=bool(raw.get("runs")),
         )
         while stack and not (stack[-1].first <= block.first and block.last <= stack[-1].last):
             stack.pop()
@@ -559,6 +566,12 @@ class _Flow:
             if grown == head:
                 break
             head = grown
+        if block.runs:
+            # Every path goes through the body once: the states it leaves, not the
+            # state before the loop.
+            self.continues.append(set())
+            last = self.region(block.first, block.last, block.children, head)
+            return last | frozenset(self.continues.pop())
         return head
 
     # -- events ---------------------------------------------------------------------------
