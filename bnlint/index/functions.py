@@ -44,6 +44,59 @@ _MODEL_USE_METHODS = frozenset(
         "zero_grad",
     }
 )
+# Methods of containers, strings, tensors and loggers: a call of one is never followed
+# into a project class (it would only make the summary longer).
+_PLAIN_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "add",
+        "get",
+        "items",
+        "keys",
+        "values",
+        "copy",
+        "format",
+        "join",
+        "split",
+        "strip",
+        "replace",
+        "startswith",
+        "endswith",
+        "item",
+        "numpy",
+        "tolist",
+        "cpu",
+        "detach",
+        "size",
+        "view",
+        "reshape",
+        "permute",
+        "squeeze",
+        "unsqueeze",
+        "float",
+        "long",
+        "sum",
+        "mean",
+        "max",
+        "min",
+        "argmax",
+        "info",
+        "debug",
+        "warning",
+        "error",
+        "log",
+        "write",
+        "flush",
+        "close",
+        "add_scalar",
+        "add_scalars",
+        "set_description",
+        "set_postfix",
+    }
+)
 # Calls into these never reach project code: no "call" event for them.
 _LIBRARIES = frozenset(
     {
@@ -144,6 +197,10 @@ class FunctionFacts:
         # Names bound to a wrapped loader (`batches = tqdm(test_loader)`): a loop over
         # the name iterates that loader.
         self.iterators: dict[str, str] = {}
+        # Names bound to a list/tuple of keys (`nets = [encoder, decoder]`), and the
+        # loop variables that stand for each of them in turn (`for m in nets:`).
+        self.members: dict[str, list[str]] = {}
+        self.loop_members: dict[str, list[str]] = {}
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -254,8 +311,19 @@ class FunctionFacts:
                     self.returns.append({"key": key})
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
+            members = _member_keys(statement.iter)
+            if not members and isinstance(statement.iter, ast.Name):
+                members = self.members.get(statement.iter.id, [])
+            variable = statement.target.id if isinstance(statement.target, ast.Name) else None
+            outer = dict(self.loop_members)
+            if variable is not None:
+                self.loop_members.pop(variable, None)
+                if members:
+                    self.loop_members[variable] = members
             iterated = _iterated_key(statement.iter)
-            self._loop(statement, self.iterators.get(iterated or "", iterated))
+            loader = self.iterators.get(iterated or "", iterated)
+            self._loop(statement, loader, runs=bool(members))
+            self.loop_members = outer
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
@@ -309,6 +377,11 @@ class FunctionFacts:
         key = key_of(target)
         if key is None:
             return
+        members = _member_keys(value)
+        if members:
+            self.members[key] = members
+        else:
+            self.members.pop(key, None)
         binding = self._binding(value)
         if binding is not None:
             self.bindings.setdefault(key, []).append(binding)
@@ -434,8 +507,14 @@ class FunctionFacts:
             return {"option": node.attr}
         return "?"
 
-    def _loop(self, statement: ast.For | ast.AsyncFor | ast.While, iterated: str | None) -> None:
-        """Record a loop (what it iterates, which events its body holds) and walk it."""
+    def _loop(
+        self,
+        statement: ast.For | ast.AsyncFor | ast.While,
+        iterated: str | None,
+        runs: bool = False,
+    ) -> None:
+        """Record a loop (what it iterates, which events its body holds) and walk it;
+        `runs`: the body runs at least once (a loop over a non-empty list of keys)."""
         loop: Json = {
             "iter": iterated,
             "pos": self.positions.of(statement),
@@ -446,6 +525,8 @@ class FunctionFacts:
         }
         self.loops.append(loop)
         block: Json = {"k": "loop", "loop": len(self.loops) - 1, "first": loop["first"]}
+        if runs:
+            block["runs"] = True
         self.blocks.append(block)
         self.loop_stack.append(loop)
         self._block(statement.body)
@@ -576,19 +657,10 @@ class FunctionFacts:
                 return
         if method in _MODEL_USE_METHODS:
             self._event("use", receiver, call, method=method)
-        if method == "eval":
-            self._event("eval", receiver, call)
-        elif method == "train":
-            mode = _literal(call.args[0]) if call.args else True
-            if call.keywords and not call.args:
-                mode = _literal(call.keywords[0].value)
-            if mode is False:
-                self._event("eval", receiver, call)
-            elif mode is True:
-                self._event("train", receiver, call)
-            else:
-                # `model.train(was_training)`: restores a mode nobody knows statically.
-                self._event("setmode", receiver, call)
+        if method in ("eval", "train"):
+            # `for m in [encoder, decoder]: m.eval()` switches each model of the list.
+            for target in [receiver, *self.loop_members.get(receiver, [])]:
+                self._mode_event(target, method, call)
         elif method == "requires_grad_":
             if call.args and _literal(call.args[0]) is False:
                 self._event("freeze", receiver, call)
@@ -622,6 +694,21 @@ class FunctionFacts:
             return None
         return callee if callee.rsplit(".", 1)[-1].lstrip("~")[:1].isupper() else None
 
+    def _mode_event(self, receiver: str | None, method: str, call: ast.Call) -> None:
+        if method == "eval":
+            self._event("eval", receiver, call)
+        elif method == "train":
+            mode = _literal(call.args[0]) if call.args else True
+            if call.keywords and not call.args:
+                mode = _literal(call.keywords[0].value)
+            if mode is False:
+                self._event("eval", receiver, call)
+            elif mode is True:
+                self._event("train", receiver, call)
+            else:
+                # `model.train(was_training)`: restores a mode nobody knows statically.
+                self._event("setmode", receiver, call)
+
     def _opaque(self, receiver: str | None, call: ast.Call, name: str | None = None) -> None:
         """A call the index cannot follow (`evaluator.run(model)`, `ema.update(model)`,
         `model.set_train_mode()`), recorded with the keys it may act on: its key
@@ -635,8 +722,30 @@ class FunctionFacts:
                 touched.append(receiver)
         if name is not None:
             self._event("opaque", None, call, args=list(dict.fromkeys(touched)), fn=name)
+        elif receiver is not None and self._may_be_project_object(receiver, call):
+            # `model.val_start()` on a project object: the index may find the method
+            # (`receivers.py`); until then it is as opaque as any other call.
+            assert isinstance(call.func, ast.Attribute)
+            self._event(
+                "opaque",
+                None,
+                call,
+                args=list(dict.fromkeys(touched)),
+                recv=receiver,
+                method=call.func.attr,
+                margs=[key_of(a) for a in call.args],
+                mkw={k.arg: key_of(k.value) for k in call.keywords if k.arg},
+            )
         elif touched:
             self._event("opaque", None, call, args=list(dict.fromkeys(touched)))
+
+    def _may_be_project_object(self, receiver: str, call: ast.Call) -> bool:
+        """A method call whose receiver is a parameter, a local binding or an attribute
+        of `self`, and whose name is not one of the common container/logging methods."""
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        root = receiver.split(".")[0]
+        local = root in self.params or root in self.bindings
+        return (local or receiver.startswith("self.")) and method not in _PLAIN_METHODS
 
     def _forward(self, key: str, call: ast.Call) -> None:
         first = call.args[0] if call.args else None
@@ -736,6 +845,14 @@ def dotted_name_of(node: ast.expr) -> str | None:
     if isinstance(node, ast.Call):
         return dotted_name_of(node.func)
     return None
+
+
+def _member_keys(node: ast.expr) -> list[str]:
+    """The keys of a list or tuple display of keys (`[encoder, decoder]`), else []."""
+    if not isinstance(node, ast.List | ast.Tuple) or not node.elts:
+        return []
+    keys = [key_of(element) for element in node.elts]
+    return [key for key in keys if key is not None] if all(keys) else []
 
 
 def _iterated_key(node: ast.expr) -> str | None:

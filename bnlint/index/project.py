@@ -287,8 +287,9 @@ class ProjectIndex:
         if norm == "other-norm":
             return "none"
         library = self.library_name(path, call)
+        family = kinds.segmentation_family_kind(self.canonical(path, call), spec.get("kw", {}))
         if library is not None:
-            factory = kinds.factory_kind(library, spec.get("arg0"))
+            factory = kinds.factory_kind(library, spec.get("arg0")) or family
             if factory == "bn" and "norm_layer" in spec:
                 return self._norm_layer_kind(path, spec["norm_layer"])
             if factory is not None:
@@ -306,12 +307,18 @@ class ProjectIndex:
         target, what, local = found
         if what == "class":
             # A class's kind does not depend on how it was reached: memoised, cycles
-            # guarded by the memo, so the depth count starts afresh.
+            # guarded by the memo, so the depth count starts afresh. A vendored copy
+            # of a known library family (`import smp` of a project folder) is that
+            # family when its own code is beyond the index (registries, branches).
             kind = self.class_kind(target, local)
+            if kind is None and family is not None:
+                return family
             if kind == "bn" or "param_layers" not in self.summaries[target].classes[local]:
                 return kind
             return self._held_kind(path, target, local, spec, depth)
         if what == "function":
+            if family is not None:
+                return family
             # Like a class, what a factory returns does not depend on how it was reached.
             returned: Kind = self._memoised(
                 ("returns", target, local), lambda: self._returns_kind(target, local)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,11 +40,16 @@ _LAYER_KEYWORDS = (
     "num_features",
     "out_channels",
     "p",
+    # segmentation_models_pytorch: the encoder and whether the decoder has BatchNorm.
+    "encoder_name",
+    "decoder_use_batchnorm",
+    "psp_use_batchnorm",
 )
 
 Json = dict[str, Any]
 # Library constructors never hold a project module passed to them.
 _LIBRARY_ROOTS = _LIBRARIES
+_SELF_CALL = re.compile(r"\bself\.(\w+)\(")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -121,7 +127,13 @@ class FileSummary:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.classes or self.functions or self.aliases or self.unparsable)
+        return not (
+            self.classes
+            or self.functions
+            or self.aliases
+            or self.unparsable
+            or (self.imports and _is_package_init(self.path))
+        )
 
 
 def _without_positions(data: Any) -> Any:
@@ -132,6 +144,12 @@ def _without_positions(data: Any) -> Any:
     return data
 
 
+def _is_package_init(path: str) -> bool:
+    """A package's `__init__.py`: its imports alone are what the package exports
+    (`from .unet import Unet` makes `pkg.Unet` a name other files use)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] == "__init__.py"
+
+
 def digest_of(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -140,7 +158,7 @@ def summarize_file(path: str, text: str) -> FileSummary:
     """The summary of `text` (reported as `path`). Never raises on bad input: a file
     that does not parse has an empty summary (BN000 reports it)."""
     summary = FileSummary(path=path, digest=digest_of(text))
-    if not any(word in text for word in _INTERESTING):
+    if not any(word in text for word in _INTERESTING) and not _is_package_init(path):
         return summary
     try:
         tree = ast.parse(text)
@@ -278,9 +296,12 @@ class _Summarizer:
         names: Names,
         layers: LayerBuilder,
         owner: str | None,
+        submodules: Iterable[str] = (),
     ) -> Json | None:
         """Mode facts for functions whose text can hold them; for the others (most of a
-        model zoo) only the layers they return, which is all other files need."""
+        model zoo) only the layers they return, which is all other files need. A
+        method that runs one of its class's submodules (`self.img_enc(images)` in a
+        helper object's `embed()`) holds a forward that a training step may reach."""
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
         if "import " in text:
@@ -295,6 +316,10 @@ class _Summarizer:
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         if any(word in text for word in _MODE_WORDS):
             result: Json | None = facts.run(function)
+        elif (submodules := set(submodules)) and any(
+            m.group(1) in submodules for m in _SELF_CALL.finditer(text)
+        ):
+            result = facts.run(function)
         else:
             result = facts.run_returns(function)
         if result is not None and _switches_to_eval(function):
@@ -344,7 +369,9 @@ class _Summarizer:
             elif statement.name == "forward":
                 info["forward"] = ForwardFlow(names, self.positions).run(statement)
             if statement.name not in ("__init__", "forward"):
-                facts = self.function_facts(statement, names, layers, node.name)
+                facts = self.function_facts(
+                    statement, names, layers, node.name, submodules=info["layers"]
+                )
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
             layers.owner = None
