@@ -132,6 +132,15 @@ class FunctionFacts:
         self.loaders: dict[str, Json] = {}
         self.loops: list[Json] = []
         self.argparse: dict[str, Any] = {}
+        self.argparse_at: dict[str, list[int]] = {}
+        # Names bound to an iteration wrapper of a loader (`bar = tqdm(loader)`,
+        # `it = iter(loader)`): a loop over them, or `next(it)`, draws from the loader.
+        self.iter_aliases: dict[str, str] = {}
+        # Names bound to (an item of) what a project function returns:
+        # `train_loader, val_loader = make_loaders(cfg)`.
+        self.results: dict[str, Json] = {}
+        # Loader keys a `return` hands back, with their place in a returned tuple.
+        self.loader_returns: dict[str, int | None] = {}
         self.returns: list[Json] = []
         self.containers: list[Json] = []
         self.env: dict[str, Json] = {}
@@ -212,6 +221,14 @@ class FunctionFacts:
             "returns": self.returns,
             "layers": self.containers,
         }
+        # Loader flow (bnlint.index.loaders); absent when empty to keep summaries small.
+        for name, value in (
+            ("argparse_at", self.argparse_at),
+            ("results", self.results),
+            ("loader_returns", self.loader_returns),
+        ):
+            if value:
+                facts[name] = value
         blocks = [block for block in self.blocks if block["last"] > block["first"]]
         if blocks:
             facts["blocks"] = blocks
@@ -244,9 +261,10 @@ class FunctionFacts:
                 key = key_of(statement.value)
                 if key is not None:
                     self.returns.append({"key": key})
+            self._returned_loaders(statement.value)
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
-            self._loop(statement, _iterated_key(statement.iter))
+            self._loop(statement, self._loader_key(statement.iter))
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
@@ -257,6 +275,8 @@ class FunctionFacts:
             nograd = any(_is_nograd(item.context_expr) for item in statement.items)
             for item in statement.items:
                 self._expressions(item.context_expr)
+                if item.optional_vars is not None:
+                    self._bind_iteration(item.optional_vars, item.context_expr)
             self.nograd += nograd
             self._block(statement.body)
             self.nograd -= nograd
@@ -297,9 +317,15 @@ class FunctionFacts:
         block["last"] = len(self.events)
 
     def _bind(self, target: ast.expr, value: ast.expr) -> None:
+        if isinstance(target, ast.Tuple | ast.List):
+            self._unpack(target, value)
+            return
         key = key_of(target)
         if key is None:
             return
+        self._bind_iteration(target, value)
+        self._bind_result(key, value, None)
+        self._loader_collection(key, value)
         binding = self._binding(value)
         if binding is not None:
             self.bindings.setdefault(key, []).append(binding)
@@ -325,16 +351,95 @@ class FunctionFacts:
             if held:
                 self.holders[key] = held
             callee = self.names.qualify(value.func) or ""
-            if callee.rsplit(".", 1)[-1] == "DataLoader" or (
-                isinstance(value.func, ast.Name | ast.Attribute)
-                and dotted_tail(value.func) == "DataLoader"
-            ):
+            if _is_loader_call(value, self.names):
                 self.loaders[key] = self._loader(value)
             last = callee.rsplit(".", 1)[-1]
             if last in ("Sequential",):
                 spec = self.layers.spec(value, self.env)
                 if spec is not None:
                     self.containers.append({"key": key, "spec": spec})
+
+    # -- loader flow (read by bnlint.index.loaders) ---------------------------------------
+    def _unpack(self, target: ast.Tuple | ast.List, value: ast.expr) -> None:
+        """`a, b = f(x), g(y)` binds pairwise; `a, b = make()` binds each name to an
+        item of what `make` returns."""
+        if any(isinstance(element, ast.Starred) for element in target.elts):
+            return
+        if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts):
+            for element, item in zip(target.elts, value.elts, strict=True):
+                self._bind(element, item)
+            return
+        for position, element in enumerate(target.elts):
+            key = key_of(element)
+            if key is not None:
+                self._bind_result(key, value, position)
+
+    def _bind_result(self, key: str, value: ast.expr, item: int | None) -> None:
+        if not isinstance(value, ast.Call):
+            return
+        callee = self._callee(value.func)
+        if callee is not None:
+            self.results[key] = {"fn": callee, "item": item}
+        else:
+            self.results.pop(key, None)
+
+    def _callee(self, func: ast.expr) -> str | None:
+        """The project-level name of a called function (`make_loaders`,
+        `data.make_loaders`, `self.build_loaders`), None for a library call."""
+        callee = self.names.qualify(func)
+        if (
+            callee is None
+            and isinstance(func, ast.Attribute)
+            and key_of(func) == (f"self.{func.attr}")
+        ):
+            callee = f"self.{func.attr}"
+        if callee is None or callee.split(".", 1)[0] in _LIBRARIES:
+            return None
+        return callee
+
+    def _bind_iteration(self, target: ast.expr, value: ast.expr) -> None:
+        key = key_of(target)
+        if key is None:
+            return
+        if (
+            isinstance(value, ast.Call)
+            and value.args
+            and dotted_tail(value.func) in _ITERATION_WRAPPERS
+        ):
+            inner = self._loader_key(value)
+            if inner is not None:
+                self.iter_aliases[key] = inner
+                return
+        self.iter_aliases.pop(key, None)
+
+    def _loader_key(self, node: ast.expr) -> str | None:
+        """The loader an iteration draws from, through wrappers and names bound to them."""
+        key = _iterated_key(node)
+        return self.iter_aliases.get(key, key) if key is not None else None
+
+    def _loader_collection(self, key: str, value: ast.expr) -> None:
+        """`loaders = {"train": DataLoader(...), ...}` and
+        `{split: DataLoader(...) for split in splits}`: each loader is kept as `key[name]`
+        (`key[]` when the name is not a literal)."""
+        if isinstance(value, ast.Dict):
+            for name, item in zip(value.keys, value.values, strict=True):
+                if isinstance(item, ast.Call) and _is_loader_call(item, self.names):
+                    label = _literal(name) if name is not None else "?"
+                    label = label if isinstance(label, str | int) and label != "?" else ""
+                    self.loaders[f"{key}[{label}]"] = self._loader(item)
+        elif isinstance(value, ast.DictComp | ast.ListComp):
+            item = value.value if isinstance(value, ast.DictComp) else value.elt
+            if isinstance(item, ast.Call) and _is_loader_call(item, self.names):
+                self.loaders[f"{key}[]"] = self._loader(item)
+
+    def _returned_loaders(self, value: ast.expr) -> None:
+        items = value.elts if isinstance(value, ast.Tuple | ast.List) else [value]
+        for position, item in enumerate(items):
+            key = key_of(item)
+            if key is None:
+                continue
+            if key in self.loaders or any(k.startswith(key + "[") for k in self.loaders):
+                self.loader_returns[key] = position if len(items) > 1 else None
 
     def _binding(self, value: ast.expr) -> Json | None:
         if isinstance(value, ast.Name) and value.id in self.params:
@@ -515,6 +620,7 @@ class FunctionFacts:
 
     def _call(self, call: ast.Call) -> None:
         func = call.func
+        self._draw(call)
         if isinstance(func, ast.Name):
             if func.id in _NOT_FORWARD:
                 return
@@ -636,6 +742,25 @@ class FunctionFacts:
                 dest = names[0].lstrip("-").replace("-", "_")
         if isinstance(dest, str):
             self.argparse[dest] = default
+            self.argparse_at[dest] = self.positions.of(call)
+
+    def _draw(self, call: ast.Call) -> None:
+        """`next(it)`, `it.next()`, `next(iter(loader))` inside a loop draw one batch
+        of the loader per step."""
+        if not self.loop_stack:
+            return
+        func = call.func
+        source: ast.expr | None = None
+        if isinstance(func, ast.Name) and func.id == "next" and call.args:
+            source = call.args[0]
+        elif isinstance(func, ast.Attribute) and func.attr in ("next", "__next__"):
+            source = func.value
+        if source is None:
+            return
+        key = self._loader_key(source)
+        if key is not None:
+            for loop in self.loop_stack:
+                loop.setdefault("draws", []).append(key)
 
     def _event(self, kind: str, key: str | None, node: ast.AST, **extra: Any) -> None:
         event: Json = {"k": kind, "key": key, "pos": self.positions.of(node)}
@@ -689,12 +814,27 @@ def dotted_name_of(node: ast.expr) -> str | None:
 
 
 def _iterated_key(node: ast.expr) -> str | None:
-    """The loader a `for` iterates: `train_loader` in `enumerate(tqdm(train_loader))`."""
+    """The loader a `for` iterates: `train_loader` in `enumerate(tqdm(train_loader))`;
+    `loaders[train]` for `loaders["train"]`, `loaders[]` for `loaders[phase]`."""
     while (
         isinstance(node, ast.Call) and node.args and dotted_tail(node.func) in _ITERATION_WRAPPERS
     ):
         node = node.args[0]
+    if isinstance(node, ast.Subscript):
+        base = key_of(node.value)
+        if base is None:
+            return None
+        label = _literal(node.slice)
+        known = isinstance(label, str | int) and label != "?"
+        return f"{base}[{label if known else ''}]"
     return key_of(node)
+
+
+def _is_loader_call(call: ast.Call, names: Names) -> bool:
+    callee = names.qualify(call.func) or ""
+    return callee.rsplit(".", 1)[-1] == "DataLoader" or (
+        isinstance(call.func, ast.Name | ast.Attribute) and dotted_tail(call.func) == "DataLoader"
+    )
 
 
 def _is_nograd(node: ast.expr) -> bool:

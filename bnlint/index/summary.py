@@ -24,7 +24,7 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -335,11 +335,31 @@ class _Summarizer:
                 info["refreezes"] = _refreezes(statement)
             elif statement.name == "forward":
                 info["forward"] = ForwardFlow(names, self.positions).run(statement)
+            if statement.name == "__init__":
+                self._init_loaders(statement, names, layers, node.name, info)
             if statement.name not in ("__init__", "forward"):
                 facts = self.function_facts(statement, names, layers, node.name)
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
         return info
+
+    def _init_loaders(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+        owner: str,
+        info: Json,
+    ) -> None:
+        """Loaders a constructor stores on `self` (`self.train_loader = DataLoader(...)`),
+        which the class's other methods iterate (bnlint.index.loaders)."""
+        text = "\n".join(self.positions.lines[function.lineno - 1 : function.end_lineno])
+        if "Loader" not in text:
+            return
+        facts = FunctionFacts(names, layers, self.positions, owner=owner).run(function)
+        loaders = {k: v for k, v in facts["loaders"].items() if k.startswith("self.")}
+        if loaders:
+            info["init_loaders"] = loaders
 
 
 def _all_args(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:

@@ -1,0 +1,184 @@
+"""Where a DataLoader goes: the loops that draw from it and the batch size it gets.
+
+Real training code rarely iterates a loader where it is built. It returns loaders from
+factories (`train_loader, val_loader = make_loaders(cfg)`), keeps them in dicts
+(`loaders["train"]`, `{split: DataLoader(...) for split in splits}`), on `self`, in
+module globals read by a `train()` function, passes them to training functions, and
+wraps them (`tqdm`, `enumerate`, `iter` + `next`). This module follows a loader key
+through those hops, each one read from the summaries (no guessing: a hop that cannot
+be read ends the trail), and finds the batch size a loader gets from argparse options
+declared in another file or parameter defaults.
+
+Collection keys: `loaders[train]` is the item "train" of the dict `loaders`,
+`loaders[]` an item whose name is not a literal (a comprehension, `loaders[phase]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bnlint.index.project import ProjectIndex, argument_key, call_parameters
+
+Json = dict[str, Any]
+Place = tuple[str, str, Json, str]  # path, function, facts, the loader's key there
+
+_MAX_HOPS = 4
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`loaders[train]` → (`loaders`, `[train]`); `train_loader` → (`train_loader`, "")."""
+    base, bracket, rest = key.partition("[")
+    return base, bracket + rest
+
+
+def iterates(iterated: str | None, key: str) -> bool:
+    """A loop over `iterated` draws from the loader `key`: the same key, or an item of
+    the same collection whose name one side does not know (`loaders[phase]`)."""
+    if iterated is None:
+        return False
+    if iterated == key:
+        return True
+    base, item = split_key(key)
+    other_base, other_item = split_key(iterated)
+    if not item or not other_item or base != other_base:
+        return False
+    return item == "[]" or other_item == "[]"
+
+
+def loader_places(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
+) -> Iterator[Place]:
+    """Every (path, function, facts, key) where the loader made at `key` is available:
+    here, in project functions it is passed to, in callers it is returned to, in the
+    functions of this file that read a module-level loader, and in the methods of a
+    class that keeps it on `self`. Each place is visited once."""
+    seen: set[tuple[str, str, str]] = set()
+    todo: list[tuple[Place, int]] = [((path, function, facts, key), 0)]
+    while todo:
+        place, hops = todo.pop()
+        marker = (place[0], place[1], place[3])
+        if marker in seen:
+            continue
+        seen.add(marker)
+        yield place
+        if hops < _MAX_HOPS:
+            todo.extend((found, hops + 1) for found in _next_places(index, *place))
+
+
+def _next_places(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
+) -> Iterator[Place]:
+    base, item = split_key(key)
+    # Passed to a project function: `train(model, train_loader)`, `train(loaders)`.
+    for event in facts["events"]:
+        if event["k"] != "call":
+            continue
+        passed = [k for k in (*event["args"], *event["kwargs"].values()) if k in (key, base)]
+        if not passed:
+            continue
+        callee = index.resolve_function(path, function, event["fn"])
+        callee_facts = index.function_facts(*callee) if callee is not None else None
+        if callee is None or callee_facts is None:
+            continue
+        params = call_parameters(callee_facts)
+        for parameter in params:
+            argument = argument_key(event, params, parameter)
+            if argument == key:
+                yield (*callee, callee_facts, parameter)
+            elif argument == base and item:
+                yield (*callee, callee_facts, parameter + item)
+    # Returned to callers: `train_loader, val_loader = make_loaders(cfg)`.
+    returned = facts.get("loader_returns", {})
+    if base in returned:
+        position = returned[base]
+        for caller_path, caller, event in index.callers(path, function):
+            caller_facts = index.function_facts(caller_path, caller)
+            if caller_facts is None:
+                continue
+            for bound, result in caller_facts.get("results", {}).items():
+                if result["fn"] == event["fn"] and result["item"] == position:
+                    yield caller_path, caller, caller_facts, bound + item
+    # A module-level loader read by the file's functions (`def train(): for b in loader`).
+    if function == "<module>":
+        for other, other_facts in index.functions(path):
+            if other != "<module>" and not _binds(other_facts, base):
+                yield path, other, other_facts, key
+    # A loader kept on `self`, iterated by the class's other methods.
+    owner = facts.get("owner")
+    if key.startswith("self.") and owner:
+        for other, other_facts in index.functions(path):
+            if other.startswith(owner + ".") and other != function:
+                yield path, other, other_facts, key
+
+
+def _binds(facts: Json, name: str) -> bool:
+    return name in facts["params"] or name in facts["bindings"] or name in facts.get("results", {})
+
+
+def file_loaders(index: ProjectIndex, path: str) -> Iterator[tuple[str, Json, str, Json]]:
+    """(function, facts, key, loader) for every DataLoader made in `path`: in its
+    functions and script code, and kept on `self` by a constructor (whose stand-in facts
+    name only the class, enough for `loader_places` to reach its methods)."""
+    for function, facts in index.functions(path):
+        for key, loader in facts["loaders"].items():
+            yield function, facts, key, loader
+    summary = index.summaries.get(path)
+    if summary is None:
+        return
+    for owner, info in summary.classes.items():
+        for key, loader in info.get("init_loaders", {}).items():
+            init: Json = {
+                "events": [],
+                "params": [],
+                "bindings": {},
+                "loops": [],
+                "owner": owner,
+                "defaults": {},
+            }
+            yield f"{owner}.__init__", init, key, loader
+
+
+def training_loops(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
+) -> Iterator[tuple[str, str, Json, Json]]:
+    """Loops that call `backward()` while drawing batches from the loader `key` (made in
+    `function`), wherever the loader reaches. Yields (path, function, facts, loop)."""
+    for place_path, place_function, place_facts, place_key in loader_places(
+        index, path, function, facts, key
+    ):
+        for loop in place_facts["loops"]:
+            if not loop["backward"]:
+                continue
+            if iterates(loop["iter"], place_key) or any(
+                iterates(drawn, place_key) for drawn in loop.get("draws", ())
+            ):
+                yield place_path, place_function, place_facts, loop
+
+
+def argparse_default(
+    index: ProjectIndex, path: str, option: str
+) -> tuple[Any, str, list[int]] | None:
+    """The default of the argparse option `option` (its dest) with where it is declared:
+    this file's parser first, otherwise the project's, when every parser of the project
+    that declares it agrees on the default. None when no parser declares it."""
+    found = _declared(index, path, option)
+    if not found:
+        for other in index.summaries:
+            if other != path:
+                found.extend(_declared(index, other, option))
+    if not found:
+        return None
+    values = {repr(value) for value, _, _ in found}
+    if len(values) != 1:
+        return "?", found[0][1], found[0][2]
+    return found[0]
+
+
+def _declared(index: ProjectIndex, path: str, option: str) -> list[tuple[Any, str, list[int]]]:
+    found = []
+    for _, facts in index.functions(path):
+        if option in facts.get("argparse", {}):
+            where = facts.get("argparse_at", {}).get(option, facts["pos"])
+            found.append((facts["argparse"][option], path, where))
+    return found
