@@ -46,7 +46,7 @@ from typing import Any
 
 from bnlint.events import BatchNormCall, Event, TrainingLoaderEpoch
 from bnlint.finding import Severity
-from bnlint.index.loaders import argparse_default, file_loaders
+from bnlint.index.loaders import argparse_default, display_name, file_loaders
 from bnlint.index.locate import node_at
 from bnlint.index.modes import batch_size, trained_bn_model, training_loops
 from bnlint.index.project import ProjectIndex
@@ -137,7 +137,7 @@ class BatchSizeOne(Rule):
             ):
                 model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
                 if model is not None:
-                    self._report(loader, key, model, loop_function, loop)
+                    self._report(loader, display_name(key, function), model, loop_function, loop)
                     break
         self._check_options(index, path)
 
@@ -169,7 +169,8 @@ class BatchSizeOne(Rule):
                 ):
                     model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
                     if model is not None:
-                        self._report_option(option, declared[2], other, loader, key, model)
+                        name = display_name(key, function)
+                        self._report_option(option, declared[2], other, loader, name, model)
                         ones.discard(option)
                         break
 
@@ -182,7 +183,7 @@ class BatchSizeOne(Rule):
         self.report(
             node,
             message=(
-                f"the default 1 of option `{option}` is the batch size of `{key}` "
+                f"the default 1 of option `{option}` is the batch size of {key} "
                 f"({other}:{loader['pos'][0]}), which feeds the training loop of `{model}`: "
                 "BatchNorm trains on batches of one"
             ),
@@ -200,7 +201,7 @@ class BatchSizeOne(Rule):
         self.report(
             node,
             message=(
-                f"`{key}` yields batches of 1 and feeds the training loop{where} "
+                f"{key} yields batches of 1 and feeds the training loop{where} "
                 f"(line {loop['pos'][0]}) of `{model}`, which trains BatchNorm"
             ),
             suggestion=(

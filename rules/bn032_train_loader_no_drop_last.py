@@ -39,7 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 from bnlint.finding import Applicability, Severity
-from bnlint.index.loaders import file_loaders
+from bnlint.index.loaders import display_name, file_loaders
 from bnlint.index.locate import node_at
 from bnlint.index.modes import trained_bn_model, training_loops
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, cst
@@ -101,7 +101,7 @@ class TrainLoaderNoDropLast(Rule):
             ):
                 model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
                 if model is not None:
-                    self._report(loader, key, model)
+                    self._report(loader, display_name(key, function), model)
                     break
 
     def _report(self, loader: Json, key: str, model: str) -> None:
@@ -111,10 +111,10 @@ class TrainLoaderNoDropLast(Rule):
         self.report(
             call,
             message=(
-                f"`{key}` shuffles the training data of `{model}` but keeps each epoch's "
+                f"{key} shuffles the training data of `{model}` but keeps each epoch's "
                 "last, smaller batch: BatchNorm trains on its few-sample statistics"
             ),
-            suggestion=f"pass `drop_last=True` to the DataLoader of `{key}`",
+            suggestion=f"pass `drop_last=True` to the DataLoader of {key}",
             fix=PendingFix(Applicability.SAFE, "Pass `drop_last=True`", (_drop_last(call),)),
         )
 

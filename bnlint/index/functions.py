@@ -437,7 +437,13 @@ class FunctionFacts:
         for position, item in enumerate(items):
             key = key_of(item)
             if key is None:
-                continue
+                # `return DataLoader(...)`, `return {split: DataLoader(...) ...}`: the
+                # loader is known by its place in what the function returns.
+                key = f"<return{position}>"
+                if isinstance(item, ast.Call) and _is_loader_call(item, self.names):
+                    self.loaders[key] = self._loader(item)
+                else:
+                    self._loader_collection(key, item)
             if key in self.loaders or any(k.startswith(key + "[") for k in self.loaders):
                 self.loader_returns[key] = position if len(items) > 1 else None
 

@@ -32,6 +32,21 @@ def split_key(key: str) -> tuple[str, str]:
     return base, bracket + rest
 
 
+def display_name(key: str, function: str) -> str:
+    """How a message names a loader key: `loaders["train"]`, `loaders[...]`, or the
+    loader a factory returns."""
+    base, item = split_key(key)
+    if base.startswith("<return"):
+        base = f"{function.rsplit('.', 1)[-1]}(...)"
+        if not item:
+            return f"`{base}`"
+    if item == "[]":
+        return f"`{base}[...]`"
+    if item:
+        return f"`{base}[{item[1:-1]!r}]`"
+    return f"`{key}`"
+
+
 def iterates(iterated: str | None, key: str) -> bool:
     """A loop over `iterated` draws from the loader `key`: the same key, or an item of
     the same collection whose name one side does not know (`loaders[phase]`)."""

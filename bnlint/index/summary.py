@@ -27,7 +27,18 @@ from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
-_INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
+_INTERESTING = (
+    "torch",
+    "nn",
+    "Module",
+    "eval",
+    "train",
+    "model",
+    "Loader",
+    "loader",
+    "add_argument",
+    "requires_grad",
+)
 _LAYER_KEYWORDS = (
     "bias",
     "affine",
@@ -48,6 +59,8 @@ _MODE_WORDS = (
     ".train(",
     "requires_grad",
     "Loader",
+    "loader",  # loaders handed on by name (bnlint.index.loaders)
+    "add_argument",  # batch-size options (bnlint.index.loaders)
     "backward",
     "no_grad",
     "inference_mode",
