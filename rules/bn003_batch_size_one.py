@@ -129,7 +129,7 @@ class BatchSizeOne(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         for function, facts, key, loader in file_loaders(index, path):
-            size = batch_size(index, path, facts, loader)
+            size = batch_size(index, path, facts, loader, function)
             if size != 1:
                 continue
             for loop_path, loop_function, loop_facts, loop in training_loops(

@@ -115,7 +115,10 @@ class TrainLoaderNoDropLast(Rule):
                 "last, smaller batch: BatchNorm trains on its few-sample statistics"
             ),
             suggestion=f"pass `drop_last=True` to the DataLoader of {key}",
-            fix=PendingFix(Applicability.SAFE, "Pass `drop_last=True`", (_drop_last(call),)),
+            # With `**kwargs` the keyword may also be in the dict: no automatic edit.
+            fix=None
+            if any(arg.star == "**" for arg in call.args)
+            else PendingFix(Applicability.SAFE, "Pass `drop_last=True`", (_drop_last(call),)),
         )
 
 

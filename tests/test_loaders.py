@@ -232,3 +232,90 @@ def test_bn003_reports_the_option_default_in_the_options_file(project: Path) -> 
     result = check_paths([project / "options.py"], settings, enabled, cwd=project, use_cache=False)
     assert [(f.code, f.start.line) for f in result.findings] == [("BN003", 6)]
     assert "train.py:10" in result.findings[0].message
+
+
+def test_loader_passed_to_a_constructor_reaches_the_methods_that_iterate_its_attribute() -> None:
+    index = index_of(
+        {
+            "/project/trainer.py": """
+                class Trainer:
+                    def __init__(self, model, train_loader, epochs=3):
+                        self.model = model
+                        self.data = train_loader
+
+                    def train_epoch(self):
+                        for x in self.data:
+                            self.model(x).sum().backward()
+            """,
+            "/project/main.py": """
+                from torch.utils.data import DataLoader
+                from trainer import Trainer
+
+                def main(model, ds):
+                    loader = DataLoader(ds, batch_size=4)
+                    Trainer(model, loader).train_epoch()
+            """,
+        }
+    )
+    assert loops_fed_by(index, "/project/main.py", "loader") == [
+        ("/project/trainer.py", "Trainer.train_epoch", 8)
+    ]
+
+
+def _only_loader_size(index: ProjectIndex, path: str) -> object:
+    ((function, facts, _, loader),) = list(file_loaders(index, path))
+    return batch_size(index, path, facts, loader, function)
+
+
+def test_batch_size_read_from_a_kwargs_dict_and_a_config_dict() -> None:
+    spread = index_of(
+        {
+            "/project/a.py": """
+                from torch.utils.data import DataLoader
+                opts = {"batch_size": 1, "shuffle": True}
+                loader = DataLoader(ds, **opts)
+            """
+        }
+    )
+    assert _only_loader_size(spread, "/project/a.py") == 1
+    nested = index_of(
+        {
+            "/project/a.py": """
+                from torch.utils.data import DataLoader
+                CFG = {"train": {"bs": 1}}
+                def make(ds):
+                    return DataLoader(ds, batch_size=CFG["train"]["bs"])
+            """
+        }
+    )
+    assert _only_loader_size(nested, "/project/a.py") == 1
+
+
+def test_a_kwargs_dict_with_a_key_that_is_not_a_literal_keeps_the_batch_unknown() -> None:
+    index = index_of(
+        {
+            "/project/a.py": """
+                from torch.utils.data import DataLoader
+                def make(ds, n):
+                    opts = {"batch_size": n, "shuffle": True}
+                    return DataLoader(ds, **opts)
+            """
+        }
+    )
+    assert _only_loader_size(index, "/project/a.py") == "?"
+
+
+def test_parameter_batch_size_is_what_every_caller_passes() -> None:
+    helper = textwrap.dedent(
+        """
+        from torch.utils.data import DataLoader
+        def make(ds, bs=1):
+            return DataLoader(ds, batch_size=bs)
+        """
+    )
+    uncalled = index_of({"/project/a.py": helper})
+    assert _only_loader_size(uncalled, "/project/a.py") == 1
+    passes_32 = index_of({"/project/a.py": helper + "\nx = make(ds, 32)\ny = make(ds, bs=32)\n"})
+    assert _only_loader_size(passes_32, "/project/a.py") == 32
+    disagree = index_of({"/project/a.py": helper + "\nx = make(ds)\ny = make(ds, 8)\n"})
+    assert _only_loader_size(disagree, "/project/a.py") == "?"

@@ -136,6 +136,8 @@ class FunctionFacts:
         # Names bound to an iteration wrapper of a loader (`bar = tqdm(loader)`,
         # `it = iter(loader)`): a loop over them, or `next(it)`, draws from the loader.
         self.iter_aliases: dict[str, str] = {}
+        # Names bound to dict literals (`loader_kwargs = {"batch_size": 1, ...}`).
+        self.dicts: dict[str, dict[str, Any]] = {}
         # Names bound to (an item of) what a project function returns:
         # `train_loader, val_loader = make_loaders(cfg)`.
         self.results: dict[str, Json] = {}
@@ -320,9 +322,22 @@ class FunctionFacts:
         if isinstance(target, ast.Tuple | ast.List):
             self._unpack(target, value)
             return
+        if isinstance(target, ast.Subscript):
+            # `cfg["batch_size"] = args.bs`: the dict is no longer the literal.
+            base: ast.expr = target
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if isinstance(base, ast.Name):
+                self.dicts.pop(base.id, None)
         key = key_of(target)
         if key is None:
             return
+        if isinstance(target, ast.Name):
+            entries = _dict_literal(value) if isinstance(value, ast.Dict) else None
+            if entries is not None:
+                self.dicts[key] = entries
+            else:
+                self.dicts.pop(key, None)
         self._bind_iteration(target, value)
         self._bind_result(key, value, None)
         self._loader_collection(key, value)
@@ -492,26 +507,57 @@ class FunctionFacts:
 
     def _loader(self, call: ast.Call) -> Json:
         loader: Json = {"pos": self.positions.of(call), "batch": "missing"}
+        if not _is_torch_loader(call, self.names):
+            # A project subclass (`class FastDataLoader(DataLoader)`) may change the
+            # default batch size: a missing one is not known to be 1.
+            loader["batch"] = "?"
         if len(call.args) >= 2:
             loader["batch"] = self._value(call.args[1])
         for keyword in call.keywords:
             if keyword.arg is None:
-                loader["batch"] = "?"
-                loader["opaque"] = True  # **kwargs: any keyword may be in there
-            elif keyword.arg == "batch_size":
-                loader["batch"] = self._value(keyword.value)
-            elif keyword.arg == "batch_sampler":
-                loader["batch"] = "?"
-                loader["sampler"] = True
-            elif keyword.arg == "drop_last":
-                loader["drop_last"] = _literal(keyword.value)
-            elif keyword.arg == "shuffle":
-                loader["shuffle"] = _literal(keyword.value)
-            elif keyword.arg == "sampler":
-                loader["sampler"] = True
+                spread = self._dict_of(keyword.value)
+                if spread is None:
+                    loader["batch"] = "?"
+                    loader["opaque"] = True  # **kwargs: any keyword may be in there
+                    continue
+                # `DataLoader(ds, **loader_kwargs)` with a dict literal bound in view.
+                for name, value in spread.items():
+                    self._loader_keyword(loader, name, value)
+            else:
+                self._loader_keyword(loader, keyword.arg, keyword.value)
         if any(isinstance(arg, ast.Starred) for arg in call.args):
             loader["batch"] = "?"
         return loader
+
+    def _loader_keyword(self, loader: Json, name: str, value: Any) -> None:
+        """One keyword of a DataLoader call: `value` is an expression, or the literal
+        (or "?") that a readable kwargs dict holds."""
+        expression = isinstance(value, ast.expr)
+        if name == "batch_size":
+            loader["batch"] = self._value(value) if expression else value
+        elif name == "batch_sampler":
+            loader["batch"] = "?"
+            loader["sampler"] = True
+        elif name == "drop_last":
+            loader["drop_last"] = _literal(value) if expression else value
+        elif name == "shuffle":
+            loader["shuffle"] = _literal(value) if expression else value
+        elif name == "sampler":
+            loader["sampler"] = True
+
+    def _dict_of(self, node: ast.expr) -> dict[str, Any] | None:
+        """The literal entries of a dict a name is bound to in this function or at the
+        top of the module ("?" for entries that are not literals), or None."""
+        if isinstance(node, ast.Dict):
+            return _dict_literal(node)
+        if not isinstance(node, ast.Name):
+            return None
+        if node.id in self.dicts:
+            return self.dicts[node.id]
+        if node.id in self.bindings or node.id in self.params:
+            return None
+        alias = self.names.aliases.get(node.id)
+        return alias.get("dict") if isinstance(alias, dict) else None
 
     def _value(self, node: ast.expr) -> Any:
         """A batch-size expression: a literal, a parameter, a module constant, an
@@ -525,6 +571,18 @@ class FunctionFacts:
             return {"name": node.id}
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             return {"option": node.attr}
+        if isinstance(node, ast.Subscript):
+            # `cfg["batch_size"]`, `CONFIG["train"]["bs"]` of a dict literal in view.
+            labels: list[Any] = []
+            while isinstance(node, ast.Subscript):
+                labels.append(_literal(node.slice))
+                node = node.value
+            entries: Any = self._dict_of(node)
+            for label in reversed(labels):
+                if not isinstance(entries, dict) or not isinstance(label, str):
+                    return "?"
+                entries = entries.get(label, "?")
+            return entries if isinstance(entries, int) else "?"
         return "?"
 
     def _loop(self, statement: ast.For | ast.AsyncFor | ast.While, iterated: str | None) -> None:
@@ -728,7 +786,17 @@ class FunctionFacts:
             return
         args = [key_of(a) for a in call.args]
         kwargs = {k.arg: key_of(k.value) for k in call.keywords if k.arg}
-        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs)
+        # Integer literals passed (`make_loader(ds, batch_size=1)`), by position or name,
+        # for batch sizes read from a parameter.
+        passed = [(str(i), a) for i, a in enumerate(call.args)]
+        passed += [(k.arg, k.value) for k in call.keywords if k.arg]
+        values = {
+            name: _literal(node)
+            for name, node in passed
+            if isinstance(_literal(node), int) and not isinstance(_literal(node), bool)
+        }
+        extra = {"values": values} if values else {}
+        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs, **extra)
         for loop in self.loop_stack:
             loop["calls"].append(len(self.events) - 1)
 
@@ -837,10 +905,32 @@ def _iterated_key(node: ast.expr) -> str | None:
 
 
 def _is_loader_call(call: ast.Call, names: Names) -> bool:
+    """`DataLoader(...)` or a call of a class named like a DataLoader subclass
+    (`MultiEpochsDataLoader`, `FastDataLoader`)."""
     callee = names.qualify(call.func) or ""
-    return callee.rsplit(".", 1)[-1] == "DataLoader" or (
-        isinstance(call.func, ast.Name | ast.Attribute) and dotted_tail(call.func) == "DataLoader"
-    )
+    name = callee.rsplit(".", 1)[-1] if callee else dotted_tail(call.func)
+    return name.endswith("DataLoader")
+
+
+def _is_torch_loader(call: ast.Call, names: Names) -> bool:
+    callee = names.qualify(call.func)
+    if callee is None:
+        return dotted_tail(call.func) == "DataLoader"
+    return callee.startswith("torch.") and callee.endswith(".DataLoader")
+
+
+def _dict_literal(node: ast.Dict) -> dict[str, Any] | None:
+    """A dict literal with string keys: its literal values, nested dicts, "?" for the
+    rest; None when a key is not a string (`**other` included)."""
+    entries: dict[str, Any] = {}
+    for key, value in zip(node.keys, node.values, strict=True):
+        label = _literal(key) if key is not None else None
+        if not isinstance(label, str):
+            return None
+        entries[label] = _dict_literal(value) if isinstance(value, ast.Dict) else _literal(value)
+        if entries[label] is None and isinstance(value, ast.Dict):
+            entries[label] = "?"
+    return entries
 
 
 def _is_nograd(node: ast.expr) -> bool:

@@ -93,8 +93,11 @@ def _next_places(
         if not passed:
             continue
         callee = index.resolve_function(path, function, event["fn"])
-        callee_facts = index.function_facts(*callee) if callee is not None else None
-        if callee is None or callee_facts is None:
+        if callee is None:
+            yield from _constructor_places(index, path, event, key)
+            continue
+        callee_facts = index.function_facts(*callee)
+        if callee_facts is None:
             continue
         params = call_parameters(callee_facts)
         for parameter in params:
@@ -125,6 +128,28 @@ def _next_places(
         for other, other_facts in index.functions(path):
             if other.startswith(owner + ".") and other != function:
                 yield path, other, other_facts, key
+
+
+def _constructor_places(index: ProjectIndex, path: str, event: Json, key: str) -> Iterator[Place]:
+    """`Trainer(model, train_loader)` whose constructor keeps the loader on `self`: the
+    methods of the class, with the loader as `self.<attr>`."""
+    found = index.lookup(path, event["fn"])
+    if found is None or found[1] != "class":
+        return
+    info = index.class_info(found[0], found[2])
+    params = info.get("init_params", [])
+    base, item = split_key(key)
+    for parameter, attr in info.get("init_attrs", {}).items():
+        argument = argument_key(event, params, parameter)
+        if argument == key:
+            inner = f"self.{attr}"
+        elif argument == base and item:
+            inner = f"self.{attr}{item}"
+        else:
+            continue
+        for method, facts in index.functions(found[0]):
+            if method.startswith(found[2] + "."):
+                yield found[0], method, facts, inner
 
 
 def _binds(facts: Json, name: str) -> bool:
@@ -197,3 +222,45 @@ def _declared(index: ProjectIndex, path: str, option: str) -> list[tuple[Any, st
             where = facts.get("argparse_at", {}).get(option, facts["pos"])
             found.append((facts["argparse"][option], path, where))
     return found
+
+
+def parameter_batch_size(
+    index: ProjectIndex, path: str, function: str, facts: Json, parameter: str
+) -> Any:
+    """The batch size a loader reads from `parameter`: what every caller passes (an
+    integer literal, an argparse option, or the default when it passes nothing), or
+    the default when nothing calls the function. "?" when callers disagree or pass
+    something else."""
+    default = facts["defaults"].get(parameter, "?")
+    callers = index.callers(path, function)
+    if not callers:
+        return default
+    params = call_parameters(facts)
+    sizes = [
+        _passed_size(index, caller_path, event, params, parameter, default)
+        for caller_path, _, event in callers
+    ]
+    first = sizes[0]
+    same = all(type(size) is type(first) and size == first for size in sizes)
+    return first if same else "?"
+
+
+def _passed_size(
+    index: ProjectIndex, path: str, event: Json, params: list[str], parameter: str, default: Any
+) -> Any:
+    values = event.get("values", {})
+    if parameter in values:
+        return values[parameter]
+    position = params.index(parameter) if parameter in params else -1
+    if str(position) in values:
+        return values[str(position)]
+    passed = argument_key(event, params, parameter)
+    in_call = parameter in event["kwargs"] or 0 <= position < len(event["args"])
+    if not in_call:
+        return default
+    if passed is not None and passed.count(".") == 1:
+        # `make_loader(ds, args.batch_size)`: an argparse option of the project.
+        declared = argparse_default(index, path, passed.split(".")[1])
+        if declared is not None:
+            return declared[0]
+    return "?"

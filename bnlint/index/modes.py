@@ -58,20 +58,25 @@ def is_eval_function(name: str, extra_patterns: Sequence[str] = ()) -> bool:
     return any(fnmatch.fnmatch(short, pattern) for pattern in extra_patterns)
 
 
-def batch_size(index: ProjectIndex, path: str, facts: Json, loader: Json) -> Any:
+def batch_size(
+    index: ProjectIndex, path: str, facts: Json, loader: Json, function: str | None = None
+) -> Any:
     """The loader's batch size when known statically: the literal, the default 1 when
-    `batch_size` is absent, a module constant, a parameter default or an argparse
-    option default. "?" when unknown."""
+    `batch_size` is absent, a module constant, a config dict entry, an argparse option
+    default (in any file of the project), or a parameter: what its callers pass (when
+    `function` is given) or its default. "?" when unknown."""
     value = loader["batch"]
     if value == "missing":
         return 1
     if isinstance(value, dict):
         summary = index.summaries[path]
         if "param" in value:
+            if function is not None:
+                return loaders.parameter_batch_size(index, path, function, facts, value["param"])
             return facts["defaults"].get(value["param"], "?")
         if "name" in value:
             alias = summary.aliases.get(value["name"])
-            return alias["const"] if isinstance(alias, dict) else "?"
+            return alias.get("const", "?") if isinstance(alias, dict) else "?"
         if "option" in value:
             declared = loaders.argparse_default(index, path, value["option"])
             return "?" if declared is None else declared[0]
@@ -222,7 +227,7 @@ def small_training_loaders(
         batch = loader["batch"]
         if not parameter_defaults and isinstance(batch, dict) and "param" in batch:
             continue
-        size = batch_size(index, path, facts, loader)
+        size = batch_size(index, path, facts, loader, function)
         if not isinstance(size, int) or isinstance(size, bool):
             continue
         if not smallest <= size <= largest:
