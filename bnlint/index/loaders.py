@@ -204,15 +204,36 @@ def argparse_default(
     that declares it agrees on the default. None when no parser declares it."""
     found = _declared(index, path, option)
     if not found:
-        for other in index.summaries:
-            if other != path:
-                found.extend(_declared(index, other, option))
+        found = [
+            declared
+            for other, declarations in _project_options(index).get(option, {}).items()
+            if other != path
+            for declared in declarations
+        ]
     if not found:
         return None
     values = {repr(value) for value, _, _ in found}
     if len(values) != 1:
         return "?", found[0][1], found[0][2]
     return found[0]
+
+
+def _project_options(index: ProjectIndex) -> dict[str, dict[str, list[tuple[Any, str, list[int]]]]]:
+    """option → path → its declarations, over the whole project, computed once."""
+
+    def compute() -> dict[str, dict[str, list[tuple[Any, str, list[int]]]]]:
+        table: dict[str, dict[str, list[tuple[Any, str, list[int]]]]] = {}
+        for path in index.summaries:
+            for _, facts in index.functions(path):
+                for option, default in facts.get("argparse", {}).items():
+                    where = facts.get("argparse_at", {}).get(option, facts["pos"])
+                    table.setdefault(option, {}).setdefault(path, []).append((default, path, where))
+        return table
+
+    result: dict[str, dict[str, list[tuple[Any, str, list[int]]]]] = index._memoised(
+        ("argparse options",), compute
+    )
+    return result
 
 
 def _declared(index: ProjectIndex, path: str, option: str) -> list[tuple[Any, str, list[int]]]:
