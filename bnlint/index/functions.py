@@ -185,6 +185,17 @@ class FunctionFacts:
         self.loaders: dict[str, Json] = {}
         self.loops: list[Json] = []
         self.argparse: dict[str, Any] = {}
+        self.argparse_at: dict[str, list[int]] = {}
+        # Names bound to an iteration wrapper of a loader (`bar = tqdm(loader)`,
+        # `it = iter(loader)`): a loop over them, or `next(it)`, draws from the loader.
+        self.iter_aliases: dict[str, str] = {}
+        # Names bound to dict literals (`loader_kwargs = {"batch_size": 1, ...}`).
+        self.dicts: dict[str, dict[str, Any]] = {}
+        # Names bound to (an item of) what a project function returns:
+        # `train_loader, val_loader = make_loaders(cfg)`.
+        self.results: dict[str, Json] = {}
+        # Loader keys a `return` hands back, with their place in a returned tuple.
+        self.loader_returns: dict[str, int | None] = {}
         self.returns: list[Json] = []
         self.containers: list[Json] = []
         self.env: dict[str, Json] = {}
@@ -194,9 +205,6 @@ class FunctionFacts:
         # Names bound to the result of a call that received keys (`ema = ModelEma(model)`):
         # a method call on them may act on those keys.
         self.holders: dict[str, list[str]] = {}
-        # Names bound to a wrapped loader (`batches = tqdm(test_loader)`): a loop over
-        # the name iterates that loader.
-        self.iterators: dict[str, str] = {}
         # Names bound to a list/tuple of keys (`nets = [encoder, decoder]`), and the
         # loop variables that stand for each of them in turn (`for m in nets:`).
         self.members: dict[str, list[str]] = {}
@@ -272,6 +280,14 @@ class FunctionFacts:
             "returns": self.returns,
             "layers": self.containers,
         }
+        # Loader flow (bnlint.index.loaders); absent when empty to keep summaries small.
+        for name, value in (
+            ("argparse_at", self.argparse_at),
+            ("results", self.results),
+            ("loader_returns", self.loader_returns),
+        ):
+            if value:
+                facts[name] = value
         blocks = [block for block in self.blocks if block["last"] > block["first"]]
         if blocks:
             facts["blocks"] = blocks
@@ -309,6 +325,7 @@ class FunctionFacts:
                 key = key_of(statement.value)
                 if key is not None:
                     self.returns.append({"key": key})
+            self._returned_loaders(statement.value)
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
             members = _member_keys(statement.iter)
@@ -320,9 +337,7 @@ class FunctionFacts:
                 self.loop_members.pop(variable, None)
                 if members:
                     self.loop_members[variable] = members
-            iterated = _iterated_key(statement.iter)
-            loader = self.iterators.get(iterated or "", iterated)
-            self._loop(statement, loader, runs=bool(members))
+            self._loop(statement, self._loader_key(statement.iter), runs=bool(members))
             self.loop_members = outer
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
@@ -334,6 +349,8 @@ class FunctionFacts:
             nograd = any(_is_nograd(item.context_expr) for item in statement.items)
             for item in statement.items:
                 self._expressions(item.context_expr)
+                if item.optional_vars is not None:
+                    self._bind_iteration(item.optional_vars, item.context_expr)
             self.nograd += nograd
             self._block(statement.body)
             self.nograd -= nograd
@@ -374,6 +391,16 @@ class FunctionFacts:
         block["last"] = len(self.events)
 
     def _bind(self, target: ast.expr, value: ast.expr) -> None:
+        if isinstance(target, ast.Tuple | ast.List):
+            self._unpack(target, value)
+            return
+        if isinstance(target, ast.Subscript):
+            # `cfg["batch_size"] = args.bs`: the dict is no longer the literal.
+            base: ast.expr = target
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if isinstance(base, ast.Name):
+                self.dicts.pop(base.id, None)
         key = key_of(target)
         if key is None:
             return
@@ -382,6 +409,15 @@ class FunctionFacts:
             self.members[key] = members
         else:
             self.members.pop(key, None)
+        if isinstance(target, ast.Name):
+            entries = _dict_literal(value) if isinstance(value, ast.Dict) else None
+            if entries is not None:
+                self.dicts[key] = entries
+            else:
+                self.dicts.pop(key, None)
+        self._bind_iteration(target, value)
+        self._bind_result(key, value, None)
+        self._loader_collection(key, value)
         binding = self._binding(value)
         if binding is not None:
             self.bindings.setdefault(key, []).append(binding)
@@ -402,30 +438,106 @@ class FunctionFacts:
             owner = key_of(target.value)
             if owner is not None:
                 self._event("eval", owner, target)
-        self.iterators.pop(key, None)
-        if (
-            isinstance(value, ast.Call)
-            and value.args
-            and dotted_tail(value.func) in _ITERATION_WRAPPERS
-        ):
-            wrapped = _iterated_key(value)
-            if wrapped is not None and wrapped != key:
-                self.iterators[key] = self.iterators.get(wrapped, wrapped)
         if isinstance(value, ast.Call):
             held = _argument_keys(value)
             if held:
                 self.holders[key] = held
             callee = self.names.qualify(value.func) or ""
-            if callee.rsplit(".", 1)[-1] == "DataLoader" or (
-                isinstance(value.func, ast.Name | ast.Attribute)
-                and dotted_tail(value.func) == "DataLoader"
-            ):
+            if _is_loader_call(value, self.names):
                 self.loaders[key] = self._loader(value)
             last = callee.rsplit(".", 1)[-1]
             if last in ("Sequential",):
                 spec = self.layers.spec(value, self.env)
                 if spec is not None:
                     self.containers.append({"key": key, "spec": spec})
+
+    # -- loader flow (read by bnlint.index.loaders) ---------------------------------------
+    def _unpack(self, target: ast.Tuple | ast.List, value: ast.expr) -> None:
+        """`a, b = f(x), g(y)` binds pairwise; `a, b = make()` binds each name to an
+        item of what `make` returns."""
+        if any(isinstance(element, ast.Starred) for element in target.elts):
+            return
+        if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts):
+            for element, item in zip(target.elts, value.elts, strict=True):
+                self._bind(element, item)
+            return
+        for position, element in enumerate(target.elts):
+            key = key_of(element)
+            if key is not None:
+                self._bind_result(key, value, position)
+
+    def _bind_result(self, key: str, value: ast.expr, item: int | None) -> None:
+        if not isinstance(value, ast.Call):
+            return
+        callee = self._callee(value.func)
+        if callee is not None:
+            self.results[key] = {"fn": callee, "item": item}
+        else:
+            self.results.pop(key, None)
+
+    def _callee(self, func: ast.expr) -> str | None:
+        """The project-level name of a called function (`make_loaders`,
+        `data.make_loaders`, `self.build_loaders`), None for a library call."""
+        callee = self.names.qualify(func)
+        if (
+            callee is None
+            and isinstance(func, ast.Attribute)
+            and key_of(func) == (f"self.{func.attr}")
+        ):
+            callee = f"self.{func.attr}"
+        if callee is None or callee.split(".", 1)[0] in _LIBRARIES:
+            return None
+        return callee
+
+    def _bind_iteration(self, target: ast.expr, value: ast.expr) -> None:
+        key = key_of(target)
+        if key is None:
+            return
+        if (
+            isinstance(value, ast.Call)
+            and value.args
+            and dotted_tail(value.func) in _ITERATION_WRAPPERS
+        ):
+            inner = self._loader_key(value)
+            if inner is not None:
+                self.iter_aliases[key] = inner
+                return
+        self.iter_aliases.pop(key, None)
+
+    def _loader_key(self, node: ast.expr) -> str | None:
+        """The loader an iteration draws from, through wrappers and names bound to them."""
+        key = _iterated_key(node)
+        return self.iter_aliases.get(key, key) if key is not None else None
+
+    def _loader_collection(self, key: str, value: ast.expr) -> None:
+        """`loaders = {"train": DataLoader(...), ...}` and
+        `{split: DataLoader(...) for split in splits}`: each loader is kept as `key[name]`
+        (`key[]` when the name is not a literal)."""
+        if isinstance(value, ast.Dict):
+            for name, item in zip(value.keys, value.values, strict=True):
+                if isinstance(item, ast.Call) and _is_loader_call(item, self.names):
+                    label = _literal(name) if name is not None else "?"
+                    label = label if isinstance(label, str | int) and label != "?" else ""
+                    self.loaders[f"{key}[{label}]"] = self._loader(item)
+        elif isinstance(value, ast.DictComp | ast.ListComp):
+            item = value.value if isinstance(value, ast.DictComp) else value.elt
+            if isinstance(item, ast.Call) and _is_loader_call(item, self.names):
+                self.loaders[f"{key}[]"] = self._loader(item)
+
+    def _returned_loaders(self, value: ast.expr) -> None:
+        items = value.elts if isinstance(value, ast.Tuple | ast.List) else [value]
+        for position, item in enumerate(items):
+            key = key_of(item)
+            if key is None:
+                # `return DataLoader(...)`, `return {split: DataLoader(...) ...}`: the
+                # loader is known by its place in what the function returns.
+                key = f"<return{position}>"
+                if isinstance(item, ast.Call) and _is_loader_call(item, self.names):
+                    self.loaders[key] = self._loader(item)
+                else:
+                    self._loader_collection(key, item)
+            if key in self.loaders or any(k.startswith(key + "[") for k in self.loaders):
+                self.loader_returns[key] = position if len(items) > 1 else None
 
     def _binding(self, value: ast.expr) -> Json | None:
         if isinstance(value, ast.Name) and value.id in self.params:
@@ -472,26 +584,57 @@ class FunctionFacts:
 
     def _loader(self, call: ast.Call) -> Json:
         loader: Json = {"pos": self.positions.of(call), "batch": "missing"}
+        if not _is_torch_loader(call, self.names):
+            # A project subclass (`class FastDataLoader(DataLoader)`) may change the
+            # default batch size: a missing one is not known to be 1.
+            loader["batch"] = "?"
         if len(call.args) >= 2:
             loader["batch"] = self._value(call.args[1])
         for keyword in call.keywords:
             if keyword.arg is None:
-                loader["batch"] = "?"
-                loader["opaque"] = True  # **kwargs: any keyword may be in there
-            elif keyword.arg == "batch_size":
-                loader["batch"] = self._value(keyword.value)
-            elif keyword.arg == "batch_sampler":
-                loader["batch"] = "?"
-                loader["sampler"] = True
-            elif keyword.arg == "drop_last":
-                loader["drop_last"] = _literal(keyword.value)
-            elif keyword.arg == "shuffle":
-                loader["shuffle"] = _literal(keyword.value)
-            elif keyword.arg == "sampler":
-                loader["sampler"] = True
+                spread = self._dict_of(keyword.value)
+                if spread is None:
+                    loader["batch"] = "?"
+                    loader["opaque"] = True  # **kwargs: any keyword may be in there
+                    continue
+                # `DataLoader(ds, **loader_kwargs)` with a dict literal bound in view.
+                for name, value in spread.items():
+                    self._loader_keyword(loader, name, value)
+            else:
+                self._loader_keyword(loader, keyword.arg, keyword.value)
         if any(isinstance(arg, ast.Starred) for arg in call.args):
             loader["batch"] = "?"
         return loader
+
+    def _loader_keyword(self, loader: Json, name: str, value: Any) -> None:
+        """One keyword of a DataLoader call: `value` is an expression, or the literal
+        (or "?") that a readable kwargs dict holds."""
+        expression = isinstance(value, ast.expr)
+        if name == "batch_size":
+            loader["batch"] = self._value(value) if expression else value
+        elif name == "batch_sampler":
+            loader["batch"] = "?"
+            loader["sampler"] = True
+        elif name == "drop_last":
+            loader["drop_last"] = _literal(value) if expression else value
+        elif name == "shuffle":
+            loader["shuffle"] = _literal(value) if expression else value
+        elif name == "sampler":
+            loader["sampler"] = True
+
+    def _dict_of(self, node: ast.expr) -> dict[str, Any] | None:
+        """The literal entries of a dict a name is bound to in this function or at the
+        top of the module ("?" for entries that are not literals), or None."""
+        if isinstance(node, ast.Dict):
+            return _dict_literal(node)
+        if not isinstance(node, ast.Name):
+            return None
+        if node.id in self.dicts:
+            return self.dicts[node.id]
+        if node.id in self.bindings or node.id in self.params:
+            return None
+        alias = self.names.aliases.get(node.id)
+        return alias.get("dict") if isinstance(alias, dict) else None
 
     def _value(self, node: ast.expr) -> Any:
         """A batch-size expression: a literal, a parameter, a module constant, an
@@ -505,6 +648,18 @@ class FunctionFacts:
             return {"name": node.id}
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             return {"option": node.attr}
+        if isinstance(node, ast.Subscript):
+            # `cfg["batch_size"]`, `CONFIG["train"]["bs"]` of a dict literal in view.
+            labels: list[Any] = []
+            while isinstance(node, ast.Subscript):
+                labels.append(_literal(node.slice))
+                node = node.value
+            entries: Any = self._dict_of(node)
+            for label in reversed(labels):
+                if not isinstance(entries, dict) or not isinstance(label, str):
+                    return "?"
+                entries = entries.get(label, "?")
+            return entries if isinstance(entries, int) else "?"
         return "?"
 
     def _loop(
@@ -614,6 +769,7 @@ class FunctionFacts:
 
     def _call(self, call: ast.Call) -> None:
         func = call.func
+        self._draw(call)
         if isinstance(func, ast.Name):
             if func.id in _NOT_FORWARD:
                 return
@@ -765,7 +921,17 @@ class FunctionFacts:
             return
         args = [key_of(a) for a in call.args]
         kwargs = {k.arg: key_of(k.value) for k in call.keywords if k.arg}
-        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs)
+        # Integer literals passed (`make_loader(ds, batch_size=1)`), by position or name,
+        # for batch sizes read from a parameter.
+        passed = [(str(i), a) for i, a in enumerate(call.args)]
+        passed += [(k.arg, k.value) for k in call.keywords if k.arg]
+        values = {
+            name: _literal(node)
+            for name, node in passed
+            if isinstance(_literal(node), int) and not isinstance(_literal(node), bool)
+        }
+        extra = {"values": values} if values else {}
+        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs, **extra)
         for loop in self.loop_stack:
             loop["calls"].append(len(self.events) - 1)
 
@@ -785,6 +951,25 @@ class FunctionFacts:
                 dest = names[0].lstrip("-").replace("-", "_")
         if isinstance(dest, str):
             self.argparse[dest] = default
+            self.argparse_at[dest] = self.positions.of(call)
+
+    def _draw(self, call: ast.Call) -> None:
+        """`next(it)`, `it.next()`, `next(iter(loader))` inside a loop draw one batch
+        of the loader per step."""
+        if not self.loop_stack:
+            return
+        func = call.func
+        source: ast.expr | None = None
+        if isinstance(func, ast.Name) and func.id == "next" and call.args:
+            source = call.args[0]
+        elif isinstance(func, ast.Attribute) and func.attr in ("next", "__next__"):
+            source = func.value
+        if source is None:
+            return
+        key = self._loader_key(source)
+        if key is not None:
+            for loop in self.loop_stack:
+                loop.setdefault("draws", []).append(key)
 
     def _event(self, kind: str, key: str | None, node: ast.AST, **extra: Any) -> None:
         event: Json = {"k": kind, "key": key, "pos": self.positions.of(node)}
@@ -856,12 +1041,49 @@ def _member_keys(node: ast.expr) -> list[str]:
 
 
 def _iterated_key(node: ast.expr) -> str | None:
-    """The loader a `for` iterates: `train_loader` in `enumerate(tqdm(train_loader))`."""
+    """The loader a `for` iterates: `train_loader` in `enumerate(tqdm(train_loader))`;
+    `loaders[train]` for `loaders["train"]`, `loaders[]` for `loaders[phase]`."""
     while (
         isinstance(node, ast.Call) and node.args and dotted_tail(node.func) in _ITERATION_WRAPPERS
     ):
         node = node.args[0]
+    if isinstance(node, ast.Subscript):
+        base = key_of(node.value)
+        if base is None:
+            return None
+        label = _literal(node.slice)
+        known = isinstance(label, str | int) and label != "?"
+        return f"{base}[{label if known else ''}]"
     return key_of(node)
+
+
+def _is_loader_call(call: ast.Call, names: Names) -> bool:
+    """`DataLoader(...)` or a call of a class named like a DataLoader subclass
+    (`MultiEpochsDataLoader`, `FastDataLoader`)."""
+    callee = names.qualify(call.func) or ""
+    name = callee.rsplit(".", 1)[-1] if callee else dotted_tail(call.func)
+    return name.endswith("DataLoader")
+
+
+def _is_torch_loader(call: ast.Call, names: Names) -> bool:
+    callee = names.qualify(call.func)
+    if callee is None:
+        return dotted_tail(call.func) == "DataLoader"
+    return callee.startswith("torch.") and callee.endswith(".DataLoader")
+
+
+def _dict_literal(node: ast.Dict) -> dict[str, Any] | None:
+    """A dict literal with string keys: its literal values, nested dicts, "?" for the
+    rest; None when a key is not a string (`**other` included)."""
+    entries: dict[str, Any] = {}
+    for key, value in zip(node.keys, node.values, strict=True):
+        label = _literal(key) if key is not None else None
+        if not isinstance(label, str):
+            return None
+        entries[label] = _dict_literal(value) if isinstance(value, ast.Dict) else _literal(value)
+        if entries[label] is None and isinstance(value, ast.Dict):
+            entries[label] = "?"
+    return entries
 
 
 def _is_nograd(node: ast.expr) -> bool:

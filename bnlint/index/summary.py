@@ -28,7 +28,18 @@ from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, F
 SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
-_INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
+_INTERESTING = (
+    "torch",
+    "nn",
+    "Module",
+    "eval",
+    "train",
+    "model",
+    "Loader",
+    "loader",
+    "add_argument",
+    "requires_grad",
+)
 _LAYER_KEYWORDS = (
     "bias",
     "affine",
@@ -56,6 +67,8 @@ _MODE_WORDS = (
     ".train(",
     "requires_grad",
     "Loader",
+    "loader",  # loaders handed on by name (bnlint.index.loaders)
+    "add_argument",  # batch-size options (bnlint.index.loaders)
     "backward",
     "no_grad",
     "inference_mode",
@@ -267,6 +280,7 @@ class _Summarizer:
                 value = _alias_value(statement.value, names) if statement.value else None
                 if value is not None:
                     self.summary.aliases[statement.target.id] = value
+        _drop_mutated_dicts(self.summary.aliases, tree)
         layers = LayerBuilder(names, self.positions)
         for statement in top:
             if isinstance(statement, ast.ClassDef):
@@ -368,6 +382,9 @@ class _Summarizer:
                 info["refreezes"] = _refreezes(statement)
             elif statement.name == "forward":
                 info["forward"] = ForwardFlow(names, self.positions).run(statement)
+            if statement.name == "__init__":
+                self._init_loaders(statement, names, layers, node.name, info)
+                _init_attributes(statement, info)
             if statement.name not in ("__init__", "forward"):
                 facts = self.function_facts(
                     statement, names, layers, node.name, submodules=info["layers"]
@@ -376,6 +393,58 @@ class _Summarizer:
                     info["methods"][statement.name] = facts
             layers.owner = None
         return info
+
+    def _init_loaders(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+        owner: str,
+        info: Json,
+    ) -> None:
+        """Loaders a constructor stores on `self` (`self.train_loader = DataLoader(...)`),
+        which the class's other methods iterate (bnlint.index.loaders)."""
+        text = "\n".join(self.positions.lines[function.lineno - 1 : function.end_lineno])
+        if "Loader" not in text:
+            return
+        facts = FunctionFacts(names, layers, self.positions, owner=owner).run(function)
+        loaders = {k: v for k, v in facts["loaders"].items() if k.startswith("self.")}
+        if loaders:
+            info["init_loaders"] = loaders
+
+
+def _init_attributes(function: ast.FunctionDef | ast.AsyncFunctionDef, info: Json) -> None:
+    """Constructor parameters kept on `self` (`self.train_loader = train_loader`), so a
+    loader passed to `Trainer(model, loader)` reaches the methods that iterate it."""
+    params = [a.arg for a in [*function.args.posonlyargs, *function.args.args]][1:]
+    params += [a.arg for a in function.args.kwonlyargs]
+    kept: dict[str, str] = {}
+    for statement in _statements(function.body):
+        for attr, value in _self_assignments(statement):
+            if isinstance(value, ast.Name) and value.id in params:
+                kept.setdefault(value.id, attr)
+    if kept:
+        info["init_params"] = params
+        info["init_attrs"] = kept
+
+
+def _drop_mutated_dicts(aliases: dict[str, Any], tree: ast.Module) -> None:
+    """A module-level config dict written anywhere in the file (`CFG["bs"] = 4`,
+    `CFG.update(...)`) is not the literal any more."""
+    dicts = {name for name, value in aliases.items() if isinstance(value, dict) and "dict" in value}
+    if not dicts:
+        return
+    for node in ast.walk(tree):
+        base = None
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
+            base = node.value
+            while isinstance(base, ast.Subscript):
+                base = base.value
+        elif isinstance(node, ast.Attribute) and node.attr in ("update", "setdefault", "pop"):
+            base = node.value
+        if isinstance(base, ast.Name) and base.id in dicts:
+            del aliases[base.id]
+            dicts.discard(base.id)
 
 
 def _local_imports(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
@@ -497,6 +566,13 @@ def _alias_value(value: ast.expr, names: Names) -> Any:
     constant = literal(value)
     if constant != "?" and isinstance(constant, int) and not isinstance(constant, bool):
         return {"const": constant}
+    if isinstance(value, ast.Dict):
+        # A config dict (`CONFIG = {"batch_size": 1, ...}`) read by loaders.
+        from bnlint.index.functions import _dict_literal
+
+        entries = _dict_literal(value)
+        if entries and any(not isinstance(v, str) or v != "?" for v in entries.values()):
+            return {"dict": entries}
     return None
 
 
