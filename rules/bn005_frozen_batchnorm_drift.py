@@ -54,6 +54,14 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event, RunningStatsUpdated
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, covers, related
+from bnlint.index.freezes import (
+    Freeze,
+    constructor_freezes,
+    helper_freezes,
+    instance_part_kind,
+    key_classes,
+    method_freezes,
+)
 from bnlint.index.locate import node_at
 from bnlint.index.modes import part_kind
 from bnlint.index.project import argument_key, call_parameters
@@ -66,7 +74,7 @@ class FrozenBatchnormDrift(Rule):
     code = "BN005"
     name = "frozen-batchnorm-drift"
     severity = Severity.WARNING
-    triggers = ("requires_grad", ".eval(", ".apply(", "freeze")
+    triggers = ("requires_grad", ".eval(", ".apply(", "freeze", ".train(")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, RunningStatsUpdated)
@@ -124,27 +132,42 @@ class FrozenBatchnormDrift(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         for function, facts in index.functions(path):
-            events = facts["events"]
-            for position, event in enumerate(events):
-                for key in self._frozen_keys(index, function, event):
-                    if part_kind(index, path, function, key) != "bn":
-                        continue
-                    undo = self._undoing_train(index, function, events, position, key)
-                    if undo is not None:
-                        self._report(event, undo, key)
-                        break
-                else:
-                    continue
-                break
+            undone = self._statement_freeze_undone(index, function, facts)
+            self._constructor_freeze_undone(index, function, facts, undone)
 
-    def _frozen_keys(self, index: ProjectIndex, function: str, event: Json) -> list[str]:
-        """The objects this event freezes: its own target, or what a project helper
-        such as `freeze(model.backbone)` freezes."""
+    # -- a freeze made by a statement, undone later in the same function ---------------
+    def _statement_freeze_undone(self, index: ProjectIndex, function: str, facts: Json) -> int:
+        """Report the first freeze of the function that a later `.train()` undoes; the
+        index of that `.train()` event (-1 when none)."""
+        events = facts["events"]
+        for position, event in enumerate(events):
+            for key, how in self._frozen_keys(index, function, event):
+                if part_kind(index, self.context.path, function, key) != "bn":
+                    continue
+                undo = self._undoing_train(index, function, facts, position, key)
+                if undo is not None:
+                    self._report(event, how, events[undo], key)
+                    return undo
+        return -1
+
+    def _frozen_keys(
+        self, index: ProjectIndex, function: str, event: Json
+    ) -> list[tuple[str, str]]:
+        """(key, how) for what this event freezes: its own target, what a project helper
+        such as `freeze(model.backbone)` freezes, or what a model's freeze method such
+        as `net.freeze_bn()` freezes on it."""
         key = event.get("key")
         if key is not None and self._is_freeze(event):
-            return [key]
+            return [(key, "params" if event["k"] == "freeze" else "eval")]
         if event["k"] == "call":
-            return index.frozen_by_call(self.context.path, function, event)
+            return helper_freezes(index, self.context.path, function, event)
+        if event["k"] == "method" and key is not None:
+            frozen: list[tuple[str, str]] = []
+            for owner_path, owner in key_classes(index, self.context.path, function, key):
+                for part, how, _ in method_freezes(index, owner_path, owner, event["fn"]) or []:
+                    rebased = key + part[len("self") :]
+                    frozen.append((rebased, how))
+            return frozen
         return []
 
     def _is_freeze(self, event: Json) -> bool:
@@ -155,8 +178,11 @@ class FrozenBatchnormDrift(Rule):
         return event["k"] == "eval" and depth >= 1
 
     def _undoing_train(
-        self, index: ProjectIndex, function: str, events: list[Json], position: int, key: str
-    ) -> Json | None:
+        self, index: ProjectIndex, function: str, facts: Json, position: int, key: str
+    ) -> int | None:
+        """The first `.train()` after `position` (here or in a project helper) that puts
+        `key` back in training mode and is not followed by a re-freeze before training."""
+        events = facts["events"]
         for later_position in range(position + 1, len(events)):
             later = events[later_position]
             target = later.get("key")
@@ -169,8 +195,8 @@ class FrozenBatchnormDrift(Rule):
             )
             if later["k"] == "call" and not trains:
                 trains = self._callee_trains(index, function, later, key)
-            if trains and not self._refrozen(events[later_position + 1 :], key):
-                return later
+            if trains and not self._refrozen(index, function, facts, later_position, key):
+                return later_position
         return None
 
     def _callee_trains(self, index: ProjectIndex, function: str, event: Json, key: str) -> bool:
@@ -196,26 +222,75 @@ class FrozenBatchnormDrift(Rule):
                     return True
         return False
 
-    def _refrozen(self, events: list[Json], key: str) -> bool:
-        for event in events:
-            target = event.get("key")
-            if event["k"] == "bn_eval" and target is not None and related(target, key):
+    def _refrozen(
+        self, index: ProjectIndex, function: str, facts: Json, position: int, key: str
+    ) -> bool:
+        """Whether something re-freezes `key` after the `.train()` at `position` and
+        before the next training step: a later validation `eval()` that comes after the
+        step is not a re-freeze. A `.train()` inside a loop is followed by the loop's
+        own head on the next pass (`freeze_bn(model)` at the top of each epoch)."""
+        events = facts["events"]
+        after = list(range(position + 1, len(events)))
+        loop_index = events[position].get("loop")
+        if loop_index is not None:
+            loop = facts["loops"][loop_index]
+            after = [*range(position + 1, loop["last"]), *range(loop["first"], position)]
+        exclusive = _other_branches(facts, position)
+        for later in after:
+            if later in exclusive:
+                continue
+            event = events[later]
+            if self._refreezes(index, function, event, key):
                 return True
-            if event["k"] == "eval" and target is not None and covers(key, target):
-                return True
-            if event["k"] == "call" and "freeze" in event["fn"].lower():
-                return True
+            if self._trains_a_step(index, function, event):
+                return False
         return False
 
-    def _report(self, freeze: Json, undo: Json, key: str) -> None:
+    def _refreezes(self, index: ProjectIndex, function: str, event: Json, key: str) -> bool:
+        target = event.get("key")
+        if event["k"] == "bn_eval" and target is not None and related(target, key):
+            return True
+        if event["k"] in ("eval", "freeze") and target is not None and covers(key, target):
+            return bool(event["k"] == "eval")
+        name = str(event.get("fn", "")).lower()
+        looks_like_freeze = "freeze" in name and "unfreeze" not in name
+        if event["k"] == "method" and target is not None and related(target, key):
+            return looks_like_freeze or bool(self._frozen_keys(index, function, event))
+        if event["k"] == "call":
+            if looks_like_freeze:
+                return True
+            return any(
+                how == "eval" and related(frozen, key)
+                for frozen, how in helper_freezes(index, self.context.path, function, event)
+            )
+        return False
+
+    def _trains_a_step(self, index: ProjectIndex, function: str, event: Json) -> bool:
+        """A `backward()` here, or a call of a project function that runs one."""
+        if event["k"] == "backward":
+            return True
+        if event["k"] != "call":
+            return False
+        callee = index.resolve_function(self.context.path, function, event["fn"])
+        facts: Json | None = index.function_facts(*callee) if callee is not None else None
+        if facts is None:
+            return False
+        return any(e["k"] == "backward" for e in facts["events"])
+
+    def _report(self, freeze: Json, how: str, undo: Json, key: str) -> None:
         node = node_at(self.context.module, undo["pos"], cst.Call)
         if node is None:
             return
-        how = {"freeze": "frozen", "call": "frozen by the call"}.get(freeze["k"], "put in eval")
+        if freeze["k"] == "method":
+            done = f"frozen by `.{freeze['fn']}()`"
+        elif freeze["k"] == "call":
+            done = "frozen by the call"
+        else:
+            done = "frozen" if how == "params" else "put in eval"
         self.report(
             node,
             message=(
-                f"`{key}` was {how} on line {freeze['pos'][0]} but this puts its BatchNorm "
+                f"`{key}` was {done} on line {freeze['pos'][0]} but this puts its BatchNorm "
                 "back in training mode: its running statistics keep changing"
             ),
             suggestion=(
@@ -223,3 +298,70 @@ class FrozenBatchnormDrift(Rule):
                 "or use `FrozenBatchNorm2d`"
             ),
         )
+
+    # -- a freeze made by a class's constructor, undone by a `.train()` on an instance --
+    def _constructor_freeze_undone(
+        self, index: ProjectIndex, function: str, facts: Json, skip: int
+    ) -> None:
+        path = self.context.path
+        events = facts["events"]
+        for position, event in enumerate(events):
+            key = event.get("key")
+            if event["k"] != "train" or key is None or position == skip:
+                continue
+            if index.key_kind(path, function, key) == "frozen":
+                continue
+            for owner_path, owner in sorted(key_classes(index, path, function, key)):
+                if index.keeps_bn_frozen(owner_path, owner):
+                    continue
+                frozen = [
+                    freeze
+                    for freeze in constructor_freezes(index, owner_path, owner)
+                    if instance_part_kind(index, owner_path, owner, freeze.key) == "bn"
+                ]
+                if frozen and not self._refrozen(index, function, facts, position, key):
+                    self._report_constructor(event, key, owner_path, owner, frozen[0])
+                    return
+
+    def _report_constructor(
+        self, undo: Json, key: str, owner_path: str, owner: str, freeze: Freeze
+    ) -> None:
+        node = node_at(self.context.module, undo["pos"], cst.Call)
+        if node is None:
+            return
+        where = f"line {freeze.line}"
+        if owner_path != self.context.path:
+            where += f" of {owner_path}"
+        part = "its BatchNorm" if freeze.key == "self" else f"`{freeze.key[len('self.') :]}`"
+        done = (
+            f"freezes the parameters of {part} (requires_grad=False)"
+            if freeze.how == "params"
+            else f"puts {part} in eval"
+        )
+        self.report(
+            node,
+            message=(
+                f"`{key}` is a `{owner}`, whose constructor {done} on {where}, but "
+                "this `.train()` puts that BatchNorm in training mode: its running "
+                "statistics keep changing"
+            ),
+            suggestion=(
+                f"keep the frozen part in eval: override `train()` in `{owner}` to call "
+                "`.eval()` on it after `super().train(mode)`, or use `FrozenBatchNorm2d`"
+            ),
+        )
+
+
+def _other_branches(facts: Json, position: int) -> set[int]:
+    """Events that cannot run in the same pass as the event at `position`: the other
+    branch of each `if` that holds it (`if mode == "train": m.train() else: m.eval()`)."""
+    exclusive: set[int] = set()
+    for block in facts.get("blocks", ()):
+        if block["k"] != "if":
+            continue
+        first, mid, last = block["first"], block["mid"], block["last"]
+        if first <= position < mid:
+            exclusive.update(range(mid, last))
+        elif mid <= position < last:
+            exclusive.update(range(first, mid))
+    return exclusive

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ _LIBRARIES = frozenset(
 _BUILTINS = frozenset(dir(builtins))
 _DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
+# Method names of a model's own freeze API (`freeze_bn()`, `fix_bn()`, `set_bn_eval()`).
+_FREEZE_METHOD = re.compile(r"freeze|frozen|fix_?bn|bn_?eval|norm_?eval", re.IGNORECASE)
 
 
 def key_of(node: ast.AST | None) -> str | None:
@@ -485,6 +488,10 @@ class FunctionFacts:
         if iterated.func.attr not in ("modules", "named_modules", "children", "named_children"):
             return
         owner = key_of(iterated.func.value)
+        if owner is not None and _freezes_batchnorm_parameters(loop.body):
+            # `for m in net.modules(): if isinstance(m, nn.BatchNorm2d):
+            # m.weight.requires_grad = False`: BN affine parameters frozen, statistics not.
+            self._event("freeze", owner, loop, bn_params=True)
         for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
             if (
                 owner is not None
@@ -585,6 +592,10 @@ class FunctionFacts:
             self._project_call(f"self.{method}", call)
             self._forward(f"self.{method}", call)
         elif method not in _MODEL_USE_METHODS:
+            if _FREEZE_METHOD.search(method):
+                # `net.module.freeze_bn()`: a model's own freeze API (BN005 resolves it
+                # through the model's class).
+                self._event("method", receiver, call, fn=method)
             self._opaque(receiver, call)
 
     def _opaque(self, receiver: str | None, call: ast.Call, name: str | None = None) -> None:
@@ -661,6 +672,37 @@ def _moved_key(node: ast.expr) -> str | None:
         if not isinstance(node, ast.Call):
             return key_of(node)
     return None
+
+
+def _freezes_batchnorm_parameters(body: list[ast.stmt]) -> bool:
+    """A module loop body that sets `requires_grad` to False under a BatchNorm test
+    (`isinstance(m, nn.BatchNorm2d)`, `"bn" in name`) and never calls `.eval()`."""
+    guarded = False
+    freezes = False
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, ast.If):
+            text = ast.unparse(node.test)
+            if "BatchNorm" in text or re.search(r"\bbn\b|['\"]bn|_BatchNorm", text):
+                guarded = True
+        elif isinstance(node, ast.Assign) and _literal(node.value) is False:
+            freezes = freezes or any(
+                isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets
+            )
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "requires_grad_"
+            and node.args
+            and _literal(node.args[0]) is False
+        ):
+            freezes = True
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "eval"
+        ):
+            return False  # a BN freeze proper (`bn_eval`): statistics fixed too
+    return guarded and freezes
 
 
 def _argument_keys(call: ast.Call) -> list[str]:
