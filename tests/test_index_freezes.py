@@ -212,3 +212,20 @@ def test_constructor_calling_a_same_file_helper_of_any_name_freezes() -> None:
         }
     )
     assert [f.key for f in constructor_freezes(index, "/project/m.py", "Net")] == ["self.bn"]
+
+
+def test_an_initialiser_passed_to_apply_is_not_a_batchnorm_freeze() -> None:
+    index = index_of(
+        {
+            "/project/s.py": """
+                def setup(model, other):
+                    model.apply(weights_init_normal)
+                    model.apply(init_bn)
+                    other.apply(set_bn_eval)
+                    model.train()
+            """
+        }
+    )
+    facts = index.function_facts("/project/s.py", "setup")
+    assert facts is not None
+    assert [e["key"] for e in facts["events"] if e["k"] == "bn_eval"] == ["other"]

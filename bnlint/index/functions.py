@@ -104,6 +104,8 @@ _LIBRARIES = frozenset(
 _BUILTINS = frozenset(dir(builtins))
 _DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
+# Functions passed to `module.apply` that put BN in eval.
+_APPLIED_FREEZE = re.compile(r"freeze|frozen|bn|batchnorm|norm_?eval|eval_?norm|fix_?norm")
 # Method names of a model's own freeze API (`freeze_bn()`, `fix_bn()`, `set_bn_eval()`).
 _FREEZE_METHOD = re.compile(r"freeze|frozen|fix_?bn|bn_?eval|norm_?eval", re.IGNORECASE)
 
@@ -576,7 +578,9 @@ class FunctionFacts:
                 self._event("freeze", receiver, call)
         elif method == "apply" and call.args:
             name = (dotted_name_of(call.args[0]) or "").lower()
-            if any(word in name for word in ("bn", "batchnorm", "freeze", "norm")):
+            # `apply(set_bn_eval)`, `apply(freeze_bn)`; not an initialiser such as
+            # `apply(weights_init_normal)` or `apply(init_bn)`.
+            if _APPLIED_FREEZE.search(name) and "init" not in name:
                 self._event("bn_eval", receiver, call)
         elif method == "backward":
             self._event("backward", receiver, call)
