@@ -56,6 +56,8 @@ from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, covers, related
 from bnlint.index.freezes import (
     Freeze,
+    averaged_keys,
+    averaged_parts,
     constructor_freezes,
     helper_freezes,
     instance_part_kind,
@@ -78,6 +80,8 @@ class FrozenBatchnormDrift(Rule):
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, RunningStatsUpdated)
+    # The checked function's plain aliases (`backbone = model.backbone`), per function.
+    _aliases: dict[str, str]
 
     @classmethod
     def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
@@ -132,6 +136,7 @@ class FrozenBatchnormDrift(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         for function, facts in index.functions(path):
+            self._aliases = _aliases(facts)
             undone = self._statement_freeze_undone(index, function, facts)
             self._constructor_freeze_undone(index, function, facts, undone)
 
@@ -140,10 +145,15 @@ class FrozenBatchnormDrift(Rule):
         """Report the first freeze of the function that a later `.train()` undoes; the
         index of that `.train()` event (-1 when none)."""
         events = facts["events"]
+        averaged: frozenset[str] | None = None
         for position, event in enumerate(events):
             for key, how in self._frozen_keys(index, function, event):
-                if part_kind(index, self.context.path, function, key) != "bn":
+                if self._kind(index, function, key) != "bn":
                     continue
+                if averaged is None:
+                    averaged = averaged_keys(index, self.context.path, function)
+                if any(related(key, other) for other in averaged):
+                    continue  # a momentum encoder / EMA teacher: not a frozen extractor
                 undo = self._undoing_train(index, function, facts, position, key)
                 if undo is not None:
                     self._report(event, how, events[undo], key)
@@ -170,6 +180,21 @@ class FrozenBatchnormDrift(Rule):
             return frozen
         return []
 
+    def _kind(self, index: ProjectIndex, function: str, key: str) -> str | None:
+        kind = part_kind(index, self.context.path, function, key)
+        if kind is None and self._canon(key) != key:
+            kind = part_kind(index, self.context.path, function, self._canon(key))
+        return kind
+
+    def _canon(self, key: str) -> str:
+        """The key through the function's plain aliases (`backbone = model.backbone`)."""
+        for _ in range(4):
+            root, dot, rest = key.partition(".")
+            if root not in self._aliases:
+                break
+            key = self._aliases[root] + dot + rest
+        return key
+
     def _is_freeze(self, event: Json) -> bool:
         if event["k"] in ("freeze", "bn_eval"):
             return True
@@ -189,7 +214,7 @@ class FrozenBatchnormDrift(Rule):
             trains = (
                 later["k"] == "train"
                 and target is not None
-                and covers(target, key)
+                and covers(self._canon(target), self._canon(key))
                 # a class whose train() override re-freezes its BN
                 and index.key_kind(self.context.path, function, target) != "frozen"
             )
@@ -209,7 +234,7 @@ class FrozenBatchnormDrift(Rule):
         params = call_parameters(facts)
         for parameter in params:
             passed = argument_key(event, params, parameter)
-            if passed is not None and covers(passed, key):
+            if passed is not None and covers(self._canon(passed), self._canon(key)):
                 inner = [e for e in facts["events"] if e["k"] in ("train", "eval", "bn_eval")]
                 trains = [
                     i
@@ -247,7 +272,8 @@ class FrozenBatchnormDrift(Rule):
         return False
 
     def _refreezes(self, index: ProjectIndex, function: str, event: Json, key: str) -> bool:
-        target = event.get("key")
+        key = self._canon(key)
+        target = None if event.get("key") is None else self._canon(event["key"])
         if event["k"] == "bn_eval" and target is not None and related(target, key):
             return True
         if event["k"] in ("eval", "freeze") and target is not None and covers(key, target):
@@ -260,7 +286,7 @@ class FrozenBatchnormDrift(Rule):
             if looks_like_freeze:
                 return True
             return any(
-                how == "eval" and related(frozen, key)
+                how == "eval" and related(self._canon(frozen), key)
                 for frozen, how in helper_freezes(index, self.context.path, function, event)
             )
         return False
@@ -287,10 +313,12 @@ class FrozenBatchnormDrift(Rule):
             done = "frozen by the call"
         else:
             done = "frozen" if how == "params" else "put in eval"
+        alias = f" (`{self._canon(key)}`)" if self._canon(key) != key else ""
         self.report(
             node,
             message=(
-                f"`{key}` was {done} on line {freeze['pos'][0]} but this puts its BatchNorm "
+                f"`{key}`{alias} was {done} on line {freeze['pos'][0]} but this puts its "
+                "BatchNorm "
                 "back in training mode: its running statistics keep changing"
             ),
             suggestion=(
@@ -314,10 +342,12 @@ class FrozenBatchnormDrift(Rule):
             for owner_path, owner in sorted(key_classes(index, path, function, key)):
                 if index.keeps_bn_frozen(owner_path, owner):
                     continue
+                averaged = averaged_parts(index, owner_path, owner)
                 frozen = [
                     freeze
                     for freeze in constructor_freezes(index, owner_path, owner)
                     if instance_part_kind(index, owner_path, owner, freeze.key) == "bn"
+                    and not any(related(freeze.key, other) for other in averaged)
                 ]
                 if frozen and not self._refrozen(index, function, facts, position, key):
                     self._report_constructor(event, key, owner_path, owner, frozen[0])
@@ -365,3 +395,18 @@ def _other_branches(facts: Json, position: int) -> set[int]:
         elif mid <= position < last:
             exclusive.update(range(first, mid))
     return exclusive
+
+
+def _aliases(facts: Json) -> dict[str, str]:
+    """Names bound only to another key (`backbone = model.backbone`, `net = model.to(d)`,
+    ignoring rebinding to itself such as `model = model.cuda()`)."""
+    aliases: dict[str, str] = {}
+    for name, bindings in facts["bindings"].items():
+        if "." in name:
+            continue
+        targets = {b.get("alias") for b in bindings if b.get("alias") != name}
+        if len(targets) == 1:
+            (target,) = targets
+            if target is not None and target.split(".")[0] != name:
+                aliases[name] = target
+    return aliases

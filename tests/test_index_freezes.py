@@ -8,6 +8,8 @@ from __future__ import annotations
 import textwrap
 
 from bnlint.index.freezes import (
+    averaged_keys,
+    averaged_parts,
     constructor_freezes,
     helper_freezes,
     instance_part_kind,
@@ -229,3 +231,33 @@ def test_an_initialiser_passed_to_apply_is_not_a_batchnorm_freeze() -> None:
     facts = index.function_facts("/project/s.py", "setup")
     assert facts is not None
     assert [e["key"] for e in facts["events"] if e["k"] == "bn_eval"] == ["other"]
+
+
+def test_moving_average_loops_mark_momentum_encoders() -> None:
+    index = index_of(
+        {
+            "/project/m.py": """
+                import torch.nn as nn
+
+                class Pair(nn.Module):
+                    def __init__(self, a, b):
+                        super().__init__()
+                        self.online = a
+                        self.target = b
+
+                    def follow(self, m):
+                        for p, q in zip(self.online.parameters(), self.target.parameters()):
+                            q.data.mul_(m).add_(p.data * (1 - m))
+
+                def ema(student, teacher):
+                    for s, t in zip(student.parameters(), teacher.parameters()):
+                        t.copy_(s)
+
+                def run(net, slow):
+                    net.train()
+                    ema(net, slow)
+            """
+        }
+    )
+    assert averaged_parts(index, "/project/m.py", "Pair") == {"self.online", "self.target"}
+    assert averaged_keys(index, "/project/m.py", "run") == {"net", "slow"}

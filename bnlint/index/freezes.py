@@ -263,3 +263,41 @@ def instance_part_kind(index: ProjectIndex, path: str, name: str, key: str) -> s
     if parts[1] not in layers:
         return None
     return index.spec_kind(*layers[parts[1]])
+
+
+def averaged_parts(index: ProjectIndex, path: str, name: str) -> frozenset[str]:
+    """`self` keys whose parameters a moving average writes (a momentum encoder, an EMA
+    teacher) in the class's constructor or methods, or its project bases'."""
+    found: set[str] = set()
+    for owner_path, owner in _class_chain(index, path, name):
+        info = index.class_info(owner_path, owner)
+        events = [
+            *info.get("init", ()),
+            *(e for m in info["methods"].values() for e in m["events"]),
+        ]
+        found.update(str(e["key"]) for e in events if e["k"] == "average" and e.get("key"))
+    return frozenset(found)
+
+
+def averaged_keys(index: ProjectIndex, path: str, function: str) -> frozenset[str]:
+    """Keys of the function whose parameters a moving average writes: here, or in a
+    project function they are passed to (`update_teacher(student, teacher)`)."""
+    facts = index.function_facts(path, function)
+    if facts is None:
+        return frozenset()
+    found = {str(e["key"]) for e in facts["events"] if e["k"] == "average" and e.get("key")}
+    for event in facts["events"]:
+        if event["k"] != "call":
+            continue
+        callee = index.resolve_function(path, function, event["fn"])
+        callee_facts = index.function_facts(*callee) if callee is not None else None
+        if callee_facts is None:
+            continue
+        params = call_parameters(callee_facts)
+        for inner in callee_facts["events"]:
+            root = str(inner.get("key") or "").split(".")[0]
+            if inner["k"] == "average" and root in params:
+                passed = argument_key(event, params, root)
+                if passed is not None:
+                    found.add(passed + str(inner["key"])[len(root) :])
+    return frozenset(found)

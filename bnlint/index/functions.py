@@ -177,7 +177,8 @@ class FunctionFacts:
         return facts
 
     def run_returns(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json | None:
-        """Only the layers a helper returns (`def conv_bn(...): return nn.Sequential(...)`)."""
+        """Only the layers a helper returns (`def conv_bn(...): return nn.Sequential(...)`)
+        and its moving-average loops (`_momentum_update(self)`, for BN005)."""
         from bnlint.index.summary import _statements
 
         args = function.args
@@ -189,7 +190,9 @@ class FunctionFacts:
                 spec = self.layers.spec(statement.value, self.env)
                 if spec is not None:
                     self.returns.append({"spec": spec})
-        if not self.returns:
+            elif isinstance(statement, ast.For):
+                self._averaging_loop(statement)
+        if not self.returns and not self.events:
             return None
         facts = self._facts()
         facts.update(
@@ -255,6 +258,7 @@ class FunctionFacts:
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
+                self._averaging_loop(statement)
         elif isinstance(statement, ast.While):
             self._expressions(statement.test)
             self._loop(statement, None)
@@ -481,6 +485,27 @@ class FunctionFacts:
         if freezes and not spares_norm:
             self._event("freeze", owner, loop)
 
+    def _averaging_loop(self, loop: ast.For | ast.AsyncFor) -> None:
+        """`for q, k in zip(student.parameters(), teacher.parameters()):
+        k.data.mul_(m).add_(...)`: the parameters of both are tied by a moving average
+        (a momentum encoder or an EMA teacher), so `teacher`'s `requires_grad=False`
+        is not a frozen feature extractor (BN005)."""
+        iterated = loop.iter
+        if not (isinstance(iterated, ast.Call) and dotted_tail(iterated.func) == "zip"):
+            return
+        owners = [
+            key_of(arg.func.value)
+            for arg in iterated.args
+            if isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr in ("parameters", "buffers", "values")
+        ]
+        if not owners or not any(_updates_in_place(node) for node in ast.walk(loop)):
+            return
+        for owner in owners:
+            if owner is not None:
+                self._event("average", owner, loop)
+
     def _module_loop(self, loop: ast.For | ast.AsyncFor) -> None:
         """`for m in model.modules(): if isinstance(m, BatchNorm2d): m.eval()` puts the
         BN layers of `model` into eval (a BN freeze)."""
@@ -676,6 +701,18 @@ def _moved_key(node: ast.expr) -> str | None:
         if not isinstance(node, ast.Call):
             return key_of(node)
     return None
+
+
+_IN_PLACE = frozenset({"mul_", "add_", "copy_", "lerp_", "sub_", "addcmul_"})
+
+
+def _updates_in_place(node: ast.AST) -> bool:
+    """`k.data.mul_(m)`, `k.copy_(q)`, `k.data = ...`: a parameter written in place."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in _IN_PLACE
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Attribute) and t.attr == "data" for t in node.targets)
+    return False
 
 
 def _freezes_batchnorm_parameters(body: list[ast.stmt]) -> bool:

@@ -393,7 +393,7 @@ def _on_self(event: Json) -> bool:
     def is_self(key: Any) -> bool:
         return isinstance(key, str) and (key == "self" or key.startswith("self."))
 
-    if event["k"] in ("freeze", "bn_eval", "eval", "train", "method"):
+    if event["k"] in ("freeze", "bn_eval", "eval", "train", "method", "average"):
         return is_self(event.get("key"))
     if event["k"] == "call":
         passed = [*event["args"], *event["kwargs"].values()]
