@@ -2,13 +2,24 @@
 
 ## What it does
 Checks for parameters frozen (`requires_grad_(False)`, `p.requires_grad = False` over
-`.parameters()`) on a module that contains trainable BatchNorm, followed by a
-`.train()` on it or an ancestor (directly or in a project helper such as
-`train_one_epoch(model)`) with no `.eval()` re-freeze after it; and an explicit BN
-freeze (`backbone.eval()`, `model.apply(set_bn_eval)`, a loop that calls `m.eval()` on
-BN modules) undone by a later ancestor `.train()`. `FrozenBatchNorm2d`, `norm_eval`,
-a `train()` override that re-freezes BN, and freezes that spare BN parameters stay
-silent; so does everything when `transductive-batchnorm` is set.
+`.parameters()`, or over the BN layers of a `.modules()` loop) on a module that contains
+trainable BatchNorm, followed by a `.train()` on it or an ancestor (directly, through a
+local alias, or in a project helper such as `train_one_epoch(model)`) that reaches a
+training step with no `.eval()` re-freeze before it; and an explicit BN freeze
+(`backbone.eval()`, `model.apply(set_bn_eval)`, a loop that calls `m.eval()` on BN
+modules, a helper or the model's own freeze method such as `net.freeze_bn()`) undone by
+a later ancestor `.train()`. A validation `eval()` that comes after the training step is
+not a re-freeze; a freeze at the top of a loop re-freezes the `train()` at its end.
+
+Freezes made by a class's constructor (`lock(self.stem)`, `self.freeze_bn()`,
+`self.backbone.eval()`, also in a project base class) are reported at a `.train()` on an
+instance, naming the freeze line; when that `.train()` is in another file, the freeze
+itself is also reported in the class's file, where the `train()` override belongs.
+
+`FrozenBatchNorm2d`, `norm_eval`, a `train()` override that re-freezes BN, freezes that
+spare BN parameters, momentum encoders and EMA teachers (parameters tied by a
+moving-average loop) stay silent; so does everything when `transductive-batchnorm` is
+set, and any model whose BatchNorm the index cannot establish.
 
 The runtime check reports a training-mode BatchNorm whose affine parameters all have
 `requires_grad=False` and whose running statistics did change (its
@@ -58,6 +69,7 @@ from bnlint.index.freezes import (
     Freeze,
     averaged_keys,
     averaged_parts,
+    class_chain,
     constructor_freezes,
     helper_freezes,
     instance_part_kind,
@@ -82,6 +94,8 @@ class FrozenBatchnormDrift(Rule):
     runtime_events = (BatchNormCall, RunningStatsUpdated)
     # The checked function's plain aliases (`backbone = model.backbone`), per function.
     _aliases: dict[str, str]
+    # The file of the function being read (the checked file, or another file's caller).
+    _path: str
 
     @classmethod
     def check_runtime(cls, event: Event, memory: dict[str, Any]) -> Iterator[RuntimeReport]:
@@ -134,11 +148,14 @@ class FrozenBatchnormDrift(Rule):
         if self.context.options.get("transductive-batchnorm"):
             return
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
-        path = self.context.path
+        path = self._path = self.context.path
+        self._aliases = {}
+        self._trained_classes: set[tuple[str, str]] = set()
         for function, facts in index.functions(path):
             self._aliases = _aliases(facts)
             undone = self._statement_freeze_undone(index, function, facts)
             self._constructor_freeze_undone(index, function, facts, undone)
+        self._constructor_freeze_trained_elsewhere(index)
 
     # -- a freeze made by a statement, undone later in the same function ---------------
     def _statement_freeze_undone(self, index: ProjectIndex, function: str, facts: Json) -> int:
@@ -151,7 +168,7 @@ class FrozenBatchnormDrift(Rule):
                 if self._kind(index, function, key) != "bn":
                     continue
                 if averaged is None:
-                    averaged = averaged_keys(index, self.context.path, function)
+                    averaged = averaged_keys(index, self._path, function)
                 if any(related(key, other) for other in averaged):
                     continue  # a momentum encoder / EMA teacher: not a frozen extractor
                 undo = self._undoing_train(index, function, facts, position, key)
@@ -170,10 +187,10 @@ class FrozenBatchnormDrift(Rule):
         if key is not None and self._is_freeze(event):
             return [(key, "params" if event["k"] == "freeze" else "eval")]
         if event["k"] == "call":
-            return helper_freezes(index, self.context.path, function, event)
+            return helper_freezes(index, self._path, function, event)
         if event["k"] == "method" and key is not None:
             frozen: list[tuple[str, str]] = []
-            for owner_path, owner in key_classes(index, self.context.path, function, key):
+            for owner_path, owner in key_classes(index, self._path, function, key):
                 for part, how, _ in method_freezes(index, owner_path, owner, event["fn"]) or []:
                     rebased = key + part[len("self") :]
                     frozen.append((rebased, how))
@@ -181,9 +198,9 @@ class FrozenBatchnormDrift(Rule):
         return []
 
     def _kind(self, index: ProjectIndex, function: str, key: str) -> str | None:
-        kind = part_kind(index, self.context.path, function, key)
+        kind = part_kind(index, self._path, function, key)
         if kind is None and self._canon(key) != key:
-            kind = part_kind(index, self.context.path, function, self._canon(key))
+            kind = part_kind(index, self._path, function, self._canon(key))
         return kind
 
     def _canon(self, key: str) -> str:
@@ -216,7 +233,7 @@ class FrozenBatchnormDrift(Rule):
                 and target is not None
                 and covers(self._canon(target), self._canon(key))
                 # a class whose train() override re-freezes its BN
-                and index.key_kind(self.context.path, function, target) != "frozen"
+                and index.key_kind(self._path, function, target) != "frozen"
             )
             if later["k"] == "call" and not trains:
                 trains = self._callee_trains(index, function, later, key)
@@ -225,7 +242,7 @@ class FrozenBatchnormDrift(Rule):
         return None
 
     def _callee_trains(self, index: ProjectIndex, function: str, event: Json, key: str) -> bool:
-        callee = index.resolve_function(self.context.path, function, event["fn"])
+        callee = index.resolve_function(self._path, function, event["fn"])
         if callee is None:
             return False
         facts = index.function_facts(*callee)
@@ -287,7 +304,7 @@ class FrozenBatchnormDrift(Rule):
                 return True
             return any(
                 how == "eval" and related(self._canon(frozen), key)
-                for frozen, how in helper_freezes(index, self.context.path, function, event)
+                for frozen, how in helper_freezes(index, self._path, function, event)
             )
         return False
 
@@ -297,7 +314,7 @@ class FrozenBatchnormDrift(Rule):
             return True
         if event["k"] != "call":
             return False
-        callee = index.resolve_function(self.context.path, function, event["fn"])
+        callee = index.resolve_function(self._path, function, event["fn"])
         facts: Json | None = index.function_facts(*callee) if callee is not None else None
         if facts is None:
             return False
@@ -332,26 +349,102 @@ class FrozenBatchnormDrift(Rule):
         self, index: ProjectIndex, function: str, facts: Json, skip: int
     ) -> None:
         path = self.context.path
-        events = facts["events"]
-        for position, event in enumerate(events):
-            key = event.get("key")
-            if event["k"] != "train" or key is None or position == skip:
+        for position in self._undoing_trains(index, path, function, facts):
+            if position == skip:
                 continue
-            if index.key_kind(path, function, key) == "frozen":
-                continue
-            for owner_path, owner in sorted(key_classes(index, path, function, key)):
-                if index.keeps_bn_frozen(owner_path, owner):
-                    continue
-                averaged = averaged_parts(index, owner_path, owner)
-                frozen = [
-                    freeze
-                    for freeze in constructor_freezes(index, owner_path, owner)
-                    if instance_part_kind(index, owner_path, owner, freeze.key) == "bn"
-                    and not any(related(freeze.key, other) for other in averaged)
-                ]
-                if frozen and not self._refrozen(index, function, facts, position, key):
-                    self._report_constructor(event, key, owner_path, owner, frozen[0])
+            event = facts["events"][position]
+            for owner_path, owner in sorted(key_classes(index, path, function, event["key"])):
+                frozen = self._bn_constructor_freezes(index, owner_path, owner)
+                if frozen:
+                    self._trained_classes.add((owner_path, owner))
+                    self._report_constructor(event, event["key"], owner_path, owner, frozen[0])
                     return
+
+    def _bn_constructor_freezes(
+        self, index: ProjectIndex, owner_path: str, owner: str
+    ) -> list[Freeze]:
+        """The constructor freezes of the class that leave BatchNorm drifting: of BN
+        parts, not momentum-averaged, in a class whose `train()` does not re-freeze."""
+        if index.keeps_bn_frozen(owner_path, owner):
+            return []
+        averaged = averaged_parts(index, owner_path, owner)
+        return [
+            freeze
+            for freeze in constructor_freezes(index, owner_path, owner)
+            if instance_part_kind(index, owner_path, owner, freeze.key) == "bn"
+            and not any(related(freeze.key, other) for other in averaged)
+        ]
+
+    def _constructor_freeze_trained_elsewhere(self, index: ProjectIndex) -> None:
+        """A class of this file whose constructor freezes BN, with no `train()` override,
+        trained by a `.train()` in another file: reported at the freeze (the class is
+        where the fix goes), naming that `.train()`."""
+        path = self.context.path
+        summary = index.summaries.get(path)
+        if summary is None:
+            return
+        for name in summary.classes:
+            if (path, name) in self._trained_classes:
+                continue
+            frozen = [f for f in self._bn_constructor_freezes(index, path, name) if f.path == path]
+            if not frozen:
+                continue
+            site = self._training_site_elsewhere(index, path, name)
+            node = node_at(self.context.module, list(frozen[0].pos))
+            if site is None or node is None:
+                continue
+            part = "its BatchNorm" if frozen[0].key == "self" else f"`{frozen[0].key}`"
+            done = "freezes the parameters of" if frozen[0].how == "params" else "puts in eval"
+            self.report(
+                node,
+                message=(
+                    f"`{name}`'s constructor {done} {part}, but `{name}` has no `train()` "
+                    f"override that keeps it frozen and `.train()` on line {site[1]} of "
+                    f"{site[0]} puts that BatchNorm back in training mode: its running "
+                    "statistics keep changing"
+                ),
+                suggestion=(
+                    f"override `train()` in `{name}` to call `.eval()` on the frozen part after "
+                    "`super().train(mode)`, or use `FrozenBatchNorm2d`"
+                ),
+            )
+
+    def _training_site_elsewhere(
+        self, index: ProjectIndex, path: str, name: str
+    ) -> tuple[str, int] | None:
+        for other_path in sorted(index.summaries):
+            if other_path == path:
+                continue
+            for function, facts in index.functions(other_path):
+                if not any(e["k"] == "train" for e in facts["events"]):
+                    continue
+                for position in self._undoing_trains(index, other_path, function, facts):
+                    key = facts["events"][position]["key"]
+                    for found in key_classes(index, other_path, function, key):
+                        if (path, name) in class_chain(index, *found):
+                            return other_path, int(facts["events"][position]["pos"][0])
+        return None
+
+    def _undoing_trains(
+        self, index: ProjectIndex, path: str, function: str, facts: Json
+    ) -> Iterator[int]:
+        """Positions of the `.train()` events of a function on keys of project classes, not
+        re-frozen before the next training step."""
+        saved = self._aliases, self._path
+        self._aliases, self._path = _aliases(facts), path
+        try:
+            for position, event in enumerate(facts["events"]):
+                key = event.get("key")
+                if event["k"] != "train" or key is None:
+                    continue
+                if index.key_kind(path, function, key) == "frozen":
+                    continue
+                if not key_classes(index, path, function, key):
+                    continue
+                if not self._refrozen(index, function, facts, position, key):
+                    yield position
+        finally:
+            self._aliases, self._path = saved
 
     def _report_constructor(
         self, undo: Json, key: str, owner_path: str, owner: str, freeze: Freeze

@@ -94,7 +94,7 @@ def helper_freezes(
     return frozen
 
 
-def _class_chain(index: ProjectIndex, path: str, name: str) -> list[tuple[str, str]]:
+def class_chain(index: ProjectIndex, path: str, name: str) -> list[tuple[str, str]]:
     """The class and its project base classes, nearest first."""
     chain: list[tuple[str, str]] = []
     todo = [(path, name)]
@@ -118,7 +118,7 @@ def method_freezes(
     instance attribute shadows it (`self.freeze_bn = freeze_bn` makes it a flag)."""
     if depth > _DEPTH:
         return None
-    for owner_path, owner in _class_chain(index, path, name):
+    for owner_path, owner in class_chain(index, path, name):
         info = index.class_info(owner_path, owner)
         if method in info.get("shadowed", ()):
             return None
@@ -163,7 +163,7 @@ def constructor_freezes(index: ProjectIndex, path: str, name: str) -> list[Freez
 
 def _constructor_freezes(index: ProjectIndex, path: str, name: str) -> list[Freeze]:
     freezes: list[Freeze] = []
-    for owner_path, owner in _class_chain(index, path, name):
+    for owner_path, owner in class_chain(index, path, name):
         events = index.class_info(owner_path, owner).get("init", [])
         for key, how, pos in _self_freezes(index, owner_path, owner, name, events, 0):
             freezes.append(Freeze(key, how, owner_path, pos))
@@ -269,7 +269,7 @@ def averaged_parts(index: ProjectIndex, path: str, name: str) -> frozenset[str]:
     """`self` keys whose parameters a moving average writes (a momentum encoder, an EMA
     teacher) in the class's constructor or methods, or its project bases'."""
     found: set[str] = set()
-    for owner_path, owner in _class_chain(index, path, name):
+    for owner_path, owner in class_chain(index, path, name):
         info = index.class_info(owner_path, owner)
         events = [
             *info.get("init", ()),
