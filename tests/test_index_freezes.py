@@ -261,3 +261,32 @@ def test_moving_average_loops_mark_momentum_encoders() -> None:
     )
     assert averaged_parts(index, "/project/m.py", "Pair") == {"self.online", "self.target"}
     assert averaged_keys(index, "/project/m.py", "run") == {"net", "slow"}
+
+
+def test_a_base_constructor_in_another_file_dispatches_methods_on_the_subclass() -> None:
+    index = index_of(
+        {
+            "/project/base.py": """
+                import torch.nn as nn
+
+                class Base(nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.stem = nn.BatchNorm2d(4)
+                        self._freeze_stages()
+
+                    def _freeze_stages(self):
+                        pass
+            """,
+            "/project/sub.py": """
+                from base import Base
+
+                class Sub(Base):
+                    def _freeze_stages(self):
+                        self.stem.eval()
+            """,
+        }
+    )
+    frozen = constructor_freezes(index, "/project/sub.py", "Sub")
+    assert [(f.key, f.how, f.path) for f in frozen] == [("self.stem", "eval", "/project/base.py")]
+    assert constructor_freezes(index, "/project/base.py", "Base") == []

@@ -125,14 +125,21 @@ def method_freezes(
         facts = info["methods"].get(method)
         if facts is not None:
             return _self_freezes(
-                index, owner_path, f"{owner}.{method}", name, facts["events"], depth
+                index, owner_path, f"{owner}.{method}", (path, name), facts["events"], depth
             )
     return None
 
 
 def _self_freezes(
-    index: ProjectIndex, path: str, function: str, name: str, events: list[Json], depth: int
+    index: ProjectIndex,
+    path: str,
+    function: str,
+    instance: tuple[str, str],
+    events: list[Json],
+    depth: int,
 ) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Freezes on `self` among `events` of `function` (in `path`), with `self.<method>()`
+    dispatched on the instance's class `instance` (path, name)."""
     found: list[tuple[str, str, tuple[int, ...]]] = []
     for event in events:
         key = event.get("key")
@@ -142,7 +149,7 @@ def _self_freezes(
             found.append((key, how, pos))
         elif event["k"] == "call" and str(event["fn"]).startswith("self."):
             method = str(event["fn"]).split(".", 1)[1]
-            inner = method_freezes(index, path, name, method, depth + 1) or []
+            inner = method_freezes(index, *instance, method, depth + 1) or []
             found.extend((key, how, pos) for key, how, _ in inner)
         elif event["k"] == "call":
             found.extend(
@@ -165,7 +172,7 @@ def _constructor_freezes(index: ProjectIndex, path: str, name: str) -> list[Free
     freezes: list[Freeze] = []
     for owner_path, owner in class_chain(index, path, name):
         events = index.class_info(owner_path, owner).get("init", [])
-        for key, how, pos in _self_freezes(index, owner_path, owner, name, events, 0):
+        for key, how, pos in _self_freezes(index, owner_path, owner, (path, name), events, 0):
             freezes.append(Freeze(key, how, owner_path, pos))
     return freezes
 
