@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -156,6 +157,10 @@ _LIBRARIES = frozenset(
 _BUILTINS = frozenset(dir(builtins))
 _DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
+# Functions passed to `module.apply` that put BN in eval.
+_APPLIED_FREEZE = re.compile(r"freeze|frozen|bn|batchnorm|norm_?eval|eval_?norm|fix_?norm")
+# Method names of a model's own freeze API (`freeze_bn()`, `fix_bn()`, `set_bn_eval()`).
+_FREEZE_METHOD = re.compile(r"freeze|frozen|fix_?bn|bn_?eval|norm_?eval", re.IGNORECASE)
 
 
 def key_of(node: ast.AST | None) -> str | None:
@@ -240,7 +245,8 @@ class FunctionFacts:
         return facts
 
     def run_returns(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json | None:
-        """Only the layers a helper returns (`def conv_bn(...): return nn.Sequential(...)`)."""
+        """Only the layers a helper returns (`def conv_bn(...): return nn.Sequential(...)`)
+        and its moving-average loops (`_momentum_update(self)`, for BN005)."""
         from bnlint.index.summary import _statements
 
         args = function.args
@@ -252,7 +258,9 @@ class FunctionFacts:
                 spec = self.layers.spec(statement.value, self.env)
                 if spec is not None:
                     self.returns.append({"spec": spec})
-        if not self.returns:
+            elif isinstance(statement, ast.For):
+                self._averaging_loop(statement)
+        if not self.returns and not self.events:
             return None
         facts = self._facts()
         facts.update(
@@ -342,6 +350,7 @@ class FunctionFacts:
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
+                self._averaging_loop(statement)
         elif isinstance(statement, ast.While):
             self._expressions(statement.test)
             self._loop(statement, None)
@@ -730,6 +739,27 @@ class FunctionFacts:
         if freezes and not spares_norm:
             self._event("freeze", owner, loop)
 
+    def _averaging_loop(self, loop: ast.For | ast.AsyncFor) -> None:
+        """`for q, k in zip(student.parameters(), teacher.parameters()):
+        k.data.mul_(m).add_(...)`: the parameters of both are tied by a moving average
+        (a momentum encoder or an EMA teacher), so `teacher`'s `requires_grad=False`
+        is not a frozen feature extractor (BN005)."""
+        iterated = loop.iter
+        if not (isinstance(iterated, ast.Call) and dotted_tail(iterated.func) == "zip"):
+            return
+        owners = [
+            key_of(arg.func.value)
+            for arg in iterated.args
+            if isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr in ("parameters", "buffers", "values")
+        ]
+        if not owners or not any(_updates_in_place(node) for node in ast.walk(loop)):
+            return
+        for owner in owners:
+            if owner is not None:
+                self._event("average", owner, loop)
+
     def _module_loop(self, loop: ast.For | ast.AsyncFor) -> None:
         """`for m in model.modules(): if isinstance(m, BatchNorm2d): m.eval()` puts the
         BN layers of `model` into eval (a BN freeze)."""
@@ -739,6 +769,10 @@ class FunctionFacts:
         if iterated.func.attr not in ("modules", "named_modules", "children", "named_children"):
             return
         owner = key_of(iterated.func.value)
+        if owner is not None and _freezes_batchnorm_parameters(loop.body):
+            # `for m in net.modules(): if isinstance(m, nn.BatchNorm2d):
+            # m.weight.requires_grad = False`: BN affine parameters frozen, statistics not.
+            self._event("freeze", owner, loop, bn_params=True)
         for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
             if (
                 owner is not None
@@ -822,7 +856,9 @@ class FunctionFacts:
                 self._event("freeze", receiver, call)
         elif method == "apply" and call.args:
             name = (dotted_name_of(call.args[0]) or "").lower()
-            if any(word in name for word in ("bn", "batchnorm", "freeze", "norm")):
+            # `apply(set_bn_eval)`, `apply(freeze_bn)`; not an initialiser such as
+            # `apply(weights_init_normal)` or `apply(init_bn)`.
+            if _APPLIED_FREEZE.search(name) and "init" not in name:
                 self._event("bn_eval", receiver, call)
         elif method == "backward":
             self._event("backward", receiver, call)
@@ -838,6 +874,10 @@ class FunctionFacts:
             self._project_call(f"self.{method}", call)
             self._forward(f"self.{method}", call)
         elif method not in _MODEL_USE_METHODS:
+            if _FREEZE_METHOD.search(method):
+                # `net.module.freeze_bn()`: a model's own freeze API (BN005 resolves it
+                # through the model's class).
+                self._event("method", receiver, call, fn=method)
             self._opaque(receiver, call)
 
     def _instance_class(self, receiver: str) -> str | None:
@@ -1005,6 +1045,49 @@ def _moved_key(node: ast.expr) -> str | None:
         if not isinstance(node, ast.Call):
             return key_of(node)
     return None
+
+
+_IN_PLACE = frozenset({"mul_", "add_", "copy_", "lerp_", "sub_", "addcmul_"})
+
+
+def _updates_in_place(node: ast.AST) -> bool:
+    """`k.data.mul_(m)`, `k.copy_(q)`, `k.data = ...`: a parameter written in place."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in _IN_PLACE
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Attribute) and t.attr == "data" for t in node.targets)
+    return False
+
+
+def _freezes_batchnorm_parameters(body: list[ast.stmt]) -> bool:
+    """A module loop body that sets `requires_grad` to False under a BatchNorm test
+    (`isinstance(m, nn.BatchNorm2d)`, `"bn" in name`) and never calls `.eval()`."""
+    guarded = False
+    freezes = False
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, ast.If):
+            text = ast.unparse(node.test)
+            if "BatchNorm" in text or re.search(r"\bbn\b|['\"]bn|_BatchNorm", text):
+                guarded = True
+        elif isinstance(node, ast.Assign) and _literal(node.value) is False:
+            freezes = freezes or any(
+                isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets
+            )
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "requires_grad_"
+            and node.args
+            and _literal(node.args[0]) is False
+        ):
+            freezes = True
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "eval"
+        ):
+            return False  # a BN freeze proper (`bn_eval`): statistics fixed too
+    return guarded and freezes
 
 
 def _argument_keys(call: ast.Call) -> list[str]:

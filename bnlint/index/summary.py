@@ -256,6 +256,9 @@ class _Summarizer:
     def __init__(self, summary: FileSummary, text: str) -> None:
         self.summary = summary
         self.positions = Positions(text)
+        # A file that freezes something somewhere: its constructors may call its freeze
+        # helpers under any name (`lock(self.stem)`), so each of them is walked (BN005).
+        self.freezes_somewhere = "requires_grad" in text or ".eval(" in text
 
     def run(self, tree: ast.Module) -> None:
         top = list(_top_level(tree.body))
@@ -391,8 +394,45 @@ class _Summarizer:
                 )
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
+            elif statement.name == "__init__":
+                self._constructor_freezes(info, node, statement, names, layers)
             layers.owner = None
         return info
+
+    def _constructor_freezes(
+        self,
+        info: Json,
+        node: ast.ClassDef,
+        init: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+    ) -> None:
+        """What the constructor may freeze on `self` (BN005): its freeze, BN-eval and
+        eval events on `self` keys and its calls that pass `self` keys or call methods
+        (`_freeze_module(self.layer1)`, `self.freeze_bn()`), as `info["init"]`; and
+        `info["shadowed"]`, methods that an instance attribute of the same name hides
+        (`self.freeze_bn = freeze_bn`: `model.freeze_bn` is then a flag). Only
+        constructors that name a freeze, in files that freeze something, are walked."""
+        methods = {
+            s.name for s in node.body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+        shadowed = sorted(
+            {
+                attr
+                for statement in _statements(init.body)
+                for attr, _ in _self_assignments(statement)
+            }
+            & methods
+        )
+        if shadowed:
+            info["shadowed"] = shadowed
+        text = "\n".join(self.positions.lines[init.lineno - 1 : init.end_lineno])
+        if not self.freezes_somewhere and not any(word in text for word in _FREEZE_WORDS):
+            return
+        facts = FunctionFacts(names, layers, self.positions, owner=node.name).run(init)
+        events = [event for event in facts["events"] if _on_self(event)]
+        if events:
+            info["init"] = events
 
     def _init_loaders(
         self,
@@ -510,6 +550,25 @@ def _held_modules(
         and inner.func.value.id == "self"
     }
     return {attr: param for attr, param in held.items() if attr in called}
+
+
+# Constructor text that can freeze something (BN005): only such constructors are walked.
+_FREEZE_WORDS = ("requires_grad", ".eval(", "freeze", "Freeze", "fix", ".train(False")
+
+
+def _on_self(event: Json) -> bool:
+    """A constructor event about the instance: a mode/freeze event on `self` or one of
+    its attributes, a call of one of its methods, or a call that passes one of them."""
+
+    def is_self(key: Any) -> bool:
+        return isinstance(key, str) and (key == "self" or key.startswith("self."))
+
+    if event["k"] in ("freeze", "bn_eval", "eval", "train", "method", "average"):
+        return is_self(event.get("key"))
+    if event["k"] == "call":
+        passed = [*event["args"], *event["kwargs"].values()]
+        return str(event["fn"]).startswith("self.") or any(is_self(key) for key in passed)
+    return False
 
 
 def _all_args(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
