@@ -7,8 +7,12 @@ followed by an activation), or a `forward` that returns `self.bn(self.fc(x))`, p
 through a final activation such as `torch.sigmoid`. Only objects used as models in the
 project count (instantiated, then trained, evaluated or optimised), so building blocks
 that end in BN are not flagged. Projection/embedding heads and necks (names with proj,
-neck, embed, feat, bottleneck) and `affine=False` BN are left alone: BN there is by
-design (SimCLR/MoCo heads, re-ID BNNeck).
+neck, embed, feat, bottleneck, also in the width the BN is built with, such as
+`BatchNorm1d(embedding_size)`) and `affine=False` BN are left alone: BN there is by
+design (SimCLR/MoCo heads, re-ID BNNeck, ArcFace-style face embeddings). A width named
+for classes (`BatchNorm1d(num_classes)`) marks class scores whatever the other names.
+A `forward` that returns a tuple is judged by its first result (`return logits, feats`),
+and test files are skipped.
 
 The runtime check looks at the first call of each traced model: when the tensor it
 returns is the very tensor a BatchNorm produced (or the output of one element-wise
@@ -49,8 +53,15 @@ from typing import Any
 from bnlint.events import Event, ModelOutput
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, kinds
-from bnlint.index.graph import is_head_name, leaf, model_instances, used_as_model
+from bnlint.index.graph import (
+    is_head_name,
+    leaf,
+    model_instances,
+    names_an_embedding,
+    used_as_model,
+)
 from bnlint.index.locate import node_at
+from bnlint.index.provenance import is_test_file
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -105,6 +116,8 @@ class OutputBatchnorm(Rule):
     def check_module(self) -> None:
         index, summary = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
+        if is_test_file(index.root, path):
+            return  # a test's toy model is not a model anyone trains for its predictions
         for owner in summary.classes:
             if (path, owner) in model_instances(index) and not is_head_name(owner):
                 self._check_class(index, owner)
@@ -141,7 +154,9 @@ class OutputBatchnorm(Rule):
         # fully connected layer marks the prediction.
         if before is None or not self._is_linear(index, before[0], leaf(before[1], last=True)):
             return
-        if self._is_trainable_bn(index, spec_path, spec):
+        if self._is_trainable_bn(index, spec_path, spec) and not names_an_embedding(
+            spec, before[1]
+        ):
             self._report(spec, f"`{owner}.forward` returns the output of `self.{attr}`")
 
     def _check_sequential(self, index: ProjectIndex, spec: Json, name: str) -> None:
@@ -158,8 +173,10 @@ class OutputBatchnorm(Rule):
         # conv -> BN -> ReLU is a feature block (a stem, a backbone stage), not a head.
         if hidden_activation and not self._is_linear(index, self.context.path, before):
             return
-        if self._is_trainable_bn(index, self.context.path, last) and self._is_producer(
-            index, self.context.path, before
+        if (
+            self._is_trainable_bn(index, self.context.path, last)
+            and self._is_producer(index, self.context.path, before)
+            and not names_an_embedding(last, before)
         ):
             self._report(last, f"{name} ends in it")
 
@@ -196,12 +213,14 @@ class OutputBatchnorm(Rule):
         node = node_at(self.context.module, spec["pos"], cst.Call)
         if node is None:
             return
-        layer = (spec.get("call") or "BatchNorm").rsplit(".", 1)[-1]
+        layer = (spec.get("call") or "BatchNorm").rsplit(".", 1)[-1].lstrip("~$*")
+        message = (
+            f"`{layer}` is the model's last transform ({context}): "
+            "the output is normalised per batch"
+        )
         self.report(
             node,
-            message=(
-                f"`{layer}` is the model's last transform ({context}): "
-                "the output is normalised per batch"
-            ),
+            # Never a question: a finding states what the code does.
+            message=message.replace("?", ""),
             suggestion="remove the final BatchNorm, or normalise the last hidden layer instead",
         )

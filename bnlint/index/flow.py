@@ -99,8 +99,15 @@ class ForwardFlow:
                 self._expr(statement.target, OTHER)
             del ids
         elif isinstance(statement, ast.Return):
-            if statement.value is not None:
-                ids = self._expr(statement.value, OTHER)
+            value = statement.value
+            if isinstance(value, ast.Tuple | ast.List) and value.elts:
+                # `return logits, features`: by convention the first result is the
+                # prediction; the others are auxiliary outputs.
+                for element in value.elts[1:]:
+                    self._expr(element, OTHER)
+                value = value.elts[0]
+            if value is not None:
+                ids = self._expr(value, OTHER)
                 for i in ids:
                     self.returns.append(list(self.values[i].chain))
         elif isinstance(statement, ast.Expr):

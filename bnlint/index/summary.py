@@ -15,6 +15,7 @@ containers `items` (children in order) or for `a if c else b` `alts`.
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -23,8 +24,10 @@ from typing import Any
 
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 10
+_BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -71,6 +74,9 @@ class FileSummary:
     aliases: dict[str, Any] = field(default_factory=dict)
     classes: dict[str, Json] = field(default_factory=dict)
     functions: dict[str, Json] = field(default_factory=dict)
+    # Norm classes this file passes to or defaults for norm-like parameters
+    # (`norm_layer=nn.BatchNorm2d`): see `norm_args.py`.
+    norm_args: dict[str, list[str]] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
     unparsable: bool = False
     # A hash of what the summary says, positions left out (see `meaning`); kept with the
@@ -96,6 +102,7 @@ class FileSummary:
             "aliases": self.aliases,
             "classes": self.classes,
             "functions": self.functions,
+            "norm_args": self.norm_args,
             "unparsable": self.unparsable,
         }
         if with_meaning:
@@ -113,13 +120,24 @@ class FileSummary:
             aliases=dict(data["aliases"]),
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
+            norm_args=dict(data.get("norm_args", {})),
             unparsable=bool(data.get("unparsable", False)),
             _meaning=data.get("meaning"),
         )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.classes or self.functions or self.aliases or self.unparsable)
+        re_exports = any(key.startswith("*") for key in self.imports) or (
+            bool(self.imports) and self.path.endswith("__init__.py")
+        )
+        return not (
+            self.classes
+            or self.functions
+            or self.aliases
+            or self.norm_args
+            or self.unparsable
+            or re_exports
+        )
 
 
 def _without_positions(data: Any) -> Any:
@@ -138,7 +156,9 @@ def summarize_file(path: str, text: str) -> FileSummary:
     """The summary of `text` (reported as `path`). Never raises on bad input: a file
     that does not parse has an empty summary (BN000 reports it)."""
     summary = FileSummary(path=path, digest=digest_of(text))
-    if not any(word in text for word in _INTERESTING):
+    # A package's `__init__` and a star import may only re-export names defined elsewhere.
+    re_exports = path.endswith("__init__.py") or "import *" in text
+    if not re_exports and not any(word in text for word in _INTERESTING):
         return summary
     try:
         tree = ast.parse(text)
@@ -158,6 +178,20 @@ class Names:
         self.imports = imports
         self.local = local
         self.aliases = aliases
+        self.has_star_imports = any(key.startswith("*") for key in imports)
+
+    def star(self, node: ast.expr) -> str | None:
+        """`*Name` for a called name this file neither defines nor imports by name,
+        when the file has `from x import *` (resolved by `ProjectIndex`)."""
+        if (
+            self.has_star_imports
+            and isinstance(node, ast.Name)
+            and node.id not in _BUILTINS
+            and node.id not in self.imports
+            and node.id not in self.local
+        ):
+            return "*" + node.id
+        return None
 
     def qualify(self, node: ast.expr | None) -> str | None:
         dotted = dotted_name(node)
@@ -222,6 +256,7 @@ class Positions:
 class _Summarizer:
     def __init__(self, summary: FileSummary, text: str) -> None:
         self.summary = summary
+        self.text = text
         self.positions = Positions(text)
 
     def run(self, tree: ast.Module) -> None:
@@ -240,6 +275,9 @@ class _Summarizer:
                 source = "." * statement.level + (statement.module or "")
                 for alias in statement.names:
                     if alias.name == "*":
+                        # `from models import *`: names this file does not define may
+                        # come from there (`*<n>` keys, in order; see `ProjectIndex`).
+                        imports[f"*{sum(k.startswith('*') for k in imports)}"] = source
                         continue
                     joined = (
                         f"{source}.{alias.name}"
@@ -263,6 +301,7 @@ class _Summarizer:
                 value = _alias_value(statement.value, names) if statement.value else None
                 if value is not None:
                     self.summary.aliases[statement.target.id] = value
+        self.summary.norm_args = norm_arguments(tree, self.text, names)
         layers = LayerBuilder(names, self.positions)
         for statement in top:
             if isinstance(statement, ast.ClassDef):
@@ -298,9 +337,13 @@ class _Summarizer:
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
-        if any(word in text for word in _MODE_WORDS):
-            return facts.run(function)
-        return facts.run_returns(function)
+        previous = layers.reading(function)
+        try:
+            if any(word in text for word in _MODE_WORDS):
+                return facts.run(function)
+            return facts.run_returns(function)
+        finally:
+            layers.norm_params = previous
 
     def summarize_class(self, node: ast.ClassDef, names: Names, layers: LayerBuilder) -> Json:
         bases = [names.qualify(base) for base in node.bases]
@@ -406,6 +449,17 @@ class LayerBuilder:
     def __init__(self, names: Names, positions: Positions) -> None:
         self.names = names
         self.positions = positions
+        # Norm-like parameters of the function being read: `norm_layer(planes)` builds
+        # whatever class the callers pass (`$norm_layer`, see `norm_args.py`).
+        self.norm_params: frozenset[str] = frozenset()
+
+    def reading(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+        """Enter `function`: its norm-like parameters; returns the previous ones."""
+        previous = self.norm_params
+        self.norm_params = frozenset(
+            arg.arg for arg in _all_args(function) if is_norm_parameter(arg.arg)
+        )
+        return previous
 
     def spec(self, node: ast.expr, env: dict[str, Json] | None = None) -> Json | None:
         env = env or {}
@@ -431,6 +485,10 @@ class LayerBuilder:
             # A local variable bound to a class: `norm = nn.BatchNorm2d; norm(c)`.
             bound = env[node.func.id]
             callee = bound.get("ref") if isinstance(bound, dict) else None
+        elif callee is None and dotted_name(node.func) in self.norm_params:
+            callee = f"${dotted_name(node.func)}"
+        elif callee is None:
+            callee = self.names.star(node.func)
         spec: Json = {"call": callee, "kw": {}, "pos": self.positions.of(node)}
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
@@ -452,6 +510,9 @@ class LayerBuilder:
             and isinstance(node.args[0].value, str)
         ):
             spec["arg0"] = node.args[0].value
+        width = _width_name(node)
+        if width is not None:
+            spec["width"] = width
         last = (callee or "").rsplit(".", 1)[-1]
         if last in ("Sequential", "ModuleList", "ModuleDict"):
             spec["items"] = self._items(node, env)
@@ -529,6 +590,7 @@ class LayerBuilder:
         """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order."""
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
+        previous = self.reading(method)
         for statement in _statements(method.body):
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
@@ -538,6 +600,26 @@ class LayerBuilder:
                 spec = self.spec(value, env)
                 if spec is not None:
                     yield attr, spec
+        self.norm_params = previous
+
+
+def _width_name(node: ast.Call) -> str | None:
+    """The variable a layer's width is written with, for a norm or a Linear: the
+    name says what the output is (`BatchNorm1d(num_classes)`, `Linear(512, emb_dim)`)."""
+    callee = dotted_name(node.func) or ""
+    last = callee.rsplit(".", 1)[-1]
+    if "Norm" in last or last in ("BN", "BatchNorm"):
+        position, keyword = 0, "num_features"
+    elif last.endswith("Linear"):
+        position, keyword = 1, "out_features"
+    else:
+        return None
+    value: ast.expr | None = node.args[position] if len(node.args) > position else None
+    for item in node.keywords:
+        if item.arg == keyword:
+            value = item.value
+    name = dotted_name(value) if value is not None else None
+    return name.rsplit(".", 1)[-1] if name else None
 
 
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
