@@ -11,8 +11,10 @@ neck, embed, feat, bottleneck, also in the width the BN is built with, such as
 `BatchNorm1d(embedding_size)`) and `affine=False` BN are left alone: BN there is by
 design (SimCLR/MoCo heads, re-ID BNNeck, ArcFace-style face embeddings). A width named
 for classes (`BatchNorm1d(num_classes)`) marks class scores whatever the other names.
-A `forward` that returns a tuple is judged by its first result (`return logits, feats`),
-and test files are skipped.
+A `forward` that returns a tuple is judged by its first result (`return logits, feats`);
+a head grafted onto a library classifier (`model.fc = nn.Sequential(..., nn.BatchNorm1d(
+num_classes))`, also `self.backbone.fc = ...` in a model class) is its output layer;
+test files are skipped.
 
 The runtime check looks at the first call of each traced model: when the tensor it
 returns is the very tensor a BatchNorm produced (or the output of one element-wise
@@ -62,6 +64,7 @@ from bnlint.index.graph import (
 )
 from bnlint.index.locate import node_at
 from bnlint.index.provenance import is_test_file
+from bnlint.index.summary import CLASSIFIER_ATTRIBUTES
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -121,10 +124,42 @@ class OutputBatchnorm(Rule):
         for owner in summary.classes:
             if (path, owner) in model_instances(index) and not is_head_name(owner):
                 self._check_class(index, owner)
+                self._check_grafted_heads(index, owner)
         for facts in summary.functions.values():
             for built in facts["layers"]:
-                if used_as_model(facts, built["key"]) and not is_head_name(built["key"]):
-                    self._check_sequential(index, built["spec"], f"`{built['key']}`")
+                key = built["key"]
+                is_model = used_as_model(facts, key) and not is_head_name(key)
+                if is_model or self._is_grafted_head(index, facts, key):
+                    self._check_sequential(index, built["spec"], f"`{key}`")
+
+    def _is_grafted_head(self, index: ProjectIndex, facts: Json, key: str) -> bool:
+        """`model.fc = nn.Sequential(...)` on a library classifier that is then used
+        as a model: the Sequential now makes the model's predictions."""
+        root, _, attr = key.rpartition(".")
+        if attr not in CLASSIFIER_ATTRIBUTES or "." in root or not used_as_model(facts, root):
+            return False
+        return any(
+            self._is_library_model(index, self.context.path, binding.get("spec"))
+            for binding in facts["bindings"].get(root, [])
+        )
+
+    def _check_grafted_heads(self, index: ProjectIndex, owner: str) -> None:
+        """`self.backbone.fc = nn.Sequential(...)` in a model class built around a
+        library classifier."""
+        layers = index.class_layers(self.context.path, owner)
+        for key, (spec_path, spec) in layers.items():
+            base, _, attr = key.partition(".")
+            grafted = attr in CLASSIFIER_ATTRIBUTES and base in layers and "items" in spec
+            if (
+                grafted
+                and spec_path == self.context.path
+                and self._is_library_model(index, layers[base][0], layers[base][1])
+            ):
+                self._check_sequential(index, spec, f"`{owner}.{key}`")
+
+    def _is_library_model(self, index: ProjectIndex, path: str, spec: Json | None) -> bool:
+        library = index.library_name(path, (spec or {}).get("call"))
+        return kinds.factory_kind(library, (spec or {}).get("arg0")) is not None
 
     def _check_class(self, index: ProjectIndex, owner: str) -> None:
         info = index.class_info(self.context.path, owner)

@@ -637,6 +637,11 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from _statements(handler.body)
 
 
+# Attributes through which a library classifier produces its output: a Sequential
+# assigned there becomes the model's head (`self.backbone.fc = nn.Sequential(...)`).
+CLASSIFIER_ATTRIBUTES = frozenset({"fc", "classifier", "head", "last_linear"})
+
+
 def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
     if isinstance(statement, ast.Assign):
         for target in statement.targets:
@@ -646,6 +651,16 @@ def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
                 and target.value.id == "self"
             ):
                 yield target.attr, statement.value
+            elif (
+                isinstance(target, ast.Attribute)
+                and target.attr in CLASSIFIER_ATTRIBUTES
+                and isinstance(target.value, ast.Attribute)
+                and isinstance(target.value.value, ast.Name)
+                and target.value.value.id == "self"
+                and isinstance(statement.value, ast.Call)
+                and (dotted_name(statement.value.func) or "").endswith("Sequential")
+            ):
+                yield f"{target.value.attr}.{target.attr}", statement.value
     elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
         target = statement.target
         if (
