@@ -14,7 +14,8 @@ for classes (`BatchNorm1d(num_classes)`) marks class scores whatever the other n
 A `forward` that returns a tuple is judged by its first result (`return logits, feats`);
 a head grafted onto a library classifier (`model.fc = nn.Sequential(..., nn.BatchNorm1d(
 num_classes))`, also `self.backbone.fc = ...` in a model class) is its output layer;
-test files are skipped.
+a BatchNorm whose output is only reshaped or globally pooled (`conv -> BN -> pool ->
+flatten`, without a hidden activation) still makes the scores; test files are skipped.
 
 The runtime check looks at the first call of each traced model: when the tensor it
 returns is the very tensor a BatchNorm produced (or the output of one element-wise
@@ -186,8 +187,19 @@ class OutputBatchnorm(Rule):
         names = [name for name in chain if not self._is_activation(index, layers, name)]
         before = layers.get(names[1]) if len(names) > 1 else None
         # A backbone's forward may end in conv -> BN (features for a head); only a final
-        # fully connected layer marks the prediction.
-        if before is None or not self._is_linear(index, before[0], leaf(before[1], last=True)):
+        # fully connected layer marks the prediction, or a conv whose BN output is
+        # pooled into the returned scores (`conv -> BN -> global pool -> flatten`).
+        after = chain[: chain.index(attr)]
+        pooled = any(self._is_pooling(index, layers, n) for n in after) and not any(
+            n.startswith("fn:") and n[3:].replace("_", "").lower() in _HIDDEN_FUNCTIONS
+            for n in after
+        )
+        if before is None:
+            return
+        producer = leaf(before[1], last=True)
+        if not self._is_linear(index, before[0], producer) and not (
+            pooled and self._is_producer(index, before[0], producer)
+        ):
             return
         if self._is_trainable_bn(index, spec_path, spec) and not names_an_embedding(
             spec, before[1]
@@ -196,7 +208,10 @@ class OutputBatchnorm(Rule):
 
     def _check_sequential(self, index: ProjectIndex, spec: Json, name: str) -> None:
         items = [item for item in spec["items"]]
-        hidden_activation = False
+        hidden_activation = pooled = False
+        while items and items[-1] is not None and self._is_pool_spec(index, items[-1]):
+            call = index.library_name(self.context.path, items.pop().get("call"))
+            pooled = pooled or "Pool" in (call or "")
         while items and items[-1] is not None and self._is_activation_spec(index, items[-1]):
             call = index.library_name(self.context.path, items.pop().get("call"))
             hidden_activation = hidden_activation or kinds.is_hidden_activation(call)
@@ -205,8 +220,11 @@ class OutputBatchnorm(Rule):
         last, before = leaf(items[-1], last=True), leaf(items[-2], last=True)
         if last is None or before is None:
             return
-        # conv -> BN -> ReLU is a feature block (a stem, a backbone stage), not a head.
+        # conv -> BN -> ReLU is a feature block (a stem, a backbone stage), not a head;
+        # conv -> BN -> global pool -> flatten makes class scores like a final Linear.
         if hidden_activation and not self._is_linear(index, self.context.path, before):
+            return
+        if pooled and hidden_activation:
             return
         if (
             self._is_trainable_bn(index, self.context.path, last)
@@ -234,14 +252,30 @@ class OutputBatchnorm(Rule):
     def _is_activation_spec(self, index: ProjectIndex, spec: Json) -> bool:
         return kinds.is_activation(index.library_name(self.context.path, spec.get("call")))
 
+    def _is_pool_spec(self, index: ProjectIndex, spec: Json) -> bool:
+        return _is_pool_or_flatten(index.library_name(self.context.path, spec.get("call")))
+
     def _is_activation(
         self, index: ProjectIndex, layers: dict[str, tuple[str, Json]], name: str
     ) -> bool:
+        """An element-wise step, a reshape or a global pool: the units that come out
+        are still the BatchNorm's."""
         if name.startswith("fn:"):
             return True
         if name in layers:
             path, spec = layers[name]
-            return kinds.is_activation(index.library_name(path, spec.get("call")))
+            library = index.library_name(path, spec.get("call"))
+            return kinds.is_activation(library) or _is_pool_or_flatten(library)
+        return False
+
+    def _is_pooling(
+        self, index: ProjectIndex, layers: dict[str, tuple[str, Json]], name: str
+    ) -> bool:
+        if name == "fn:pool":
+            return True
+        if name in layers:
+            path, spec = layers[name]
+            return "Pool" in (index.library_name(path, spec.get("call")) or "")
         return False
 
     def _report(self, spec: Json, context: str) -> None:
@@ -259,3 +293,17 @@ class OutputBatchnorm(Rule):
             message=message.replace("?", ""),
             suggestion="remove the final BatchNorm, or normalise the last hidden layer instead",
         )
+
+
+# Hidden-layer activations written as functions (`F.relu`, `torch.relu`, `x.relu()`).
+_HIDDEN_FUNCTIONS = frozenset(
+    {"relu", "relu6", "leakyrelu", "prelu", "elu", "selu", "celu", "gelu", "silu", "mish"}
+)
+
+
+def _is_pool_or_flatten(library: str | None) -> bool:
+    """`nn.AdaptiveAvgPool2d`, `nn.AvgPool2d`, `nn.Flatten`: no mixing of channels."""
+    last = (library or "").rsplit(".", 1)[-1]
+    return (library or "").startswith("torch.") and (
+        last == "Flatten" or last.startswith(("AdaptiveAvgPool", "AvgPool", "AdaptiveMaxPool"))
+    )

@@ -199,3 +199,24 @@ def test_test_files_are_recognised_relative_to_the_project_root() -> None:
     assert is_test_file("/p", "/p/test/helpers.py")
     assert not is_test_file("/tmp/pytest-1/test_case0", "/tmp/pytest-1/test_case0/model.py")
     assert not is_test_file("/p", "/p/models/contest.py")
+
+
+def test_reshapes_and_global_pools_keep_the_returned_chain() -> None:
+    summary = summarize_file(
+        "m.py",
+        textwrap.dedent(
+            """
+            import torch
+            import torch.nn.functional as F
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def forward(self, x):
+                    x = self.bn(self.conv(x))
+                    x = F.adaptive_avg_pool2d(x, 1)
+                    return torch.flatten(x, 1)
+            """
+        ),
+    )
+    chain = summary.classes["Net"]["forward"]["returns"][0]
+    assert chain[:4] == ["fn:shape", "fn:pool", "bn", "conv"]
