@@ -132,6 +132,8 @@ def library_norm_kind(qualified: str | None) -> str | None:
         return "bn"
     if _is_library(qualified, "timm") and last in _TIMM_BN_NAMES:
         return "bn"
+    if _is_library(qualified, "apex") and last in BN_CLASS_NAMES:
+        return "bn"  # apex.parallel.SyncBatchNorm
     if _is_library(qualified, "torch", "timm") and last in _OTHER_NORMS:
         return "other-norm"
     return None

@@ -146,6 +146,8 @@ class ProjectIndex:
         dotted name."""
         if name is None:
             return None
+        if name.startswith("*"):
+            return self._star_name(path, name[1:])
         if name.startswith("~"):
             module = self.module_of(path)
             return f"{module}.{name[1:]}" if module else name[1:]
@@ -187,8 +189,44 @@ class ProjectIndex:
                 qualified = self.canonical(target, summary.imports[local])
                 path = target
                 continue
+            starred = self._star_name(target, local)
+            if starred is not None:
+                qualified, path = starred, target
+                continue
             return None
         return None
+
+    def _star_name(self, path: str, name: str) -> str | None:
+        """The project-wide name of `name` in a file that has `from x import *`: the
+        last starred module defining it; the library's name when the one starred
+        module is not in the project; None when unknown."""
+        summary = self.summaries.get(path)
+        if summary is None:
+            return None
+        stars = _star_sources(summary)
+        if not stars:
+            return None
+        memo = ("star", path, name)
+        if memo in self._memo:
+            return self._memo[memo]  # type: ignore[no-any-return]
+        if memo in self._active:
+            return None  # modules that star-import each other
+        self._active.add(memo)
+        try:
+            result: str | None = None
+            for source in reversed(stars):
+                candidate = f"{source}.{name}" if not source.endswith(".") else source + name
+                if self.lookup(path, candidate) is not None:
+                    result = self.canonical(path, candidate)
+                    break
+            else:
+                module = self.canonical(path, stars[0])
+                if len(stars) == 1 and module is not None and module not in self._modules:
+                    result = f"{module}.{name}"
+        finally:
+            self._active.discard(memo)
+        self._memo[memo] = result
+        return result
 
     def library_name(self, path: str, name: str | None) -> str | None:
         """The name itself when it is not defined in the project (a library name)."""
@@ -236,6 +274,8 @@ class ProjectIndex:
         return result
 
     def _norm_kind(self, path: str, name: str | None) -> str | None:
+        if name is not None and name.startswith("$"):
+            return self.norm_argument_kind(name[1:])
         result = kinds.library_norm_kind(self.library_name(path, name))
         found = self.lookup(path, name)
         if found is not None and found[1] == "class":
@@ -252,6 +292,20 @@ class ProjectIndex:
                 result = "frozen"
             if result is None and "frozenbatchnorm" in local.lower():
                 result = "frozen"
+        return result
+
+    def norm_argument_kind(self, parameter: str) -> str | None:
+        """What a norm-like parameter (`norm_layer`) builds, over every value the
+        project passes to it or defaults it to: "bn" / "frozen" / "other-norm" when all
+        agree, None when they disagree, one is unknown, or there is none."""
+        memo = ("norm-argument", parameter)
+        if memo not in self._memo:
+            found: set[str | None] = set()
+            for path, summary in self.summaries.items():
+                for value in summary.norm_args.get(parameter, ()):
+                    found.add(None if value == "?" else self.norm_kind(path, value))
+            self._memo[memo] = found.pop() if len(found) == 1 else None
+        result: str | None = self._memo[memo]
         return result
 
     def spec_kind(self, path: str, spec: Json | None, depth: int = 0) -> Kind:
@@ -659,6 +713,14 @@ class ProjectIndex:
             )
         mode: str | None = self._memo[memo]
         return mode
+
+
+def _star_sources(summary: FileSummary) -> list[str]:
+    """The modules a file star-imports, in order."""
+    sources: list[str] = []
+    while f"*{len(sources)}" in summary.imports:
+        sources.append(summary.imports[f"*{len(sources)}"])
+    return sources
 
 
 def call_parameters(facts: Json) -> list[str]:

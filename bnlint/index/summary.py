@@ -15,6 +15,7 @@ containers `items` (children in order) or for `a if c else b` `alts`.
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import json
 import re
@@ -24,8 +25,10 @@ from typing import Any
 
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 
-SUMMARY_VERSION = 9
+SUMMARY_VERSION = 11
+_BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = (
@@ -92,6 +95,9 @@ class FileSummary:
     aliases: dict[str, Any] = field(default_factory=dict)
     classes: dict[str, Json] = field(default_factory=dict)
     functions: dict[str, Json] = field(default_factory=dict)
+    # Norm classes this file passes to or defaults for norm-like parameters
+    # (`norm_layer=nn.BatchNorm2d`): see `norm_args.py`.
+    norm_args: dict[str, list[str]] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
     unparsable: bool = False
     # A hash of what the summary says, positions left out (see `meaning`); kept with the
@@ -117,6 +123,7 @@ class FileSummary:
             "aliases": self.aliases,
             "classes": self.classes,
             "functions": self.functions,
+            "norm_args": self.norm_args,
             "unparsable": self.unparsable,
         }
         if with_meaning:
@@ -134,18 +141,23 @@ class FileSummary:
             aliases=dict(data["aliases"]),
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
+            norm_args=dict(data.get("norm_args", {})),
             unparsable=bool(data.get("unparsable", False)),
             _meaning=data.get("meaning"),
         )
 
     @property
     def is_empty(self) -> bool:
+        re_exports = any(key.startswith("*") for key in self.imports) or (
+            bool(self.imports) and _is_package_init(self.path)
+        )
         return not (
             self.classes
             or self.functions
             or self.aliases
+            or self.norm_args
             or self.unparsable
-            or (self.imports and _is_package_init(self.path))
+            or re_exports
         )
 
 
@@ -171,7 +183,9 @@ def summarize_file(path: str, text: str) -> FileSummary:
     """The summary of `text` (reported as `path`). Never raises on bad input: a file
     that does not parse has an empty summary (BN000 reports it)."""
     summary = FileSummary(path=path, digest=digest_of(text))
-    if not any(word in text for word in _INTERESTING) and not _is_package_init(path):
+    # A package's `__init__` and a star import may only re-export names defined elsewhere.
+    re_exports = _is_package_init(path) or "import *" in text
+    if not re_exports and not any(word in text for word in _INTERESTING):
         return summary
     try:
         tree = ast.parse(text)
@@ -191,6 +205,20 @@ class Names:
         self.imports = imports
         self.local = local
         self.aliases = aliases
+        self.has_star_imports = any(key.startswith("*") for key in imports)
+
+    def star(self, node: ast.expr) -> str | None:
+        """`*Name` for a called name this file neither defines nor imports by name,
+        when the file has `from x import *` (resolved by `ProjectIndex`)."""
+        if (
+            self.has_star_imports
+            and isinstance(node, ast.Name)
+            and node.id not in _BUILTINS
+            and node.id not in self.imports
+            and node.id not in self.local
+        ):
+            return "*" + node.id
+        return None
 
     def qualify(self, node: ast.expr | None) -> str | None:
         dotted = dotted_name(node)
@@ -255,6 +283,7 @@ class Positions:
 class _Summarizer:
     def __init__(self, summary: FileSummary, text: str) -> None:
         self.summary = summary
+        self.text = text
         self.positions = Positions(text)
         # A file that freezes something somewhere: its constructors may call its freeze
         # helpers under any name (`lock(self.stem)`), so each of them is walked (BN005).
@@ -265,6 +294,13 @@ class _Summarizer:
         imports = self.summary.imports
         local: set[str] = set()
         for statement in top:
+            if isinstance(statement, ast.ImportFrom) and any(
+                alias.name == "*" for alias in statement.names
+            ):
+                # `from models import *`: names this file does not define may come
+                # from there (`*<n>` keys, in order; see `ProjectIndex`).
+                source = "." * statement.level + (statement.module or "")
+                imports[f"*{sum(k.startswith('*') for k in imports)}"] = source
             if isinstance(statement, ast.Import | ast.ImportFrom):
                 imports.update(_imported_names(statement))
             elif isinstance(statement, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -284,6 +320,7 @@ class _Summarizer:
                 if value is not None:
                     self.summary.aliases[statement.target.id] = value
         _drop_mutated_dicts(self.summary.aliases, tree)
+        self.summary.norm_args = norm_arguments(tree, self.text, names)
         layers = LayerBuilder(names, self.positions)
         for statement in top:
             if isinstance(statement, ast.ClassDef):
@@ -331,14 +368,18 @@ class _Summarizer:
                 layers = LayerBuilder(names, self.positions)
                 layers.owner = owned
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
-        if any(word in text for word in _MODE_WORDS):
-            result: Json | None = facts.run(function)
-        elif (submodules := set(submodules)) and any(
-            m.group(1) in submodules for m in _SELF_CALL.finditer(text)
-        ):
-            result = facts.run(function)
-        else:
-            result = facts.run_returns(function)
+        previous = layers.reading(function)
+        try:
+            if any(word in text for word in _MODE_WORDS):
+                result: Json | None = facts.run(function)
+            elif (submodules := set(submodules)) and any(
+                m.group(1) in submodules for m in _SELF_CALL.finditer(text)
+            ):
+                result = facts.run(function)
+            else:
+                result = facts.run_returns(function)
+        finally:
+            layers.norm_params = previous
         if result is not None and _switches_to_eval(function):
             # A loader that hands back models it put in eval (`m.fuse().eval()`).
             result["sets_eval"] = True
@@ -645,6 +686,17 @@ class LayerBuilder:
         # The class whose methods are being read: `self._make_stage(2)` in it is a
         # layer built by that class's own helper method.
         self.owner: str | None = None
+        # Norm-like parameters of the function being read: `norm_layer(planes)` builds
+        # whatever class the callers pass (`$norm_layer`, see `norm_args.py`).
+        self.norm_params: frozenset[str] = frozenset()
+
+    def reading(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+        """Enter `function`: its norm-like parameters; returns the previous ones."""
+        previous = self.norm_params
+        self.norm_params = frozenset(
+            arg.arg for arg in _all_args(function) if is_norm_parameter(arg.arg)
+        )
+        return previous
 
     def spec(self, node: ast.expr, env: dict[str, Json] | None = None) -> Json | None:
         env = env or {}
@@ -679,6 +731,10 @@ class LayerBuilder:
             # A local variable bound to a class: `norm = nn.BatchNorm2d; norm(c)`.
             bound = env[node.func.id]
             callee = bound.get("ref") if isinstance(bound, dict) else None
+        elif callee is None and dotted_name(node.func) in self.norm_params:
+            callee = f"${dotted_name(node.func)}"
+        elif callee is None:
+            callee = self.names.star(node.func)
         spec: Json = {"call": callee, "kw": {}, "pos": self.positions.of(node)}
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
@@ -703,6 +759,9 @@ class LayerBuilder:
             and isinstance(node.args[0].value, str)
         ):
             spec["arg0"] = node.args[0].value
+        width = _width_name(node)
+        if width is not None:
+            spec["width"] = width
         last = (callee or "").rsplit(".", 1)[-1]
         if last in ("Sequential", "ModuleList", "ModuleDict"):
             spec["items"] = self._items(node, env)
@@ -830,6 +889,7 @@ class LayerBuilder:
         """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order."""
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
+        previous = self.reading(method)
         for statement in _statements(method.body):
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
@@ -839,6 +899,26 @@ class LayerBuilder:
                 spec = self.spec(value, env)
                 if spec is not None:
                     yield attr, spec
+        self.norm_params = previous
+
+
+def _width_name(node: ast.Call) -> str | None:
+    """The variable a layer's width is written with, for a norm or a Linear: the
+    name says what the output is (`BatchNorm1d(num_classes)`, `Linear(512, emb_dim)`)."""
+    callee = dotted_name(node.func) or ""
+    last = callee.rsplit(".", 1)[-1]
+    if "Norm" in last or last in ("BN", "BatchNorm"):
+        position, keyword = 0, "num_features"
+    elif last.endswith("Linear"):
+        position, keyword = 1, "out_features"
+    else:
+        return None
+    value: ast.expr | None = node.args[position] if len(node.args) > position else None
+    for item in node.keywords:
+        if item.arg == keyword:
+            value = item.value
+    name = dotted_name(value) if value is not None else None
+    return name.rsplit(".", 1)[-1] if name else None
 
 
 def _is_empty_mapping(value: ast.expr) -> bool:
@@ -868,6 +948,11 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from _statements(handler.body)
 
 
+# Attributes through which a library classifier produces its output: a Sequential
+# assigned there becomes the model's head (`self.backbone.fc = nn.Sequential(...)`).
+CLASSIFIER_ATTRIBUTES = frozenset({"fc", "classifier", "head", "last_linear"})
+
+
 def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
     if isinstance(statement, ast.Assign):
         for target in statement.targets:
@@ -877,6 +962,16 @@ def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
                 and target.value.id == "self"
             ):
                 yield target.attr, statement.value
+            elif (
+                isinstance(target, ast.Attribute)
+                and target.attr in CLASSIFIER_ATTRIBUTES
+                and isinstance(target.value, ast.Attribute)
+                and isinstance(target.value.value, ast.Name)
+                and target.value.value.id == "self"
+                and isinstance(statement.value, ast.Call)
+                and (dotted_name(statement.value.func) or "").endswith("Sequential")
+            ):
+                yield f"{target.value.attr}.{target.attr}", statement.value
     elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
         target = statement.target
         if (
