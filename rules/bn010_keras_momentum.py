@@ -9,7 +9,12 @@ Checks for a BatchNorm `momentum` literal of at least 0.5 and below 1:
 - in `F.batch_norm(..., momentum=...)` / `torch.batch_norm`;
 - in `m.momentum = 0.99` under `if isinstance(m, nn.BatchNorm2d):` (the
   "re-initialise every BN" loop);
-- through a module-level constant (`BN_MOMENTUM = 0.9`) used as the argument.
+- through a module-level constant (`BN_MOMENTUM = 0.9`) or a local assigned once;
+- through a parameter (`def __init__(self, c, momentum=0.9): ... nn.BatchNorm1d(c,
+  momentum=momentum)`, also via `self.momentum = momentum`): reported at the parameter's
+  default, and at the calls in the same file that pass such a number for it, directly or
+  through their own parameter's default (a `momentum` forwarded from a model to its
+  blocks).
 
 The runtime check reads the `momentum` of every BatchNorm that runs forward, whatever
 built it (a config file, a factory, a checkpoint's hyper-parameters), and points at the
@@ -42,7 +47,8 @@ The fix replaces the literal `m` by the literal `1 - m` and is unsafe: it is wha
 ported code meant in nearly every case, but it changes the running statistics of any
 model trained from here on, and a deliberate fast-tracking momentum (BN
 recalibration) would be undone. A momentum that comes from a constant is reported
-without a fix (the constant may have other uses).
+without a fix (the constant may have other uses); a parameter's default is fixed in
+place, which changes what every caller that relies on it gets.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from bnlint.index.ast_names import (
     partial_target,
     resolve,
 )
+from bnlint.index.values import FileValues, Function, Origin, parameters
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, RuntimeReport
 
 # Position of `momentum` among the positional parameters, per constructor.
@@ -160,23 +167,17 @@ class KerasMomentum(Rule):
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__(context)
-        # Module-level names assigned a float literal exactly once.
-        self.constants: dict[str, ast.expr] = {}
+        self._values: FileValues | None = None
+        # Literals already reported (a default shared by several BatchNorms).
+        self._reported: set[int] = set()
         # Assignments inside an `if isinstance(x, <BatchNorm>):` block → the names of x.
         self.guarded: dict[int, set[str]] = {}
 
-    def visit_Module(self, node: ast.Module) -> None:
-        assigned: dict[str, int] = {}
-        for statement in node.body:
-            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
-                continue
-            target = statement.targets[0]
-            if isinstance(target, ast.Name):
-                assigned[target.id] = assigned.get(target.id, 0) + 1
-                if float_literal(statement.value) is not None:
-                    self.constants[target.id] = statement.value
-        # A constant reassigned at module level is not a constant.
-        self.constants = {k: v for k, v in self.constants.items() if assigned[k] == 1}
+    @property
+    def values(self) -> FileValues:
+        if self._values is None:
+            self._values = FileValues(self.context.tree)
+        return self._values
 
     def visit_Call(self, node: ast.Call) -> None:
         qualified = resolve(node.func, self.aliases)
@@ -225,28 +226,113 @@ class KerasMomentum(Rule):
             if keras_style(literal):
                 self._report_literal(value, what)
             return
-        if isinstance(value, ast.Name) and value.id in self.constants:
-            constant = value.id
-            assigned = self.constants[constant]
-            if keras_style(float_literal(assigned) or 0.0):
-                text = self._spelling(assigned)
-                fixed = _safe_fixed(text)
-                self.report(
-                    value,
-                    message=(
-                        f"{what} gets momentum {constant} = {text}, the Keras/TF convention: "
-                        "PyTorch weights the newest batch by `momentum`, so the running "
-                        "statistics follow the last few batches only"
-                    ),
-                    suggestion=f"set `{constant} = {fixed}` (PyTorch's momentum is 1 - m); "
-                    "check `eps` too if the model was ported from Keras/TF",
-                )
+        if not isinstance(value, ast.Name | ast.Attribute):
+            return
+        origin = self.values.origin(value)
+        if origin is not None and origin.parameter is None:
+            # A module-level constant or a local assigned once.
+            if keras_style(origin.value) and float_literal(origin.node) is not None:
+                self._report_named(value, origin, what)
+            return
+        # A parameter: its default, and what this file's callers pass for it.
+        parameter = origin.parameter if origin is not None else self._parameter(value)
+        if parameter is None:
+            return
+        if origin is not None:
+            self._report_default(origin, value, what)
+        self._follow_callers(*parameter, value, what, depth=0)
+
+    def _parameter(self, value: ast.expr) -> tuple[Function, str] | None:
+        """The enclosing function's parameter `value` names (one without a literal
+        default), so that its callers' arguments can be followed."""
+        function = self.values.scope_of(value)
+        if function is None or not isinstance(value, ast.Name):
+            return None
+        if any(arg.arg == value.id for arg, _ in parameters(function)):
+            return function, value.id
+        return None
+
+    def _follow_callers(
+        self, function: Function, name: str, use: ast.expr, what: str, depth: int
+    ) -> None:
+        """Report the Keras-style numbers this file's calls pass for `function`'s
+        parameter `name`, directly or through their own parameters' defaults."""
+        if depth > 3:
+            return
+        for call in self.values.callers(function):
+            argument = self.values.argument_for(call, function, name)
+            if argument is None:
+                continue
+            literal = float_literal(argument)
+            if literal is not None:
+                if keras_style(literal):
+                    self._report_literal(
+                        argument, f"`{name}` of `{_callable_name(self.values, function)}`"
+                    )
+                continue
+            if not isinstance(argument, ast.Name | ast.Attribute):
+                continue
+            origin = self.values.origin(argument)
+            if origin is not None and origin.parameter is not None:
+                self._report_default(origin, use, what)
+            forwarded = origin.parameter if origin is not None else self._parameter(argument)
+            if forwarded is not None and forwarded != (function, name):
+                self._follow_callers(*forwarded, use, what, depth + 1)
+
+    def _report_default(self, origin: Origin, use: ast.expr, what: str) -> None:
+        """A parameter whose literal default reaches a BatchNorm's momentum."""
+        literal = float_literal(origin.node)
+        if literal is None or not keras_style(literal) or id(origin.node) in self._reported:
+            return
+        self._reported.add(id(origin.node))
+        assert origin.parameter is not None
+        name = origin.parameter[1]
+        text = self._spelling(origin.node)
+        fixed = _safe_fixed(text)
+        self.report(
+            origin.node,
+            message=(
+                f"`{name}` defaults to {text} and is the momentum of {what.removeprefix('this ')} "
+                f"on line {use.lineno}: the Keras/TF convention, but PyTorch weights the "
+                "newest batch by `momentum`, so the running statistics follow the last few "
+                "batches only"
+            ),
+            suggestion=f"default `{name}` to {fixed} (PyTorch's momentum is 1 - {text}), and "
+            "check the callers that pass it; check `eps` too if the model was ported",
+            fix=PendingFix(
+                Applicability.UNSAFE,
+                f"Replace the default {text} with {fixed}",
+                (NodeEdit(origin.node, "replace", fixed),),
+            ),
+        )
+
+    def _report_named(self, use: ast.expr, origin: Origin, what: str) -> None:
+        """A module constant or a local assigned once, reported at its use."""
+        if id(use) in self._reported:
+            return
+        self._reported.add(id(use))
+        name = ast.unparse(use)
+        text = self._spelling(origin.node)
+        fixed = _safe_fixed(text)
+        self.report(
+            use,
+            message=(
+                f"{what} gets momentum {name} = {text}, the Keras/TF convention: "
+                "PyTorch weights the newest batch by `momentum`, so the running "
+                "statistics follow the last few batches only"
+            ),
+            suggestion=f"set `{name} = {fixed}` (PyTorch's momentum is 1 - m); "
+            "check `eps` too if the model was ported from Keras/TF",
+        )
 
     def _spelling(self, node: ast.expr) -> str:
         """The literal as written (`0.99`, `9.9e-1`, `0.9_9`): ast keeps only the value."""
         return ast.get_source_segment(self.context.source, node) or repr(float_literal(node))
 
     def _report_literal(self, node: ast.expr, what: str) -> None:
+        if id(node) in self._reported:
+            return
+        self._reported.add(id(node))
         text = self._spelling(node)
         fixed = _safe_fixed(text)
         self.report(
@@ -264,6 +350,13 @@ class KerasMomentum(Rule):
                 (NodeEdit(node, "replace", fixed),),
             ),
         )
+
+
+def _callable_name(values: FileValues, function: Function) -> str:
+    owner = values.class_of(function)
+    if owner is None:
+        return function.name
+    return owner.name if function.name == "__init__" else f"{owner.name}.{function.name}"
 
 
 def _safe_fixed(text: str) -> str:
