@@ -14,7 +14,10 @@ Checks for a BatchNorm `momentum` literal of at least 0.5 and below 1:
   momentum=momentum)`, also via `self.momentum = momentum`): reported at the parameter's
   default, and at the calls in the same file that pass such a number for it, directly or
   through their own parameter's default (a `momentum` forwarded from a model to its
-  blocks).
+  blocks);
+- through a project class in another file whose constructor keyword becomes a
+  BatchNorm's momentum (`GhostNorm(c, momentum=bn_momentum)`, with `bn_momentum=0.9`
+  here): the keyword is followed through the project index.
 
 The runtime check reads the `momentum` of every BatchNorm that runs forward, whatever
 built it (a config file, a factory, a checkpoint's hyper-parameters), and points at the
@@ -69,6 +72,8 @@ from bnlint.index.ast_names import (
     partial_target,
     resolve,
 )
+from bnlint.index.momentum_params import is_momentum_parameter
+from bnlint.index.summary import Names
 from bnlint.index.values import FileValues, Function, Origin, parameters
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, RuntimeReport
 
@@ -108,6 +113,8 @@ class KerasMomentum(Rule):
     autofix = "unsafe"
     engines = ("static", "runtime")
     syntax = "ast"
+    # Momentum parameters of project classes in other files (`momentum_params`).
+    needs_index = True
 
     VALID = (
         "import torch.nn as nn\nbn = nn.BatchNorm2d(64, momentum=0.1)\n",
@@ -193,6 +200,25 @@ class KerasMomentum(Rule):
             if target is not None and is_batchnorm_class(resolve(target, self.aliases)):
                 keyword = keyword_argument(node, "momentum")
                 self._check(None if keyword is None else keyword.value, "this BatchNorm factory")
+            else:
+                self._check_project_class(node)
+
+    def _check_project_class(self, node: ast.Call) -> None:
+        """`GhostNorm(c, momentum=0.9)`: a project class (here or in another file)
+        whose constructor keyword becomes a BatchNorm's momentum."""
+        keywords = [k for k in node.keywords if k.arg and "momentum" in k.arg.lower()]
+        if not keywords:
+            return
+        index, summary = self.context.index.with_file(self.context.path, self.context.source)
+        local = set(summary.classes) | set(summary.functions)
+        callee = Names(summary.imports, local, summary.aliases).qualify(node.func)
+        if callee is None:
+            return
+        for keyword in keywords:
+            assert keyword.arg is not None
+            if is_momentum_parameter(index, self.context.path, callee, keyword.arg):
+                shown = callee.lstrip("~.").rsplit(".", 1)[-1]
+                self._check(keyword.value, f"the BatchNorm of `{shown}` (through `{keyword.arg}`)")
 
     def visit_If(self, node: ast.If) -> None:
         subject = _isinstance_batchnorm(node.test, self.aliases)
@@ -287,13 +313,14 @@ class KerasMomentum(Rule):
         self._reported.add(id(origin.node))
         assert origin.parameter is not None
         name = origin.parameter[1]
+        receiver = "the " + what.removeprefix("this ") if what.startswith("this ") else what
         text = self._spelling(origin.node)
         fixed = _safe_fixed(text)
         self.report(
             origin.node,
             message=(
-                f"`{name}` defaults to {text} and is the momentum of {what.removeprefix('this ')} "
-                f"on line {use.lineno}: the Keras/TF convention, but PyTorch weights the "
+                f"`{name}` defaults to {text}, which becomes the momentum of {receiver} "
+                f"(line {use.lineno}): the Keras/TF convention, but PyTorch weights the "
                 "newest batch by `momentum`, so the running statistics follow the last few "
                 "batches only"
             ),

@@ -23,8 +23,9 @@ from typing import Any
 
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.momentum_params import momentum_facts
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
 _INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
@@ -339,6 +340,12 @@ class _Summarizer:
                 facts = self.function_facts(statement, names, layers, node.name)
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
+        if any(
+            "momentum" in line for line in self.positions.lines[node.lineno - 1 : node.end_lineno]
+        ):
+            momentum = momentum_facts(node, names)
+            if momentum is not None:
+                info["momentum"] = momentum
         return info
 
 
