@@ -17,7 +17,11 @@ Checks for a BatchNorm `momentum` literal of at least 0.5 and below 1:
   blocks);
 - through a project class in another file whose constructor keyword becomes a
   BatchNorm's momentum (`GhostNorm(c, momentum=bn_momentum)`, with `bn_momentum=0.9`
-  here): the keyword is followed through the project index.
+  here): the keyword is followed through the project index;
+- through a configuration read (`args.bn_momentum`, `cfg.MODEL.BN_MOMENTUM`,
+  `config["bn_momentum"]`) whose one default in the project is Keras-style: an argparse
+  `default=`, a yacs-style `_C.MODEL.BN_MOMENTUM = 0.9`, a config class field or a dict
+  entry (a key set to different numbers in different places is not guessed).
 
 The runtime check reads the `momentum` of every BatchNorm that runs forward, whatever
 built it (a config file, a factory, a checkpoint's hyper-parameters), and points at the
@@ -73,6 +77,7 @@ from bnlint.index.ast_names import (
     resolve,
 )
 from bnlint.index.momentum_params import is_momentum_parameter
+from bnlint.index.settings import project_setting, setting_key
 from bnlint.index.summary import Names
 from bnlint.index.values import FileValues, Function, Origin, parameters
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext, RuntimeReport
@@ -108,8 +113,9 @@ class KerasMomentum(Rule):
     name = "keras-momentum"
     severity = Severity.WARNING
     triggers = ("momentum",)
-    # A decimal in [0.5, 1) on the same line as the word (keyword, constant, assignment).
-    trigger_pattern = r"(?i)momentum[^\n]{0,40}?(?<![\d.])0?\.[5-9]"
+    # A decimal in [0.5, 1) on the same line as the word (keyword, constant, assignment),
+    # or a momentum keyword given a name (a parameter, a constant, a config read).
+    trigger_pattern = r"(?i)momentum(?:[^\n]{0,40}?(?<![\d.])0?\.[5-9]|\s*=\s*[a-z_])"
     autofix = "unsafe"
     engines = ("static", "runtime")
     syntax = "ast"
@@ -252,7 +258,7 @@ class KerasMomentum(Rule):
             if keras_style(literal):
                 self._report_literal(value, what)
             return
-        if not isinstance(value, ast.Name | ast.Attribute):
+        if not isinstance(value, ast.Name | ast.Attribute | ast.Subscript):
             return
         origin = self.values.origin(value)
         if origin is not None and origin.parameter is None:
@@ -263,6 +269,8 @@ class KerasMomentum(Rule):
         # A parameter: its default, and what this file's callers pass for it.
         parameter = origin.parameter if origin is not None else self._parameter(value)
         if parameter is None:
+            if origin is None:
+                self._check_setting(value, value, what)
             return
         if origin is not None:
             self._report_default(origin, value, what)
@@ -296,7 +304,9 @@ class KerasMomentum(Rule):
                         argument, f"`{name}` of `{_callable_name(self.values, function)}`"
                     )
                 continue
-            if not isinstance(argument, ast.Name | ast.Attribute):
+            if not isinstance(argument, ast.Name | ast.Attribute | ast.Subscript):
+                continue
+            if self._check_setting(argument, use, what):
                 continue
             origin = self.values.origin(argument)
             if origin is not None and origin.parameter is not None:
@@ -304,6 +314,39 @@ class KerasMomentum(Rule):
             forwarded = origin.parameter if origin is not None else self._parameter(argument)
             if forwarded is not None and forwarded != (function, name):
                 self._follow_callers(*forwarded, use, what, depth + 1)
+
+    def _check_setting(self, read: ast.expr, use: ast.expr, what: str) -> bool:
+        """`args.bn_momentum`, `cfg.MODEL.BN_MOMENTUM`: a configuration key whose one
+        default in the project (argparse, yacs, a config class or dict) is Keras-style.
+        Reported at the read, naming where the default is set."""
+        key = setting_key(read)
+        if key is None:
+            return False
+        setting = project_setting(self.context.index.with_file(*self._file)[0], key)
+        if setting is None or not keras_style(setting[0]) or id(read) in self._reported:
+            return True
+        self._reported.add(id(read))
+        number, path, position = setting
+        where = "this file" if path == self.context.path else f"`{path}`"
+        text = ast.unparse(read)
+        fixed = _safe_fixed(format(number, "g"))
+        receiver = "the " + what.removeprefix("this ") if what.startswith("this ") else what
+        self.report(
+            read,
+            message=(
+                f"`{text}` defaults to {number:g} ({where}, line {position[0]}) and becomes "
+                f"the momentum of {receiver} (line {use.lineno}): the Keras/TF convention, "
+                "but PyTorch weights the newest batch by `momentum`, so the running "
+                "statistics follow the last few batches only"
+            ),
+            suggestion=f"set the default of `{key}` to {fixed} (PyTorch's momentum is "
+            f"1 - {number:g}); check `eps` too if the model was ported from Keras/TF",
+        )
+        return True
+
+    @property
+    def _file(self) -> tuple[str, str]:
+        return self.context.path, self.context.source
 
     def _report_default(self, origin: Origin, use: ast.expr, what: str) -> None:
         """A parameter whose literal default reaches a BatchNorm's momentum."""

@@ -24,11 +24,23 @@ from typing import Any
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 from bnlint.index.momentum_params import momentum_facts
+from bnlint.index.settings import settings_of
 
 SUMMARY_VERSION = 9
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
-_INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
+_INTERESTING = (
+    "torch",
+    "nn",
+    "Module",
+    "eval",
+    "train",
+    "model",
+    "Loader",
+    "requires_grad",
+    "momentum",
+    "MOMENTUM",
+)
 _LAYER_KEYWORDS = (
     "bias",
     "affine",
@@ -72,6 +84,8 @@ class FileSummary:
     aliases: dict[str, Any] = field(default_factory=dict)
     classes: dict[str, Json] = field(default_factory=dict)
     functions: dict[str, Json] = field(default_factory=dict)
+    # Momentum-named configuration defaults (`bnlint.index.settings`).
+    settings: dict[str, Any] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
     unparsable: bool = False
     # A hash of what the summary says, positions left out (see `meaning`); kept with the
@@ -97,6 +111,7 @@ class FileSummary:
             "aliases": self.aliases,
             "classes": self.classes,
             "functions": self.functions,
+            "settings": self.settings,
             "unparsable": self.unparsable,
         }
         if with_meaning:
@@ -114,13 +129,16 @@ class FileSummary:
             aliases=dict(data["aliases"]),
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
+            settings=dict(data.get("settings", {})),
             unparsable=bool(data.get("unparsable", False)),
             _meaning=data.get("meaning"),
         )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.classes or self.functions or self.aliases or self.unparsable)
+        return not (
+            self.classes or self.functions or self.aliases or self.settings or self.unparsable
+        )
 
 
 def _without_positions(data: Any) -> Any:
@@ -223,9 +241,12 @@ class Positions:
 class _Summarizer:
     def __init__(self, summary: FileSummary, text: str) -> None:
         self.summary = summary
+        self.text = text
         self.positions = Positions(text)
 
     def run(self, tree: ast.Module) -> None:
+        if "omentum" in self.text or "OMENTUM" in self.text:
+            self.summary.settings = settings_of(tree, self.positions)
         top = list(_top_level(tree.body))
         imports = self.summary.imports
         local: set[str] = set()
