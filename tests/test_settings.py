@@ -78,3 +78,18 @@ def test_batchnorm_reading_a_keras_style_config_default_is_reported(project: Pat
     findings = json.loads(run_cli("check", "--select", "BN010", "--format", "json").output)
     assert [(f["filename"], f["location"]["row"]) for f in findings] == [("model.py", 5)]
     assert "config.py" in findings[0]["message"]
+
+
+def test_schema_field_default_counts_and_test_files_do_not() -> None:
+    files = {
+        "/p/schema.py": (
+            "import torch\nclass TabConfig:\n"
+            "    bn_momentum: float = FloatRange(default=0.95, description='m_B')\n"
+        ),
+        "/p/tests/test_config.py": "import torch\nCASE = {'bn_momentum': 0.6}\n",
+    }
+    index = ProjectIndex.from_summaries(
+        "/p", {path: summarize_file(path, text) for path, text in files.items()}
+    )
+    setting = project_setting(index, "bn_momentum")
+    assert setting is not None and setting[:2] == (0.95, "/p/schema.py")

@@ -7,12 +7,13 @@ number, each with the number and its position:
 - `parser.add_argument("--bn-momentum", type=float, default=0.9)` (key `bn_momentum`,
   or its `dest=`);
 - `_C.MODEL.BN_MOMENTUM = 0.9` (yacs and attribute-style configs: the last attribute);
-- a class-level field `bn_momentum: float = 0.9` (dataclasses, config classes);
+- a class-level field `bn_momentum: float = 0.9`, or `= field(default=0.9)` (dataclasses,
+  config classes, schemas);
 - `{"bn_momentum": 0.9}` and `dict(bn_momentum=0.9)`.
 
 Only keys whose name says momentum are kept: the summaries stay small, and BN010 is the
 reader. A key defined with different numbers in different places is ambiguous and
-callers treat it as unknown.
+callers treat it as unknown; definitions in test files are not the project's defaults.
 """
 
 from __future__ import annotations
@@ -62,11 +63,21 @@ def _definitions(tree: ast.Module) -> Iterator[tuple[str, ast.expr]]:
             for statement in node.body:
                 if isinstance(statement, ast.AnnAssign) and statement.value is not None:
                     if isinstance(statement.target, ast.Name):
-                        yield statement.target.id, statement.value
+                        yield statement.target.id, _field_default(statement.value)
                 elif isinstance(statement, ast.Assign):
                     for target in statement.targets:
                         if isinstance(target, ast.Name):
-                            yield target.id, statement.value
+                            yield target.id, _field_default(statement.value)
+
+
+def _field_default(value: ast.expr) -> ast.expr:
+    """A config field's default: the number, or `default=` of a field declaration
+    (`field(default=0.9)`, `Field(default=0.9)`, a schema's `FloatRange(default=0.9)`)."""
+    if isinstance(value, ast.Call):
+        for keyword in value.keywords:
+            if keyword.arg == "default":
+                return keyword.value
+    return value
 
 
 def _call_definitions(call: ast.Call) -> Iterator[tuple[str, ast.expr]]:
@@ -95,6 +106,17 @@ def _call_definitions(call: ast.Call) -> Iterator[tuple[str, ast.expr]]:
                 yield keyword.arg, keyword.value
 
 
+def _is_test(path: str) -> bool:
+    parts = path.replace("\\", "/").split("/")
+    name = parts[-1]
+    return (
+        any(part in ("test", "tests", "testing") for part in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+    )
+
+
 def setting_key(node: ast.expr) -> str | None:
     """The key a configuration read names: `args.bn_momentum`, `cfg.MODEL.BN_MOMENTUM`,
     `self.cfg.bn_momentum`, `config["bn_momentum"]`; None for a plain `self.attr` or a
@@ -120,6 +142,8 @@ def project_setting(index: ProjectIndex, key: str) -> tuple[float, str, list[int
     if table is None:
         table = {}
         for path, summary in index.summaries.items():
+            if _is_test(path):
+                continue  # a test sets whatever its case needs, not the defaults
             for name, definitions in summary.settings.items():
                 for number, position in definitions:
                     table.setdefault(name, []).append((number, path, position))
