@@ -63,13 +63,19 @@ from __future__ import annotations
 
 import ast
 import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, kinds
 from bnlint.index.ast_names import keyword_argument
 from bnlint.index.graph import Edge, direct_edges
-from bnlint.index.layer_order import FlowEdge, appended_edges, reaching_edges
+from bnlint.index.layer_order import (
+    FlowEdge,
+    appended_edges,
+    fills_a_sequential_with_dropout,
+    reaching_edges,
+)
 from bnlint.index.locate import node_at
 from bnlint.index.summary import Positions
 from bnlint.index.values import FileValues
@@ -139,12 +145,23 @@ class DropoutBeforeBatchnorm(Rule):
 
     def check_module(self) -> None:
         path, source = self.context.path, self.context.source
-        index, _ = self.context.index.with_file(path, source)
-        tree = self.context.tree
+        index, summary = self.context.index.with_file(path, source)
+        # Classes that build a dropout and a BatchNorm, and whose `forward` sends the
+        # dropout's output to more than one place: `direct_edges` has the others (the
+        # ast is parsed only for such a class, or a container filled with a dropout).
+        candidates = [
+            name
+            for name in summary.classes
+            if _dropout_reaches_more_than_one_layer(index, path, name)
+        ]
         edges = itertools.chain(
             direct_edges(index, path),
-            reaching_edges(index, path, tree, source),
-            appended_edges(index, path, tree, source),
+            self._tree_edges(lambda tree: reaching_edges(index, path, tree, source, candidates))
+            if candidates
+            else (),
+            self._tree_edges(lambda tree: appended_edges(index, path, tree, source))
+            if fills_a_sequential_with_dropout(source)
+            else (),
         )
         reported: set[tuple[int, ...]] = set()
         for edge in edges:
@@ -154,6 +171,10 @@ class DropoutBeforeBatchnorm(Rule):
             if rate is not None:
                 reported.add(tuple(edge.producer["pos"]))
                 self._report(edge, rate)
+
+    def _tree_edges(self, find: Callable[[ast.Module], Iterator[Edge]]) -> Iterator[Edge]:
+        """Edges read from the ast, parsed on first use (lazily, after `direct_edges`)."""
+        yield from find(self.context.tree)
 
     def _drops_into_batchnorm(self, index: ProjectIndex, edge: Edge) -> str | None:
         """How the dropout's p reads, when a Dropout with p > 0 feeds a trained BatchNorm."""
@@ -231,6 +252,22 @@ class DropoutBeforeBatchnorm(Rule):
                 "classifier"
             ),
         )
+
+
+def _dropout_reaches_more_than_one_layer(index: ProjectIndex, path: str, name: str) -> bool:
+    forward = index.summaries[path].classes[name].get("forward")
+    if not forward:
+        return False
+    shared_dropout = batchnorm = False
+    for attr, (layer_path, spec) in index.class_layers(path, name).items():
+        for choice in spec.get("alts", [spec]):
+            call = choice.get("call") if choice else None
+            if kinds.is_dropout(index.library_name(layer_path, call)):
+                shared_dropout = shared_dropout or (
+                    attr in forward["feeds"] and forward["feeds"][attr] is None
+                )
+            batchnorm = batchnorm or index.norm_kind(layer_path, call) == "bn"
+    return shared_dropout and batchnorm
 
 
 def _short(callee: str | None, default: str) -> str:

@@ -17,7 +17,8 @@ Name, a helper's result) still occupies its place, so it separates its neighbour
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from bnlint.index.flow import OTHER, ForwardFlow
@@ -29,6 +30,9 @@ Function = ast.FunctionDef | ast.AsyncFunctionDef
 Branches = tuple[tuple[int, str], ...]
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SEQUENTIAL = "Sequential"
+# Text a function that fills a container one layer at a time must contain.
+_FILLING = (".append(", ".add_module(", ".extend(", "+=")
+_DROPOUT_APPENDED = re.compile(r"(?s)(?:\.(?:append|add_module|extend)\(|\+=\s*\[).{0,160}?Dropout")
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,17 @@ def _names_of(index: ProjectIndex, path: str) -> Names | None:
 
 
 def reaching_edges(
-    index: ProjectIndex, path: str, tree: ast.Module, text: str
+    index: ProjectIndex,
+    path: str,
+    tree: ast.Module,
+    text: str,
+    classes: Collection[str] | None = None,
 ) -> Iterator[FlowEdge]:
     """`self.a`'s output goes into `self.b` on some path through a class's `forward`,
     where both rebind one variable (`x = self.a(x)` ... `x = self.b(x)`): on the path
     through both, `self.b` is all that reads `self.a`'s output. A value also kept for
-    later (`h = self.a(x); return h + self.b(h)`) is not such an edge."""
+    later (`h = self.a(x); return h + self.b(h)`) is not such an edge. `classes`
+    limits the search to those classes."""
     summary = index.summaries.get(path)
     names = _names_of(index, path)
     if summary is None or names is None:
@@ -86,6 +95,8 @@ def reaching_edges(
     positions = Positions(text)
     for statement in tree.body:
         if not isinstance(statement, ast.ClassDef) or statement.name not in summary.classes:
+            continue
+        if classes is not None and statement.name not in classes:
             continue
         forward = next(
             (
@@ -171,10 +182,27 @@ def appended_edges(index: ProjectIndex, path: str, tree: ast.Module, text: str) 
     names = _names_of(index, path)
     if names is None:
         return
+    if not fills_a_sequential(text):
+        return
+    lines = text.splitlines()
     builder = LayerBuilder(names, Positions(text))
     for owner, function in _functions(tree):
+        if not fills_a_sequential("\n".join(lines[function.lineno - 1 : function.end_lineno])):
+            continue
         for name, container in _containers(function, names).items():
             yield from _edges(name, container, builder, path, owner)
+
+
+def fills_a_sequential(text: str) -> bool:
+    """Whether code may fill an `nn.Sequential` one layer at a time (a text check that
+    spares the ast walk of nearly every file)."""
+    return _SEQUENTIAL in text and any(word in text for word in _FILLING)
+
+
+def fills_a_sequential_with_dropout(text: str) -> bool:
+    """`fills_a_sequential`, with a dropout among what is appended: BN011's gate before
+    it parses a file."""
+    return fills_a_sequential(text) and _DROPOUT_APPENDED.search(text) is not None
 
 
 def _functions(tree: ast.Module) -> Iterator[tuple[str | None, Function]]:

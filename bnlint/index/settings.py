@@ -19,6 +19,7 @@ callers treat it as unknown; definitions in test files are not the project's def
 from __future__ import annotations
 
 import ast
+import bisect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,8 @@ def _number(node: ast.AST | None) -> float | None:
 def settings_of(tree: ast.Module, positions: Positions) -> dict[str, list[Any]]:
     """key → [[number, position], ...] for the momentum-named settings of a file."""
     found: dict[str, list[Any]] = {}
-    for key, value in _definitions(tree):
+    lines = [n for n, line in enumerate(positions.lines, start=1) if "omentum" in line.lower()]
+    for key, value in _definitions(tree, lines):
         if _WORD in key.lower():
             number = _number(value)
             if number is not None:
@@ -47,8 +49,24 @@ def settings_of(tree: ast.Module, positions: Positions) -> dict[str, list[Any]]:
     return found
 
 
-def _definitions(tree: ast.Module) -> Iterator[tuple[str, ast.expr]]:
-    for node in ast.walk(tree):
+def _near(tree: ast.Module, lines: list[int]) -> Iterator[ast.AST]:
+    """The nodes of `tree` whose lines include one of `lines` (sorted): subtrees
+    elsewhere are not walked."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        first = getattr(node, "lineno", None)
+        if first is not None:
+            last = getattr(node, "end_lineno", None) or first
+            at = bisect.bisect_left(lines, first)
+            if at == len(lines) or lines[at] > last:
+                continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _definitions(tree: ast.Module, lines: list[int]) -> Iterator[tuple[str, ast.expr]]:
+    for node in _near(tree, lines):
         if isinstance(node, ast.Call):
             yield from _call_definitions(node)
         elif isinstance(node, ast.Assign):
