@@ -121,9 +121,12 @@ def reaching_edges(
             for consumer in value.uses:
                 if consumer == OTHER or consumer not in layers or consumer == value.producer:
                     continue
-                if rebinding.get(value.producer, ("",))[0] == rebinding.get(consumer, ("?",))[0]:
+                if value.producer in rebinding and consumer in rebinding:
                     pairs.add((value.producer, consumer))
         for producer, consumer in sorted(pairs):
+            calls = _ordered_calls(rebinding[producer], rebinding[consumer])
+            if calls is None:
+                continue
             producer_path, producer_spec = layers[producer]
             consumer_path, consumer_spec = layers[consumer]
             for last in _choices(leaf(producer_spec, last=True)):
@@ -135,15 +138,32 @@ def reaching_edges(
                         consumer_path,
                         statement.name,
                         (producer, consumer),
-                        tuple(positions.of(rebinding[producer][1])),
-                        tuple(positions.of(rebinding[consumer][1])),
+                        tuple(positions.of(calls[0])),
+                        tuple(positions.of(calls[1])),
                     )
 
 
-def _rebinding_calls(forward: Function) -> dict[str, tuple[str, ast.Call]]:
-    """Layer attribute → (variable, call) for `x = self.<attr>(x)` in `forward`, the
-    first such call of each attribute."""
-    found: dict[str, tuple[str, ast.Call]] = {}
+def _ordered_calls(
+    producers: list[tuple[str, ast.Call]], consumers: list[tuple[str, ast.Call]]
+) -> tuple[ast.Call, ast.Call] | None:
+    """The first consumer call with a producer call on the same variable before it,
+    and the last such producer call: where the order is written."""
+    for variable, consumer in consumers:
+        before = [
+            call
+            for name, call in producers
+            if name == variable
+            and (call.lineno, call.col_offset) < (consumer.lineno, consumer.col_offset)
+        ]
+        if before:
+            return before[-1], consumer
+    return None
+
+
+def _rebinding_calls(forward: Function) -> dict[str, list[tuple[str, ast.Call]]]:
+    """Layer attribute → [(variable, call)] for each `x = self.<attr>(x)` in `forward`,
+    in the order of the text."""
+    found: dict[str, list[tuple[str, ast.Call]]] = {}
     for node in ast.walk(forward):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
@@ -153,7 +173,9 @@ def _rebinding_calls(forward: Function) -> dict[str, tuple[str, ast.Call]]:
         attribute = _self_attribute(call.func)
         first = call.args[0]
         if attribute is not None and isinstance(first, ast.Name) and first.id == target.id:
-            found.setdefault(attribute, (target.id, call))
+            found.setdefault(attribute, []).append((target.id, call))
+    for calls in found.values():
+        calls.sort(key=lambda item: (item[1].lineno, item[1].col_offset))
     return found
 
 
