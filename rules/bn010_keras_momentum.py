@@ -5,7 +5,10 @@ Checks for a BatchNorm `momentum` literal of at least 0.5 and below 1:
 
 - in a BatchNorm constructor (`nn.BatchNorm1d/2d/3d`, `SyncBatchNorm`,
   `LazyBatchNorm*`, timm's `BatchNormAct2d`), by keyword or by position;
-- in `functools.partial(nn.BatchNorm2d, momentum=...)`, the usual `norm_layer`;
+- in `functools.partial(nn.BatchNorm2d, momentum=...)`, the usual `norm_layer`, and in
+  keyword dicts unpacked into one (`nn.BatchNorm2d(c, **bn_kwargs)`);
+- in an mmcv-style `norm_cfg`: `dict(type="BN", momentum=...)` or
+  `{"type": "SyncBN", "momentum": ...}`;
 - in `F.batch_norm(..., momentum=...)` / `torch.batch_norm`;
 - in `m.momentum = 0.99` under `if isinstance(m, nn.BatchNorm2d):` (the
   "re-initialise every BN" loop);
@@ -198,7 +201,10 @@ class KerasMomentum(Rule):
             assert qualified is not None
             lazy = qualified.rsplit(".", 1)[-1].startswith(_LAZY_PREFIX)
             position = _LAZY_POSITION if lazy else _CONSTRUCTOR_POSITION
-            self._check(argument(node, "momentum", position), "this BatchNorm")
+            momentum = argument(node, "momentum", position)
+            if momentum is None:
+                momentum = self._unpacked_momentum(node)
+            self._check(momentum, "this BatchNorm")
         elif qualified in FUNCTIONAL_BATCHNORM:
             self._check(argument(node, "momentum", _FUNCTIONAL_POSITION), "`batch_norm`")
         else:
@@ -206,8 +212,37 @@ class KerasMomentum(Rule):
             if target is not None and is_batchnorm_class(resolve(target, self.aliases)):
                 keyword = keyword_argument(node, "momentum")
                 self._check(None if keyword is None else keyword.value, "this BatchNorm factory")
+            elif _is_dict_call(node) and _names_batchnorm_type(node):
+                keyword = keyword_argument(node, "momentum")
+                self._check(None if keyword is None else keyword.value, "this `norm_cfg`")
             else:
                 self._check_project_class(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        """`{"type": "BN", "momentum": 0.9}`: an mmcv-style `norm_cfg`, whose keys
+        become the BatchNorm's constructor arguments."""
+        entries = _string_keys(node)
+        kind = entries.get("type")
+        if isinstance(kind, ast.Constant) and kind.value in _MMCV_BATCHNORM_TYPES:
+            self._check(entries.get("momentum"), "this `norm_cfg`")
+
+    def _unpacked_momentum(self, node: ast.Call) -> ast.expr | None:
+        """`nn.BatchNorm2d(c, **bn_kwargs)` with `bn_kwargs = dict(momentum=0.99)` (or
+        a dict literal) bound once in the function or the module."""
+        for keyword in node.keywords:
+            if keyword.arg is not None or not isinstance(keyword.value, ast.Name):
+                continue
+            bound = self.values.binding(keyword.value)
+            if isinstance(bound, ast.Dict):
+                found = _string_keys(bound).get("momentum")
+            elif isinstance(bound, ast.Call) and _is_dict_call(bound):
+                inner = keyword_argument(bound, "momentum")
+                found = None if inner is None else inner.value
+            else:
+                found = None
+            if found is not None:
+                return found
+        return None
 
     def _check_project_class(self, node: ast.Call) -> None:
         """`GhostNorm(c, momentum=0.9)`: a project class (here or in another file)
@@ -420,6 +455,33 @@ class KerasMomentum(Rule):
                 (NodeEdit(node, "replace", fixed),),
             ),
         )
+
+
+# mmcv's registered BatchNorm layers (`build_norm_layer(dict(type=..., momentum=...))`).
+_MMCV_BATCHNORM_TYPES = frozenset(
+    {"BN", "BN1d", "BN2d", "BN3d", "SyncBN", "NaiveSyncBN", "MMSyncBN", "TorchSyncBN"}
+)
+
+
+def _is_dict_call(node: ast.Call) -> bool:
+    return isinstance(node.func, ast.Name) and node.func.id == "dict"
+
+
+def _names_batchnorm_type(node: ast.Call) -> bool:
+    kind = keyword_argument(node, "type")
+    return (
+        kind is not None
+        and isinstance(kind.value, ast.Constant)
+        and kind.value.value in _MMCV_BATCHNORM_TYPES
+    )
+
+
+def _string_keys(node: ast.Dict) -> dict[str, ast.expr]:
+    return {
+        key.value: value
+        for key, value in zip(node.keys, node.values, strict=True)
+        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+    }
 
 
 def _callable_name(values: FileValues, function: Function) -> str:

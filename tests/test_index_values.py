@@ -80,3 +80,18 @@ def test_callers_of_a_class_pass_arguments_by_keyword_or_position() -> None:
     init = tree.body[0].body[0]  # type: ignore[attr-defined]
     passed = [values.argument_for(call, init, "m") for call in values.callers(init)]
     assert [None if p is None else ast.unparse(p) for p in passed] == ["0.9", "0.99", None]
+
+
+def test_binding_is_the_one_value_a_name_holds() -> None:
+    source = (
+        "KW = dict(momentum=0.9)\nTWICE = 1\nTWICE = 2\n"
+        "def f(param):\n    local = {'a': 1}\n    return g(local, KW, TWICE, param)\n"
+    )
+    values, call = _use(source, "g")
+    bound = [values.binding(arg) for arg in call.args]  # type: ignore[arg-type]
+    assert [None if b is None else ast.unparse(b) for b in bound] == [
+        "{'a': 1}",
+        "dict(momentum=0.9)",
+        None,
+        None,
+    ]

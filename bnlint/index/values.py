@@ -69,6 +69,13 @@ class FileValues:
                     assert value is not None
                     constants[target] = value
         self.constants = {name: node for name, node in constants.items() if counts[name] == 1}
+        bound = {
+            target: value
+            for statement in tree.body
+            for target, value in _assignments(statement)
+            if value is not None and counts[target] == 1
+        }
+        self._module_bindings = bound
         self._classes: dict[str, ast.ClassDef] = {}
         self._functions: dict[str, Function] = {}
         for statement in tree.body:
@@ -106,6 +113,19 @@ class FileValues:
             if owner is not None:
                 return self._attribute(attribute, owner, depth)
         return None
+
+    def binding(self, node: ast.Name) -> ast.expr | None:
+        """The one value a name is bound to where it is used: a local assigned once in
+        the enclosing function (not a parameter), else a module-level name assigned
+        once; None when that is not known."""
+        function = self.scope_of(node)
+        if function is not None:
+            if any(arg.arg == node.id for arg, _ in parameters(function)):
+                return None
+            assigned = [v for target, v in _local_assignments(function) if target == node.id]
+            if assigned:
+                return assigned[0] if len(assigned) == 1 else None
+        return self._module_bindings.get(node.id)
 
     def _constant(self, name: str) -> Origin | None:
         constant = self.constants.get(name)
