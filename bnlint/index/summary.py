@@ -25,9 +25,11 @@ from typing import Any
 
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
+from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 11
+SUMMARY_VERSION = 12
 _BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
@@ -42,6 +44,8 @@ _INTERESTING = (
     "loader",
     "add_argument",
     "requires_grad",
+    "momentum",
+    "MOMENTUM",
 )
 _LAYER_KEYWORDS = (
     "bias",
@@ -98,6 +102,8 @@ class FileSummary:
     # Norm classes this file passes to or defaults for norm-like parameters
     # (`norm_layer=nn.BatchNorm2d`): see `norm_args.py`.
     norm_args: dict[str, list[str]] = field(default_factory=dict)
+    # Momentum-named configuration defaults (`bnlint.index.settings`).
+    settings: dict[str, Any] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
     unparsable: bool = False
     # A hash of what the summary says, positions left out (see `meaning`); kept with the
@@ -124,6 +130,7 @@ class FileSummary:
             "classes": self.classes,
             "functions": self.functions,
             "norm_args": self.norm_args,
+            "settings": self.settings,
             "unparsable": self.unparsable,
         }
         if with_meaning:
@@ -142,6 +149,7 @@ class FileSummary:
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
             norm_args=dict(data.get("norm_args", {})),
+            settings=dict(data.get("settings", {})),
             unparsable=bool(data.get("unparsable", False)),
             _meaning=data.get("meaning"),
         )
@@ -156,6 +164,7 @@ class FileSummary:
             or self.functions
             or self.aliases
             or self.norm_args
+            or self.settings
             or self.unparsable
             or re_exports
         )
@@ -290,6 +299,8 @@ class _Summarizer:
         self.freezes_somewhere = "requires_grad" in text or ".eval(" in text
 
     def run(self, tree: ast.Module) -> None:
+        if "omentum" in self.text or "OMENTUM" in self.text:
+            self.summary.settings = settings_of(tree, self.positions)
         top = list(_top_level(tree.body))
         imports = self.summary.imports
         local: set[str] = set()
@@ -438,6 +449,12 @@ class _Summarizer:
             elif statement.name == "__init__":
                 self._constructor_freezes(info, node, statement, names, layers)
             layers.owner = None
+        if any(
+            "momentum" in line for line in self.positions.lines[node.lineno - 1 : node.end_lineno]
+        ):
+            momentum = momentum_facts(node, names)
+            if momentum is not None:
+                info["momentum"] = momentum
         return info
 
     def _constructor_freezes(
