@@ -4,7 +4,7 @@
 Reports that one rule raised an exception while analysing one file, naming the rule
 and the exception. The other rules' findings for the file, and the other files, are
 still reported, and the run exits with status 2. A file that takes longer than the
-`file-time-budget` setting (default 20 seconds) is skipped with this finding too, so
+`file-time-budget` setting (default 20 CPU seconds) is skipped with this finding too, so
 that one file cannot stall a whole run.
 
 ## Why is this bad?
@@ -14,7 +14,7 @@ be hidden. Please report it with the file (or a reduced sample) and the message.
 ## Example
 ```text
 model.py:1:1: BN999 [error] rule BN004 (bias-before-batchnorm) failed: KeyError: 'x'
-huge.py:1:1: BN999 [error] bnlint spent more than 20 s on this file and skipped it
+huge.py:1:1: BN999 [error] bnlint spent more than 20 s of CPU time on this file and skipped it
 ```
 
 ## Use instead

@@ -61,7 +61,7 @@ def test_file_over_its_budget_is_reported_and_the_other_findings_are_intact(
 
     skipped = [f for f in findings if f.path == "slow.py"]
     assert [(f.code, f.message) for f in skipped] == [
-        ("BN999", "bnlint spent more than 1 s on this file and skipped it")
+        ("BN999", "bnlint spent more than 1 s of CPU time on this file and skipped it")
     ]
     assert [f for f in findings if f.path != "slow.py"] == [
         f for f in untouched if f.path != "slow.py"

@@ -5,11 +5,15 @@ path, a loop that does not converge) used to stall `bnlint check` with no clue w
 file was at fault. Under a budget, that file gets a BN999 finding naming it and the
 run goes on with the others.
 
-The clock is `SIGALRM` from `setitimer`: no thread and no polling, two system calls a
-file. The alarm raises `OverBudget`, a `BaseException`, so that the `except Exception`
-that keeps one rule's bug from stopping the others does not swallow it. Where there
-is no `SIGALRM` (Windows) or off the main thread (signals are delivered there only),
-files run without a budget rather than not at all.
+The clock is the process's own CPU time (`ITIMER_VIRTUAL`, delivered as `SIGVTALRM`):
+no thread and no polling, two system calls a file. CPU time rather than wall time, so
+that a busy machine (a CI runner, an editor running other tools, pre-commit's parallel
+hooks) does not skip files that are only waiting for a core: a file is skipped for what
+it costs, the same on every machine load. The alarm raises `OverBudget`, a
+`BaseException`, so that the `except Exception` that keeps one rule's bug from
+stopping the others does not swallow it. Where there is no `SIGVTALRM` (Windows) or
+off the main thread (signals are delivered there only), files run without a budget
+rather than not at all.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class OverBudget(BaseException):
 
 class FileBudget:
     """`with FileBudget(seconds) as budget: budget.run(function, item)` — each `run` gets
-    `seconds` of wall time; `seconds <= 0` means no budget."""
+    `seconds` of CPU time; `seconds <= 0` means no budget."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -46,10 +50,10 @@ class FileBudget:
     def __enter__(self) -> FileBudget:
         if (
             self.seconds > 0
-            and hasattr(signal, "setitimer")
+            and hasattr(signal, "SIGVTALRM")
             and threading.current_thread() is threading.main_thread()
         ):
-            self._previous = signal.signal(signal.SIGALRM, self._alarm)
+            self._previous = signal.signal(signal.SIGVTALRM, self._alarm)
             self._installed = True
         return self
 
@@ -60,8 +64,8 @@ class FileBudget:
         traceback: TracebackType | None,
     ) -> None:
         if self._installed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)  # type: ignore[arg-type]
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            signal.signal(signal.SIGVTALRM, self._previous)  # type: ignore[arg-type]
             self._installed = False
 
     def run(self, function: Callable[[], Result]) -> Result | OverBudget:
@@ -69,7 +73,7 @@ class FileBudget:
         if not self._installed:
             return function()
         self._armed = True
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        signal.setitimer(signal.ITIMER_VIRTUAL, self.seconds)
         try:
             result = function()
             self._armed = False  # an alarm from here on is late: ignored
@@ -78,7 +82,7 @@ class FileBudget:
             return over
         finally:
             self._armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
 
     def _alarm(self, signum: int, frame: FrameType | None) -> None:
         if self._armed:

@@ -81,7 +81,7 @@ def _start_worker(parent: int, budget: float, *shared: Any) -> None:
     die_with_parent(parent)
     global _SHARED, _BUDGET
     _SHARED = shared
-    # Entered for the worker's lifetime: the SIGALRM handler is installed once.
+    # Entered for the worker's lifetime: the SIGVTALRM handler is installed once.
     _BUDGET = FileBudget(budget).__enter__()
 
 

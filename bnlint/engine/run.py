@@ -398,7 +398,7 @@ def over_budget(job: LintJob, seconds: float) -> list[Finding]:
         file_problem(
             INTERNAL_ERROR,
             job.display,
-            f"bnlint spent more than {seconds:g} s on this file and skipped it",
+            f"bnlint spent more than {seconds:g} s of CPU time on this file and skipped it",
             "report this bnlint bug with the file; the other files were checked "
             "(`file-time-budget` in [tool.bnlint] sets the limit)",
         )
