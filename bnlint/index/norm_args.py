@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # Parameter names that carry a normalisation class.
 NORM_PARAMETER = re.compile(r"(?i)norm|^bn$|^bn_|_bn$|batchnorm")
 # Text a file must contain to hold such an argument: cheap pre-filter.
-_TEXT = re.compile(r"(?i)\w*(?:norm|bn)\w*\s*=")
+_TEXT = re.compile(r"(?i)(?:norm|bn)\w*\s*=")
 UNKNOWN = "?"
 
 

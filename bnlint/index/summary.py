@@ -391,7 +391,8 @@ class _Summarizer:
                 result = facts.run_returns(function)
         finally:
             layers.norm_params = previous
-        if result is not None and _switches_to_eval(function):
+        switches = (".eval(" in text or ".train(" in text) and _switches_to_eval(function)
+        if result is not None and switches:
             # A loader that hands back models it put in eval (`m.fuse().eval()`).
             result["sets_eval"] = True
         return result
@@ -426,7 +427,9 @@ class _Summarizer:
             for attr, spec in layers.self_layers(statement):
                 info["layers"].setdefault(attr, spec)
             if statement.name == "__init__":
-                if _switches_to_eval(statement):
+                if self._mentions(statement, (".eval(", ".train(")) and _switches_to_eval(
+                    statement
+                ):
                     info["evals_at_init"] = True
                 held = _held_modules(node, statement)
                 if held:
@@ -456,6 +459,13 @@ class _Summarizer:
             if momentum is not None:
                 info["momentum"] = momentum
         return info
+
+    def _mentions(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, words: tuple[str, ...]
+    ) -> bool:
+        """The function's source text holds one of `words`: a cheap test before a walk."""
+        lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
+        return any(word in line for line in lines for word in words)
 
     def _constructor_freezes(
         self,
