@@ -1,4 +1,5 @@
-"""Static findings + a runtime report → one list (`bnlint check --runtime-report`).
+"""Static findings + a runtime report → one list (`bnlint check --runtime-report`);
+the ranks' runtime reports of a multi-process run → one report (`merge_ranks`).
 
 A runtime report is the JSON that `bnlint run --format json --output-file report.json`
 writes: the same finding objects as `bnlint check --format json`, read back with
@@ -16,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from bnlint.finding import Finding
+from bnlint.finding import Finding, Position, Severity, Source
 
-__all__ = ["RuntimeReportError", "merge_runtime", "read_runtime_report"]
+__all__ = ["RuntimeReportError", "merge_ranks", "merge_runtime", "read_runtime_report"]
 
 # Internal errors of the tracer are always shown, whatever the selection.
 ALWAYS_SHOWN = frozenset({"BN999"})
@@ -100,3 +101,64 @@ def merge_runtime(
     for unmatched in by_location.values():
         merged.extend(unmatched)
     return sorted(merged, key=Finding.sort_key)
+
+
+INCOMPLETE_REPORT = ("BN998", "incomplete-report")
+
+
+def _ranks_text(ranks: Iterable[int]) -> str:
+    ordered = sorted(ranks)
+    return ("rank " if len(ordered) == 1 else "ranks ") + ", ".join(map(str, ordered))
+
+
+def merge_ranks(
+    reports: Mapping[int, Iterable[Finding]],
+    world_size: int,
+    missing: Mapping[int, str] | None = None,
+) -> list[Finding]:
+    """One report from each rank's findings: the same finding (code, place, message)
+    seen on several ranks is one finding counting all of them, with a note naming the
+    ranks that saw it. `missing` (rank → why it has no report) adds one BN998 finding
+    that marks the report as partial."""
+    merged: dict[tuple[str, str, Position, int | None, str], tuple[Finding, set[int]]] = {}
+    for rank in sorted(reports):
+        for finding in reports[rank]:
+            key = (finding.code, finding.path, finding.start, finding.cell, finding.message)
+            known = merged.get(key)
+            if known is None:
+                merged[key] = (finding, {rank})
+                continue
+            first, ranks = known
+            notes = list(first.notes)
+            notes.extend(note for note in finding.notes if note not in notes)
+            ranks.add(rank)
+            merged[key] = (
+                dataclasses.replace(first, count=first.count + finding.count, notes=tuple(notes)),
+                ranks,
+            )
+    findings = [
+        dataclasses.replace(
+            finding, notes=(*finding.notes, f"seen on {_ranks_text(ranks)} of {world_size}")
+        )
+        for finding, ranks in merged.values()
+    ]
+    if missing:
+        code, name = INCOMPLETE_REPORT
+        reasons = "; ".join(f"rank {rank}: {why}" for rank, why in sorted(missing.items()))
+        position = Position(1, 1)
+        findings.append(
+            Finding(
+                code=code,
+                name=name,
+                severity=Severity.ERROR,
+                path="<runtime>",
+                start=position,
+                end=position,
+                message=f"partial report: {_ranks_text(missing)} of {world_size} sent no "
+                f"report ({reasons})",
+                suggestion="look at those ranks' own logs; raise --rank-timeout if they "
+                "were only slower than rank 0",
+                source=Source.RUNTIME,
+            )
+        )
+    return sorted(findings, key=Finding.sort_key)

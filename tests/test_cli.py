@@ -213,6 +213,21 @@ def test_importing_the_cli_does_not_import_torch_or_libcst() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+def test_bnlint_and_the_static_path_import_no_optional_framework() -> None:
+    # Lightning, transformers and accelerate are optional extras: only the integration
+    # modules import them, `import bnlint`, the CLI and a static check never do.
+    code = (
+        "import sys, bnlint, bnlint.cli, bnlint.integrations, bnlint.registry;"
+        "from bnlint.cli import main\n"
+        "try:\n    main(['check', '--no-cache', 'examples'])\n"
+        "except SystemExit:\n    pass\n"
+        "loaded = {'torch', 'lightning', 'pytorch_lightning', 'transformers', 'accelerate'}"
+        " & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
 def test_files_without_trigger_words_are_not_parsed(project: Path) -> None:
     (project / "plain.py").write_text("def add(a, b):\n    return a + b\n")
     code = (

@@ -162,3 +162,30 @@ def test_check_with_a_missing_runtime_report_is_a_usage_error(tmp_path: Path) ->
     done = bnlint("check", "--runtime-report", "missing.json", "a.py", cwd=tmp_path)
     assert done.returncode == 2
     assert "missing.json" in done.stderr
+
+
+# -- merge_ranks: one report from the ranks of a torchrun run -----------------------------
+
+
+def test_same_finding_on_several_ranks_is_one_finding_naming_them() -> None:
+    from bnlint.merge import merge_ranks
+
+    on_both = finding("BN002", 10, source=Source.RUNTIME, count=3)
+    only_two = finding("BN003", 20, source=Source.RUNTIME)
+    merged = merge_ranks({0: [on_both], 1: [on_both], 2: [on_both, only_two]}, world_size=3)
+    assert [(f.code, f.count) for f in merged] == [("BN002", 9), ("BN003", 1)]
+    assert merged[0].notes[-1] == "seen on ranks 0, 1, 2 of 3"
+    assert merged[1].notes[-1] == "seen on rank 2 of 3"
+
+
+def test_missing_ranks_mark_the_report_partial() -> None:
+    from bnlint.merge import merge_ranks
+
+    merged = merge_ranks(
+        {0: [finding("BN002", 10, source=Source.RUNTIME)]},
+        world_size=4,
+        missing={3: "no report within 60 s", 1: "no report within 60 s"},
+    )
+    (partial,) = [f for f in merged if f.code == "BN998"]
+    assert partial.message.startswith("partial report: ranks 1, 3 of 4 sent no report")
+    assert merge_ranks({0: [], 1: []}, world_size=2) == []

@@ -168,6 +168,7 @@ def _global_hook_counts() -> tuple[int, ...]:
 def test_no_hook_or_patch_remains_after_the_context_exits() -> None:
     before = _global_hook_counts()
     originals = (
+        nn.Module._call_impl,
         nn.Module.train,
         torch.Tensor.backward,
         torch.autograd.backward,
@@ -179,10 +180,12 @@ def test_no_hook_or_patch_remains_after_the_context_exits() -> None:
     model = ConvNet()
     with bnlint.trace(model):
         assert _global_hook_counts() != before
-        assert nn.Module.train is not originals[0]
+        assert nn.Module._call_impl is not originals[0]
+        assert nn.Module.train is not originals[1]
         train_steps(model, conv_batch, steps=1)
     assert _global_hook_counts() == before
     after = (
+        nn.Module._call_impl,
         nn.Module.train,
         torch.Tensor.backward,
         torch.autograd.backward,
@@ -196,6 +199,37 @@ def test_no_hook_or_patch_remains_after_the_context_exits() -> None:
     assert not any(nn.Module.__dict__.get(name) for name in ("_bnlint",))
     for module in model.modules():
         assert not module._forward_pre_hooks and not module._forward_hooks
+
+
+def test_tracing_keeps_torchs_hook_free_module_call_path() -> None:
+    # A global forward hook would send every module call down `_call_impl`'s slow path
+    # (10-19% of a small model's eval forward): the tracer wraps `_call_impl` instead,
+    # and the BN001 probe's forward hook lives only during a model's first call.
+    hooks = torch.nn.modules.module
+    model = mlp()
+    with bnlint.trace(model) as t:
+        model.train()
+        for _ in range(2):
+            model(mlp_batch()[0])
+        assert not hooks._global_forward_pre_hooks and not hooks._global_forward_hooks
+    assert t._modules  # the BatchNorm calls were seen
+
+
+def test_dynamo_first_imported_while_tracing_keeps_the_real_call_impl() -> None:
+    # torch._dynamo remembers nn.Module._call_impl at import; the tracer's wrapper must
+    # not stay there after tracing (dynamo would never skip to `forward` again).
+    code = (
+        "import torch, bnlint\n"
+        "from torch import nn\n"
+        "model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))\n"
+        "with bnlint.trace():\n"
+        "    torch.compile(model, backend='eager')(torch.randn(8, 4))\n"
+        "import torch._dynamo.utils as utils\n"
+        "import torch._dynamo.variables.nn_module as nn_module\n"
+        "assert utils.unpatched_nn_module_call_impl is nn.Module._call_impl\n"
+        "assert nn_module.unpatched_nn_module_call_impl is nn.Module._call_impl\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
 
 
 def test_hooks_are_removed_when_the_traced_code_raises() -> None:

@@ -195,6 +195,19 @@ def test_non_finite_running_variance_is_reported() -> None:
     assert "not finite" in finding.message
 
 
+def test_running_variance_broken_between_eval_samples_is_reported() -> None:
+    # The tracer reads an unchanged variance once; an in-place change must be read again.
+    model = mlp().eval()
+    with bnlint.trace(model, select=["BN020"], sample_every=1) as t:
+        model(mlp_batch()[0])
+        assert codes(t.findings, "BN020") == []
+        with torch.no_grad():
+            model[1].running_var[0] = float("nan")
+        model(mlp_batch()[0])
+    (finding,) = codes(t.findings, "BN020")
+    assert "not finite" in finding.message
+
+
 def test_training_with_fp16_buffers_is_reported() -> None:
     bn = nn.BatchNorm1d(4).half()
     with bnlint.trace(select=["BN020"]) as t:
@@ -310,6 +323,21 @@ def test_frozen_backbone_put_in_train_mode_is_reported_at_the_train_call() -> No
     assert findings[0].start.line == line
     assert "`backbone.stem.1`" in findings[0].message
     assert findings[0].count == 10  # 5 BNs x 2 confirmed updates
+
+
+def test_training_flag_assigned_after_eval_is_not_blamed_on_the_eval_call() -> None:
+    # Lightning restores modes this way: the last eval() did not put the BN in training.
+    model = FineTuner()
+    model.backbone.requires_grad_(False)
+    with bnlint.trace(model, select=["BN005"]) as t:
+        eval_line = here() + 1
+        model.eval()
+        for module in model.modules():
+            module.training = True
+        _fine_tune(model)
+    (finding,) = codes(t.findings, "BN005")
+    assert finding.start.line != eval_line
+    assert not any(f":{eval_line}" in note for note in finding.notes)
 
 
 def test_explicit_eval_undone_by_ancestor_train_is_reported_with_both_sites() -> None:

@@ -327,6 +327,22 @@ def test_eval_inputs_in_another_range_than_training_are_reported() -> None:
     assert "`stem.1`" in finding.message
 
 
+def test_eval_input_shift_uses_statistics_loaded_between_samples() -> None:
+    # The tracer keeps the statistics' terms while they are unchanged; a load must count.
+    model = ConvNet()
+    train_steps(model, lambda: (normalised_batch(), torch.randint(0, 5, (8,))), steps=5)
+    model.eval()
+    shifted = {k: v.clone() for k, v in model.state_dict().items()}
+    shifted["stem.1.running_mean"] += 50.0
+    with bnlint.trace(model, select=["BN021"], sample_every=1) as t, torch.no_grad():
+        model(normalised_batch())
+        assert t.findings == []
+        model.load_state_dict(shifted)
+        model(normalised_batch())
+    (finding,) = codes(t.findings, "BN021")
+    assert "`stem.1`" in finding.message
+
+
 def test_eval_inputs_like_training_inputs_are_not_reported() -> None:
     model = ConvNet()
     train_steps(model, lambda: (normalised_batch(), torch.randint(0, 5, (8,))), steps=5)

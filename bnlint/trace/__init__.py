@@ -15,8 +15,8 @@ With GPUs its replicas are new module objects at each forward, called from worke
 threads: per-forward checks run on each replica, but a replica is named by its class
 only and costs a stack walk at every forward (untested here: no GPUs), and the
 first-forward probe of BN001/BN019 sees the parent model only. DistributedDataParallel
-runs the real module in each process: run one tracer per rank
-(`torchrun --no-python bnlint run train.py`).
+runs the real module in each process: one tracer per rank, one merged report
+(`torchrun --nproc-per-node N -m bnlint run train.py`, see `bnlint.trace.ranks`).
 `torch.compile`d code: checks run at the eager boundary only, not inside the
 compiled region.
 """
@@ -43,6 +43,7 @@ def trace(
     rules: Iterable[type[Rule]] | None = None,
     sample_every: int | None = 50,
     options: Mapping[str, Any] | None = None,
+    timeline: bool = False,
 ) -> Tracer:
     """A tracer for `model` (an `nn.Module`), or for every module when None.
 
@@ -54,7 +55,9 @@ def trace(
     BN021's input shift at a model's first BatchNorm) run on each module's first forward
     and then every `sample_every`-th; None turns them off. `options`: the `[tool.bnlint]` settings
     by name (`small-batch-threshold`, `transductive-batchnorm`, ...), as
-    `bnlint.config.load_settings(...).options` gives them.
+    `bnlint.config.load_settings(...).options` gives them. `timeline`: also record
+    each BatchNorm's mode, batch size and running-statistics drift along the run
+    (`tracer.timeline_report()`, drawn by `bnlint run --html`).
     """
     from bnlint.trace.tracer import Tracer
 
@@ -65,6 +68,7 @@ def trace(
         rules=rules,
         sample_every=sample_every,
         options=options,
+        timeline=timeline,
     )
 
 

@@ -29,6 +29,8 @@ EXIT_INTERRUPTED = 130
 class RunResult:
     exit_code: int
     findings: list[Finding]
+    # `Tracer.timeline_report()` when the run recorded a timeline, else None.
+    timeline: dict[str, Any] | None = None
 
 
 def exit_status(code: object) -> int:
@@ -96,12 +98,14 @@ def run(
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     options: Mapping[str, Any] | None = None,
+    timeline: bool = False,
 ) -> RunResult:
     """Run `target` (a script path, or a module name when `module`) with `args`;
-    `options` are the `[tool.bnlint]` settings (`transductive-batchnorm` ...)."""
+    `options` are the `[tool.bnlint]` settings (`transductive-batchnorm` ...);
+    `timeline` records the run's picture (`RunResult.timeline`)."""
     from bnlint.trace import trace
 
-    tracer = trace(select=select, ignore=ignore, options=options)
+    tracer = trace(select=select, ignore=ignore, options=options, timeline=timeline)
     if module:
         argv, path0 = [target, *args], os.getcwd()
     else:
@@ -124,4 +128,4 @@ def run(
             exit_code = 1
         finally:
             tracer.stop()
-    return RunResult(exit_code, tracer.findings)
+    return RunResult(exit_code, tracer.findings, tracer.timeline_report() if timeline else None)

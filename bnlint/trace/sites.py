@@ -25,20 +25,44 @@ def _directory_of(module_name: str) -> str | None:
     return os.path.dirname(os.path.abspath(file)) + os.sep if file else None
 
 
+# Training frameworks whose frames are not the user's line either (their loops call
+# `model.eval()` and the user's `training_step`): counted as library code once loaded.
+FRAMEWORKS = ("lightning", "pytorch_lightning", "transformers", "accelerate")
+
+
 def _library_directories() -> tuple[str, ...]:
-    found = [_directory_of(name) for name in ("torch", "bnlint", "bnlint.rules")]
+    names = ("torch", "bnlint", "bnlint.rules", *FRAMEWORKS)
+    found = [_directory_of(name) for name in names]
     return tuple(directory for directory in found if directory)
 
 
 _LIBRARIES: tuple[str, ...] | None = None
 
 
+def refresh_libraries() -> None:
+    """Look again for loaded frameworks (an integration calls it when it starts)."""
+    global _LIBRARIES
+    _LIBRARIES = None
+    _LIBRARY_FILES.clear()
+
+
+# filename → is_library_file(filename): a dict lookup is cheaper than the prefix tests
+# on the paths that every mode change walks.
+_LIBRARY_FILES: dict[str, bool] = {}
+
+
 def is_library_file(filename: str) -> bool:
     """True for frames of torch, bnlint (and its rules) and Python's frozen modules."""
+    known = _LIBRARY_FILES.get(filename)
+    if known is not None:
+        return known
     global _LIBRARIES
     if _LIBRARIES is None:
         _LIBRARIES = _library_directories()
-    return filename.startswith(_LIBRARIES) or filename.startswith("<")
+    library = filename.startswith(_LIBRARIES) or filename.startswith("<")
+    if len(_LIBRARY_FILES) < 4096:
+        _LIBRARY_FILES[filename] = library
+    return library
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """The runtime tracer: PyTorch activity → events → rules' runtime checks → findings.
 
-Mechanism (ecosystem.md part 3): *global* module hooks, never per-module ones (those
-break `torch.jit.script`, `torch.save(model)` and deepcopy), installed once for all
-active tracers and removed when the last one stops:
+Mechanism (ecosystem.md part 3): class-level patches and global hooks, never per-module
+hooks (those break `torch.jit.script`, `torch.save(model)` and deepcopy), installed once
+for all active tracers and removed when the last one stops:
 
-- a forward pre-hook on every module call; it returns at once unless the module is a
-  BatchNorm (a per-type cache), and reads only flags, shapes, dtypes and `_version`
-  counters, so it never syncs a device;
+- a wrapper around `nn.Module._call_impl` that looks at every module call before it
+  runs, as a global forward pre-hook would, but keeps torch's hook-free fast path; it
+  returns at once unless the module is a BatchNorm (a per-type cache), and reads only
+  flags, shapes, dtypes and `_version` counters, so it never syncs a device;
 - a buffer-registration hook that remembers where each BatchNorm was built;
 - wrappers around `nn.Module.train`, `Tensor.backward`/`torch.autograd.backward` and the
   export functions (`torch.jit.trace`, `torch.export.export`, `torch.fx.symbolic_trace`,
@@ -64,6 +65,7 @@ from bnlint.finding import INTERNAL_ERROR, Finding, Position, Severity, Source
 from bnlint.registry import all_rules, default_codes, resolve_selector
 from bnlint.rule import Rule, RuntimeReport
 from bnlint.trace import sites
+from bnlint.trace.timeline import Timeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,33 +171,41 @@ _PROBE: dict[str, Any] = {}
 _ATEXIT_REGISTERED = False
 
 
-def _forward_pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-    active = _ACTIVE_NOW[0]
-    if not active:
-        return None
-    kind = _KINDS.get(type(module))
-    if kind is None:
-        kind = _kind(type(module))
-    if kind != _BATCHNORM:
-        if not module._modules:
-            _LAST_LEAF[0] = module
-        elif _PROBE_TARGETS and _PROBE_TARGETS.get(id(module), _dead)() is module:
-            _start_probe(module)
-        return None
-    if _is_compiling():
-        # Values computed inside a compiled region would be trace-time constants.
-        return None
-    previous = _LAST_LEAF[0]
-    if _PROBE:
-        _probe_producer(module, previous)
-    for tracer in active:
-        if tracer.disabled:
-            continue
-        try:
-            tracer._on_batchnorm(module, args, previous)
-        except Exception as error:
-            tracer._internal_error(error)
-    return None
+def _patched_call_impl(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`nn.Module._call_impl` with the tracer's look at the call first.
+
+    A wrapper rather than a global forward pre-hook: any global hook takes every module
+    call off `_call_impl`'s hook-free fast path, which alone cost 10-19% of a small
+    model's eval forward (bench/RESULTS.md); this costs one dict lookup per non-BatchNorm
+    call. Like a pre-hook it returns nothing and touches neither args nor outputs.
+    Named `_call_impl` so that `sites.walk` treats its frame as a module call.
+    """
+
+    def _call_impl(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        active = _ACTIVE_NOW[0]
+        if active:
+            kind = _KINDS.get(type(self))
+            if kind is None:
+                kind = _kind(type(self))
+            if kind == _BATCHNORM:
+                # Values computed inside a compiled region would be trace-time constants.
+                if not _is_compiling():
+                    previous = _LAST_LEAF[0]
+                    if _PROBE:
+                        _probe_producer(self, previous)
+                    for tracer in active:
+                        if not tracer.disabled:
+                            try:
+                                tracer._on_batchnorm(self, args, previous)
+                            except Exception as error:
+                                tracer._internal_error(error)
+            elif not self._modules:
+                _LAST_LEAF[0] = self
+            elif _PROBE_TARGETS and _PROBE_TARGETS.get(id(self), _dead)() is self:
+                _start_probe(self)
+        return original(self, *args, **kwargs)
+
+    return _call_impl
 
 
 def _dead() -> None:
@@ -309,8 +319,15 @@ def _patched_train(original: Callable[..., Any]) -> Callable[..., Any]:
             result = original(self, mode)
         finally:
             thread.mode_depth = 0
-        for tracer in _ACTIVE_NOW[0]:
-            tracer._guarded(tracer._on_mode_change, self, bool(mode))
+        active = _ACTIVE_NOW[0]
+        if active:
+            try:
+                # One walk for every tracer: the user line that switched the mode.
+                site = sites.first_user_site(sys._getframe(1))
+            except Exception:
+                site = None
+            for tracer in active:
+                tracer._guarded(tracer._on_mode_change, self, bool(mode), site)
         return result
 
     return train
@@ -412,7 +429,7 @@ def _patch(owner: Any, attribute: str, replacement: Any) -> None:
 
 def _install() -> None:
     global _ATEXIT_REGISTERED
-    _HANDLES.append(module_hooks.register_module_forward_pre_hook(_forward_pre_hook))
+    _patch(nn.Module, "_call_impl", _patched_call_impl(nn.Module._call_impl))
     _HANDLES.append(
         module_hooks.register_module_buffer_registration_hook(_buffer_registration_hook)
     )
@@ -438,11 +455,23 @@ def _uninstall() -> None:
             _HANDLES.pop().remove()
         while _PATCHES:
             owner, attribute, original = _PATCHES.pop()
+            replacement = owner.__dict__.get(attribute)
             setattr(owner, attribute, original)
+            if owner is nn.Module and attribute == "_call_impl":
+                _restore_dynamo_reference(replacement, original)
         _stop_probe()
         _PROBE_TARGETS.clear()
         _CONSTRUCTION.clear()
         _LAST_LEAF[0] = None
+
+
+def _restore_dynamo_reference(wrapper: Any, original: Any) -> None:
+    """torch._dynamo remembers `nn.Module._call_impl` when it is first imported (to
+    skip straight to `forward`); imported while tracing, it remembered the wrapper."""
+    for name in ("torch._dynamo.utils", "torch._dynamo.variables.nn_module"):
+        module = sys.modules.get(name)
+        if module is not None and module.__dict__.get("unpatched_nn_module_call_impl") is wrapper:
+            module.__dict__["unpatched_nn_module_call_impl"] = original
 
 
 def installed() -> bool:
@@ -454,7 +483,7 @@ def installed() -> bool:
 # One tracer: its scope, its rules, its findings.
 
 
-@dataclass
+@dataclass(slots=True)
 class _ModuleState:
     """What the tracer remembers about one BatchNorm module (held by id, not by ref)."""
 
@@ -474,6 +503,11 @@ class _ModuleState:
     memo_findings: tuple[tuple[str, str, str, Site | None], ...] = ()
     last_call: BatchNormCall | None = None
     initial_checked: bool = False  # BN017's initial-buffer read done
+    in_averaged_model: bool = False  # description.in_averaged_model, read per forward
+    # BN021's (statistics versions, (1/std, -mean/std)) at the last input-shift sample.
+    z_terms: tuple[tuple[int, int, int, int], tuple[Any, Any]] | None = None
+    # The last running-variance read: (the tensor, its _version, finite, positive).
+    variance_seen: tuple[weakref.ref[Any], int, bool, bool] | None = None
 
 
 @dataclass(slots=True)
@@ -500,6 +534,7 @@ class _Entry:
     notes: list[str]
     subject: str
     count: int = 1
+    clock: int = 0  # the timeline's clock when first seen (0 without a timeline)
 
 
 @dataclass
@@ -563,8 +598,11 @@ class Tracer:
         rules: Iterable[type[Rule]] | None = None,
         sample_every: int | None = 50,
         options: Mapping[str, Any] | None = None,
+        timeline: bool = False,
     ) -> None:
         self._model_ref = weakref.ref(model) if model is not None else None
+        # The run's picture (`bnlint run --html`); None: nothing recorded.
+        self.timeline: Timeline | None = Timeline() if timeline else None
         self.options: Mapping[str, Any] = dict(options or {})
         self._rules = _Rules()
         selected = _select_rules(rules, select, ignore, self.options)
@@ -579,7 +617,9 @@ class Tracer:
         self._call_rules = tuple(self._rules.by_event.get(BatchNormCall, ()))
         self._wants_updates = self._rules.wants(RunningStatsUpdated)
         self._wants_samples = self._rules.wants(RunningStatsSample, InputShiftSample)
-        self._wants_batchnorm = bool(self._call_rules or self._wants_updates or self._wants_samples)
+        self._wants_batchnorm = bool(
+            self._call_rules or self._wants_updates or self._wants_samples or timeline
+        )
         self._wants_loaders = self._rules.wants(TrainingLoaderEpoch)
         self._loader_iterations: list[_LoaderIteration] = []
         self._world = 1
@@ -588,6 +628,8 @@ class Tracer:
         self._stats_fresh: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._first_batchnorms: dict[int, weakref.ref[Any]] = {}
         self.sample_every = sample_every
+        # Every how many forwards a module's values are read; 0: never.
+        self._sampling = (sample_every or 0) if self._wants_samples else 0
         self._modules: dict[int, _ModuleState] = {}
         self._names: dict[int, tuple[weakref.ref[Any], str]] = {}
         self._named_roots: dict[int, weakref.ref[Any]] = {}
@@ -628,6 +670,7 @@ class Tracer:
             if self._depth > 0:
                 return
             self._guarded(self._flush_pending)
+            self._guarded(self._final_samples)
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
             _ACTIVE_NOW[0] = tuple(_ACTIVE)
@@ -782,6 +825,7 @@ class Tracer:
                 suggestion=report.suggestion,
                 notes=notes,
                 subject=report.subject,
+                clock=self.timeline.clock if self.timeline is not None else 0,
             )
         return key
 
@@ -846,6 +890,7 @@ class Tracer:
                 in_averaged_model=averaged is not None and averaged() is module,
             ),
         )
+        state.in_averaged_model = state.description.in_averaged_model
         self._modules[id(module)] = state
         return state
 
@@ -896,7 +941,7 @@ class Tracer:
             and sites.on_stack(STATS_REESTIMATION_FUNCTIONS)
         )
         averaged_stale = (
-            state.description.in_averaged_model
+            state.in_averaged_model
             and nbt is not None
             and self._averaged_stats_stale(module, nbt, training)
         )
@@ -914,6 +959,9 @@ class Tracer:
             averaged_stale,
             self._world,
         )
+        if self.timeline is not None:
+            # Before the checks: a finding this call produces is placed on this call.
+            self._record_timeline(state, module, training, shape)
         if key == state.memo_key:
             # The same call as last time: count what it found again, build nothing.
             if state.memo_findings:
@@ -935,16 +983,75 @@ class Tracer:
             state.pending_version = (id(nbt), nbt._version)
         state.forwards += 1
         if (
-            self.sample_every
-            and self._wants_samples
+            self._sampling
             and running_var is not None
-            and (state.forwards - 1) % self.sample_every == 0
+            and (state.forwards - 1) % self._sampling == 0
             and not running_var.is_meta
             and _THREAD.export_depth == 0
             and not torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
         ):
             assert state.last_call is not None
             self._sample(state.last_call, module, x, state)
+
+    def _record_timeline(
+        self, state: _ModuleState, module: _BatchNorm, training: bool, shape: Any
+    ) -> None:
+        timeline = self.timeline
+        assert timeline is not None
+        description = state.description
+        batch = int(shape[0]) if shape is not None and len(shape) > 1 else None
+        timeline.observe(description.path, description.class_name, training, batch)
+        every, forwards = self.sample_every, state.forwards + 1  # counting this call
+        # Sampled forwards: 1, 2, 4, ... up to `sample_every` (a short run still shows
+        # its shape), then every `sample_every`-th; and once more when tracing stops.
+        if (
+            every
+            and (
+                (forwards - 1) % every == 0 or (forwards < every and forwards & (forwards - 1) == 0)
+            )
+            and not torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
+        ):
+            self._sample_statistics(description.path, module)
+
+    def _sample_statistics(self, path: str, module: Any) -> None:
+        timeline = self.timeline
+        mean, variance = module._buffers.get("running_mean"), module._buffers.get("running_var")
+        if timeline is None or mean is None or variance is None or variance.is_meta:
+            return
+        # One read for both values.
+        with torch.no_grad():
+            values = torch.stack((mean.float().mean(), variance.float().mean())).tolist()
+        timeline.sample(path, float(values[0]), float(values[1]))
+
+    def _final_samples(self) -> None:
+        if self.timeline is None or not self.sample_every:
+            return
+        for state in list(self._modules.values()):
+            module = state.reference()
+            if module is not None and state.forwards:
+                self._sample_statistics(state.description.path, module)
+
+    def timeline_report(self) -> dict[str, Any]:
+        """The timeline and, per finding, where it was first seen (its clock and, for a
+        finding about one layer, that layer): what `bnlint.report.html` draws."""
+        data: dict[str, Any] = {"clock": 0, "layers": []}
+        if self.timeline is not None:
+            data = self.timeline.to_json()
+        with self._lock:
+            entries = list(self._entries.values())
+        data["anchors"] = [
+            {
+                "code": entry.code,
+                "message": entry.message,
+                "layer": entry.subject.split(":", 1)[0] if entry.subject else "",
+                "clock": entry.clock,
+                "path": entry.site.path if entry.site else "<runtime>",
+                "line": entry.site.line if entry.site else 1,
+                "count": entry.count,
+            }
+            for entry in entries
+        ]
+        return data
 
     def _call(
         self, state: _ModuleState, module: _BatchNorm, key: tuple[Any, ...], previous: Any
@@ -978,8 +1085,12 @@ class Tracer:
             buffer_dtype=str(buffer_dtype) if buffer_dtype is not None else None,
             stats_reestimation=reestimation,
             previous_module=previous_name,
-            mode_site=state.mode_site,
-            frozen_eval_site=state.frozen_eval_site,
+            # A flag that disagrees with the last train()/eval() seen was assigned
+            # (`m.training = ...`, Lightning's mode restore): that call is not the site.
+            mode_site=state.mode_site if state.mode_training in (None, training) else None,
+            frozen_eval_site=(
+                state.frozen_eval_site if state.mode_training in (None, training) else None
+            ),
             previous_features=_last_dim_features(previous) if previous is not None else None,
             world_size=world_size,
             averaged_stats_stale=averaged_stale,
@@ -1022,8 +1133,17 @@ class Tracer:
         running_var, running_mean = buffers["running_var"], buffers["running_mean"]
         assert running_var is not None and running_mean is not None
         with torch.no_grad():
-            finite = bool(torch.isfinite(running_var).all())
-            positive = bool((running_var > 0).all())
+            # The variance is read again only when it changed since the last read (its
+            # version counter moves with every in-place update): an eval loop's
+            # statistics do not change, so it costs one read per module, not one per
+            # sample.
+            seen, version = state.variance_seen, running_var._version
+            if seen is not None and seen[1] == version and _is_referent(seen[0], running_var):
+                finite, positive = seen[2], seen[3]
+            else:
+                finite = bool(torch.isfinite(running_var).all())
+                positive = bool((running_var > 0).all())
+                state.variance_seen = (weakref.ref(running_var), version, finite, positive)
             initial = trained = None
             if not call.training and not state.initial_checked:
                 # Once per module, at its first sampled eval forward (P22's moment).
@@ -1039,21 +1159,37 @@ class Tracer:
                 and x.shape[1] == running_var.shape[0]
                 and x.numel() > x.shape[1]
             ):
-                z = _median_input_z(x, running_mean, running_var, module.eps)
+                z = _median_input_z(x, self._z_terms(state, running_mean, running_var, module))
         self._emit(RunningStatsSample(call, finite, positive, initial, trained), state)
         if z is not None:
             self._emit(InputShiftSample(call, z), state)
 
-    def _on_mode_change(self, root: nn.Module, training: bool) -> None:
+    def _z_terms(
+        self, state: _ModuleState, running_mean: Any, running_var: Any, module: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The input-shift terms of `module`'s statistics, computed again only when the
+        statistics changed (an eval loop's never do): two kernels fewer per sample.
+        Derived tensors of `num_features` values, dropped with the module's state."""
+        versions = (id(running_mean), running_mean._version, id(running_var), running_var._version)
+        cached = state.z_terms
+        if cached is None or cached[0] != versions:
+            cached = state.z_terms = (versions, _z_terms(running_mean, running_var, module.eps))
+        return cached[1]
+
+    def _on_mode_change(self, root: nn.Module, training: bool, site: Site | None) -> None:
         # Cheap on purpose (loops call `model.train()` every step): one record per call;
         # each BatchNorm applies the records it has not seen at its next forward.
         if self._scope is not None and id(root) not in self._scope:
             return
-        site = sites.first_user_site(sys._getframe(1))
         records = self._mode_records
         if records:
             last = records[-1]
-            if last.root == id(root) and last.training == training and last.site == site:
+            if (
+                last.root == id(root)
+                and last.training == training
+                # Sites are interned by `first_user_site`: identity first, it is cheaper.
+                and (last.site is site or last.site == site)
+            ):
                 # The same call again (`model.train()` at every step): nothing new to
                 # apply, and the BatchNorms' cached calls stay valid.
                 return
@@ -1184,6 +1320,10 @@ class Tracer:
         self._emit(ModelOutput(type(model).__name__, description, through), state)
 
 
+def _is_referent(reference: weakref.ref[Any], value: object) -> bool:
+    return reference() is value
+
+
 def _is_averaged_without_buffers(module: nn.Module) -> bool:
     swa_utils = sys.modules.get("torch.optim.swa_utils")
     return (
@@ -1213,11 +1353,16 @@ def _initial_buffers_and_trained_affine(
     return initial, trained
 
 
-def _median_input_z(
-    x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, eps: float
-) -> float:
-    """Median over channels of |batch mean - running mean| / sqrt(running var + eps)."""
-    channels = x.shape[1]
-    per_channel = x.detach().transpose(0, 1).reshape(channels, -1).float().mean(dim=1)
-    z = (per_channel - running_mean.float()).abs() / (running_var.float() + eps).sqrt()
-    return float(z.median())
+def _median_input_z(x: torch.Tensor, terms: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Median over channels of |batch mean - running mean| / sqrt(running var + eps),
+    with `terms` = (1 / sqrt(running var + eps), -running mean / sqrt(...))."""
+    inverse_std, offset = terms
+    per_channel = x.detach().float().mean(dim=(0, *range(2, x.dim())))
+    return float(torch.addcmul(offset, per_channel, inverse_std).abs_().median())
+
+
+def _z_terms(
+    running_mean: torch.Tensor, running_var: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    inverse_std = running_var.float().add(eps).rsqrt_()
+    return inverse_std, running_mean.float().neg().mul_(inverse_std)
