@@ -272,3 +272,37 @@ def test_mode_call_on_the_variable_of_a_loop_over_models_reaches_each_model() ->
     ]
     runs = [block.get("runs", False) for block in facts["blocks"] if block["k"] == "loop"]
     assert runs == [True, True, False]
+
+
+def test_lightning_checkpoint_constructor_builds_its_class() -> None:
+    index = index_of(
+        {
+            "/project/lit.py": """
+                import pytorch_lightning as pl
+                import torchvision
+
+                class Lit(pl.LightningModule):
+                    def __init__(self):
+                        super().__init__()
+                        self.net = torchvision.models.resnet18()
+
+                class Plain(pl.LightningModule):
+                    def __init__(self):
+                        super().__init__()
+                        self.net = torchvision.models.vit_b_16()
+                """,
+            "/project/export.py": """
+                import torch
+                from lit import Lit, Plain
+
+                def export(path):
+                    model = Lit.load_from_checkpoint(path)
+                    other = Plain.load_from_checkpoint(path)
+                    pickled = torch.load(path)
+                    torch.jit.trace(model, torch.rand(1, 3, 8, 8))
+                """,
+        }
+    )
+    assert index.key_kind("/project/export.py", "export", "model") == "bn"
+    assert index.key_kind("/project/export.py", "export", "other") != "bn"
+    assert index.key_kind("/project/export.py", "export", "pickled") is None
