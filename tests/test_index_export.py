@@ -306,3 +306,33 @@ def test_lightning_checkpoint_constructor_builds_its_class() -> None:
     assert index.key_kind("/project/export.py", "export", "model") == "bn"
     assert index.key_kind("/project/export.py", "export", "other") != "bn"
     assert index.key_kind("/project/export.py", "export", "pickled") is None
+
+
+def test_only_plain_holder_classes_keep_facts_of_methods_that_run_submodules() -> None:
+    index = index_of(
+        {
+            "/project/m.py": """
+                import torch
+
+                class Head(torch.nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+                    def predict(self, x):
+                        return self.conv(x)
+
+                class Holder:
+                    def __init__(self):
+                        self.enc = Head()
+
+                    def embed(self, x):
+                        return self.enc(x)
+                """
+        }
+    )
+    own = index.function_facts("/project/m.py", "Head.predict")
+    assert own is None or not own["events"]
+    facts = index.function_facts("/project/m.py", "Holder.embed")
+    assert facts is not None
+    assert [e["key"] for e in facts["events"] if e["k"] == "forward"] == ["self.enc"]
