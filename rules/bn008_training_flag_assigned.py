@@ -15,7 +15,8 @@ what is checked); a flag restored or copied from another value
 already called `.eval()`/`.train()` on another object in the same function (the
 deliberate "whole model in eval, this head's own flag on" trick); a flag followed by
 a real `.eval()`/`.train()` on the same object before its next forward; a flag set on
-each module of a loop over `.modules()`/`.children()` (it reaches every submodule);
+each module of a loop over `.modules()` (it reaches every submodule; `.children()`
+reaches only the direct children);
 `self.training` in
 classes that are not modules (no `forward`, no `nn.Module` base: validators, trainers,
 datasets); receivers that are configuration objects (`args`, `cfg`, `opt`, ...);
@@ -239,6 +240,8 @@ class TrainingFlagAssigned(Rule):
         # Innermost first: does the enclosing class body directly hold this function?
         self.function_owner: list[bool] = []
         self.child_loop_targets: list[str | None] = []
+        # Targets of loops over `.modules()`/`.named_modules()`: every module in turn.
+        self.all_module_loop_targets: list[str | None] = []
         # id(scope node) → the names that scope shows to be modules (computed on use).
         self._modules_in: dict[int, set[str]] = {}
         self._module_classes: frozenset[str] | None = None
@@ -302,10 +305,17 @@ class TrainingFlagAssigned(Rule):
                 if isinstance(loop_target, ast.Starred):
                     loop_target = loop_target.value
             target = dotted_name(loop_target)
+        every = (
+            isinstance(iterated, ast.Call)
+            and isinstance(iterated.func, ast.Attribute)
+            and iterated.func.attr in ("modules", "named_modules")
+        )
         self.child_loop_targets.append(target)
+        self.all_module_loop_targets.append(target if every else None)
 
     def leave_For(self, original_node: ast.For | ast.AsyncFor) -> None:
         self.child_loop_targets.pop()
+        self.all_module_loop_targets.pop()
 
     visit_AsyncFor = visit_For
     leave_AsyncFor = leave_For
@@ -329,7 +339,9 @@ class TrainingFlagAssigned(Rule):
         if scope.is_mode_override and receiver == "self":
             scope.sets_own_flag = True
             return
-        if receiver in self.child_loop_targets:
+        if scope.is_mode_override and receiver in self.child_loop_targets:
+            return
+        if receiver in self.all_module_loop_targets:
             return  # `for m in model.modules(): m.training = ...` reaches every submodule
         value = _bool_literal(node.value)
         if value is None:

@@ -177,3 +177,14 @@ def test_flag_set_on_every_module_of_a_modules_loop_is_silent() -> None:
         "    return model(x)\n"
     )
     assert lint(source, ["BN008"]) == []
+
+
+def test_flag_set_on_each_direct_child_only_is_reported() -> None:
+    source = (
+        "def freeze(model, x):\n"
+        "    for child in model.children():\n"
+        "        child.training = False\n"
+        "        child.zero_grad()\n"
+        "    return model(x)\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN008"])] == [3]

@@ -272,3 +272,67 @@ def test_mode_call_on_the_variable_of_a_loop_over_models_reaches_each_model() ->
     ]
     runs = [block.get("runs", False) for block in facts["blocks"] if block["k"] == "loop"]
     assert runs == [True, True, False]
+
+
+def test_lightning_checkpoint_constructor_builds_its_class() -> None:
+    index = index_of(
+        {
+            "/project/lit.py": """
+                import pytorch_lightning as pl
+                import torchvision
+
+                class Lit(pl.LightningModule):
+                    def __init__(self):
+                        super().__init__()
+                        self.net = torchvision.models.resnet18()
+
+                class Plain(pl.LightningModule):
+                    def __init__(self):
+                        super().__init__()
+                        self.net = torchvision.models.vit_b_16()
+                """,
+            "/project/export.py": """
+                import torch
+                from lit import Lit, Plain
+
+                def export(path):
+                    model = Lit.load_from_checkpoint(path)
+                    other = Plain.load_from_checkpoint(path)
+                    pickled = torch.load(path)
+                    torch.jit.trace(model, torch.rand(1, 3, 8, 8))
+                """,
+        }
+    )
+    assert index.key_kind("/project/export.py", "export", "model") == "bn"
+    assert index.key_kind("/project/export.py", "export", "other") != "bn"
+    assert index.key_kind("/project/export.py", "export", "pickled") is None
+
+
+def test_only_plain_holder_classes_keep_facts_of_methods_that_run_submodules() -> None:
+    index = index_of(
+        {
+            "/project/m.py": """
+                import torch
+
+                class Head(torch.nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+                    def predict(self, x):
+                        return self.conv(x)
+
+                class Holder:
+                    def __init__(self):
+                        self.enc = Head()
+
+                    def embed(self, x):
+                        return self.enc(x)
+                """
+        }
+    )
+    own = index.function_facts("/project/m.py", "Head.predict")
+    assert own is None or not own["events"]
+    facts = index.function_facts("/project/m.py", "Holder.embed")
+    assert facts is not None
+    assert [e["key"] for e in facts["events"] if e["k"] == "forward"] == ["self.enc"]

@@ -110,6 +110,9 @@ _SAME_OBJECT_WRAPPERS = frozenset(
     }
 )
 _COPIES = frozenset({"copy.deepcopy"})
+# `LitModel.load_from_checkpoint(path)`: a classmethod that constructs the class (in
+# training mode, like any new module) and loads the checkpoint's weights into it.
+CHECKPOINT_CONSTRUCTOR = "load_from_checkpoint"
 # Libraries whose functions, given a model, never leave it in another mode: torch's own
 # (`torch.onnx.export` restores the mode it switched), and the summary/FLOP utilities
 # that run in the current mode or restore it (thop, torchinfo).
@@ -567,6 +570,9 @@ class _Walk:
         written = key_of(call.func)
         if written is None or written.split(".")[0] in state.models:
             return None  # a forward or another method of a model: not a module
+        if written.rsplit(".", 1)[-1] == CHECKPOINT_CONSTRUCTOR:
+            # Lightning builds the class anew and loads its weights: training mode.
+            return _Model("train", self._new_family(), call)
         if "load" in written.rsplit(".", 1)[-1].lower():
             # A module unpickled in whatever mode it was saved.
             return _Model("unknown", self._new_family())

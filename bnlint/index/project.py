@@ -340,6 +340,11 @@ class ProjectIndex:
             return norm
         if norm == "other-norm":
             return "none"
+        if call is not None and call.endswith(".load_from_checkpoint"):
+            # Lightning's `LitModel.load_from_checkpoint(path)` builds a `LitModel`.
+            owner = self.lookup(path, call.rsplit(".", 1)[0])
+            if owner is not None and owner[1] == "class":
+                return self.class_kind(owner[0], owner[2])
         library = self.library_name(path, call)
         family = kinds.segmentation_family_kind(self.canonical(path, call), spec.get("kw", {}))
         if library is not None:

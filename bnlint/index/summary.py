@@ -409,6 +409,16 @@ class _Summarizer:
             "norm_eval": False,
             "methods": {},
         }
+        # A plain object that holds models (`class VSE:` with `self.img_enc`), not a
+        # module: its methods that run those models are followed (BN006); a module's
+        # own helper methods stay as they were (the caller owns their mode).
+        holder = not any(
+            isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef) and member.name == "forward"
+            for member in node.body
+        ) and not any(
+            base is not None and (base.startswith("torch.") or base.endswith("Module"))
+            for base in bases
+        )
         for statement in node.body:
             if isinstance(statement, ast.Assign | ast.AnnAssign):
                 # Class-level `norm_eval = True` style flags.
@@ -445,7 +455,7 @@ class _Summarizer:
                 _init_attributes(statement, info)
             if statement.name not in ("__init__", "forward"):
                 facts = self.function_facts(
-                    statement, names, layers, node.name, submodules=info["layers"]
+                    statement, names, layers, node.name, submodules=info["layers"] if holder else ()
                 )
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
