@@ -135,7 +135,10 @@ class ProjectIndex:
 
     # -- names --------------------------------------------------------------------------
     def module_of(self, path: str) -> str:
-        return module_name(self.root, path)
+        memo = ("module", path)
+        if memo not in self._memo:
+            self._memo[memo] = module_name(self.root, path)
+        return str(self._memo[memo])
 
     def canonical(self, path: str, name: str | None) -> str | None:
         """A summary name (`~Net`, `.models.Net`, `torch.nn.Conv2d`) as a project-wide
@@ -582,12 +585,12 @@ class ProjectIndex:
         if callee is None or facts is None or depth > _DEPTH:
             return []
         params = call_parameters(facts)
-        inner: list[str] = []
-        for inner_event in facts["events"]:
-            if inner_event["k"] == "freeze" and inner_event.get("key"):
-                inner.append(inner_event["key"])
-            elif inner_event["k"] == "call":
-                inner.extend(self.frozen_by_call(*callee, inner_event, depth + 1))
+        # What the callee freezes, in its own names, once per callee: walking the call
+        # graph afresh for every call site is exponential in dense projects.
+        found = callee
+        inner: list[str] = (
+            self._memoised(("frozen", *found), lambda: self._frozen_inside(*found)) or []
+        )
         frozen: list[str] = []
         for key in inner:
             root = key.split(".")[0]
@@ -595,6 +598,16 @@ class ProjectIndex:
             if passed is not None:
                 frozen.append(passed + key[len(root) :])
         return frozen
+
+    def _frozen_inside(self, path: str, function: str) -> list[str]:
+        facts = self.function_facts(path, function)
+        inner: list[str] = []
+        for event in facts["events"] if facts is not None else []:
+            if event["k"] == "freeze" and event.get("key"):
+                inner.append(event["key"])
+            elif event["k"] == "call":
+                inner.extend(self.frozen_by_call(path, function, event))
+        return inner
 
     def final_mode(self, path: str, function: str, parameter: str, depth: int = 0) -> str | None:
         """ "eval" / "train" when `function` leaves the object passed to `parameter` in
