@@ -60,6 +60,8 @@ from bnlint.index.eval_context import (
     TRAINING_TEXT,
     built_in_eval,
     certainly_bn,
+    dummy_input,
+    is_module_class,
     loaded_for_inference,
 )
 from bnlint.index.locate import node_at
@@ -85,6 +87,8 @@ class EvalModeMissing(Rule):
         "pred",
         "infer",
         "load_state_dict",
+        "pretrained",
+        "weights=",
     )
     # An evaluation context: no_grad/inference_mode, a function named for evaluation, or
     # a loop over a loader named for validation/test (`[^:]*` spans a wrapped `for`).
@@ -93,7 +97,7 @@ class EvalModeMissing(Rule):
         r"|^[ \t]*(?:async[ \t]+)?def[ \t]+\w*(?i:eval|val|test|pred|infer)"
         r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
         r"|\b(?:tqdm|enumerate|iter)\([^)\n]*(?i:val|test|eval|dev)"
-        r"|load_state_dict"
+        r"|load_state_dict|pretrained|\bweights="
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
@@ -143,10 +147,19 @@ class EvalModeMissing(Rule):
             if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
                 continue
             named = is_eval_function(function, extra)
+            # A model's own `predict(x)`/`inference(x)` on a batch it is given: whoever
+            # calls it owns the mode (a method that loops over a loader evaluates).
+            own_method = bool(facts.get("owner")) and is_module_class(index, path, facts["owner"])
             reported: set[str] = set()
             for position, event in enumerate(facts["events"]):
                 key = event.get("key")
                 if event["k"] != "forward" or key is None or key in reported or event.get("dummy"):
+                    continue
+                if dummy_input(facts, event) or (
+                    own_method
+                    and not event.get("iter")
+                    and (key == "self" or key.startswith("self."))
+                ):
                     continue
                 iterated = event.get("iter", [])
                 # Known evaluation: no grad, batches of a validation/test loader, or

@@ -101,7 +101,8 @@ _LIBRARIES = frozenset(
     }
 )
 _BUILTINS = frozenset(dir(builtins))
-_DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
+DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
+_DUMMY_INPUTS = DUMMY_INPUTS
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
 
 

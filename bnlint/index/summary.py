@@ -39,6 +39,9 @@ _LAYER_KEYWORDS = (
     "num_features",
     "out_channels",
     "p",
+    # Whether a factory loads released weights (`resnet50(weights=...)`).
+    "pretrained",
+    "weights",
 )
 
 Json = dict[str, Any]
