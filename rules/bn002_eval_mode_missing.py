@@ -90,14 +90,15 @@ class EvalModeMissing(Rule):
         "pretrained",
         "weights=",
     )
-    # An evaluation context: no_grad/inference_mode, a function named for evaluation, or
-    # a loop over a loader named for validation/test (`[^:]*` spans a wrapped `for`).
+    # An evaluation context: no_grad/inference_mode, a function named for evaluation, a
+    # loop over a loader named for validation/test (or its `tqdm(...)`/`enumerate(...)`),
+    # weights loaded or released weights asked for. Every branch starts with a literal,
+    # so the search skips ahead quickly (a `^` anchor made each position try them all).
     trigger_pattern = (
-        r"no_grad|inference_mode"
-        r"|^[ \t]*(?:async[ \t]+)?def[ \t]+\w*(?i:eval|val|test|pred|infer)"
-        r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
-        r"|\b(?:tqdm|enumerate|iter)\([^)\n]*(?i:val|test|eval|dev)"
-        r"|load_state_dict|pretrained|\bweights="
+        r"no_grad|inference_mode|load_state_dict|pretrained|weights="
+        r"|def[ \t]+\w*(?i:eval|val|test|pred|infer)"
+        r"|for[ \t][^:\n]*(?i:val|test|eval|dev)"
+        r"|(?:tqdm|enumerate|iter)\(\w*(?i:val|test|eval|dev)"
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
