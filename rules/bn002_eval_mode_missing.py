@@ -63,6 +63,7 @@ from bnlint.index.eval_context import (
     dummy_input,
     is_module_class,
     loaded_for_inference,
+    mode_through_lists,
 )
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
@@ -175,8 +176,10 @@ class EvalModeMissing(Rule):
                     continue
                 if index.key_kind(path, function, key) != "bn":
                     continue
-                mode = mode_before(index, path, function, facts["events"], position, key)
-                if mode is None and built_in_eval(index, path, facts, key):
+                events = facts["events"]
+                mode = mode_through_lists(index, path, function, events, position, key)
+                mode = mode or mode_before(index, path, function, events, position, key)
+                if mode == "unknown" or (mode is None and built_in_eval(index, path, facts, key)):
                     continue
                 if mode == "eval" or (
                     mode is None and self._every_caller_sets_eval(index, function, facts, key)

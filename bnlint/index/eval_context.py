@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from bnlint.index.functions import DUMMY_INPUTS
-from bnlint.index.project import ProjectIndex, related
+from bnlint.index.project import ProjectIndex, call_parameters, mode_before, related
 
 Json = dict[str, Any]
 _DEPTH = 6
@@ -132,3 +132,51 @@ def built_in_eval(index: ProjectIndex, path: str, facts: Json, key: str) -> bool
         if what == "class" and summary.classes[local].get("evals_at_init"):
             return True
     return False
+
+
+def mode_through_lists(
+    index: ProjectIndex, path: str, function: str, events: list[Json], position: int, key: str
+) -> str | None:
+    """The mode `key` is in at `position` when the last thing that set it was a project
+    helper given a list of models (`set_mode("eval", [encoder, decoder])`, where the
+    helper loops over its parameter calling `m.eval()`); None otherwise."""
+    for index_at in range(position - 1, -1, -1):
+        event = events[index_at]
+        if event["k"] != "call" or "lists" not in event:
+            continue
+        slots = [slot for slot, keys in event["lists"].items() if key in keys]
+        callee = index.resolve_function(path, function, event["fn"]) if slots else None
+        facts = index.function_facts(*callee) if callee is not None else None
+        if callee is None or facts is None:
+            continue
+        params = call_parameters(facts)
+        for slot in slots:
+            parameter = params[int(slot[1:])] if slot.startswith("#") else slot
+            if slot.startswith("#") and int(slot[1:]) >= len(params):
+                continue
+            helper = _elements_mode(facts, f"{parameter}[*]", event.get("words", []))
+            if helper is None:
+                continue
+            # A mode call on the model after the helper has the last word.
+            later = mode_before(
+                index, path, function, events[index_at + 1 :], position - index_at - 1, key
+            )
+            return later or helper
+    return None
+
+
+def _elements_mode(facts: Json, elements: str, words: list[str]) -> str | None:
+    """The mode a helper leaves the elements of a list parameter in: its only mode, or,
+    when it holds both (`if mode == "eval": m.eval() else: m.train()`), the one the
+    call's own words name; "unknown" when they do not say."""
+    modes: set[str] = {
+        str(e["k"]) for e in facts["events"] if e["k"] in ("eval", "train") and e["key"] == elements
+    }
+    if len(modes) == 1:
+        return modes.pop()
+    if not modes:
+        return None
+    said = " ".join(words).lower()
+    if any(word in said for word in ("eval", "test", "val", "infer")):
+        return "eval"
+    return "train" if "train" in said else "unknown"

@@ -145,6 +145,9 @@ class FunctionFacts:
         # Names bound to a wrapped loader (`batches = tqdm(test_loader)`): a loop over
         # the name iterates that loader.
         self.iterators: dict[str, str] = {}
+        # Loop variables standing for several models: `for m in [enc, dec]` (m → the
+        # keys) or `for m in models` over a parameter (m → `models[*]`, its elements).
+        self.elements: dict[str, list[str]] = {}
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -256,7 +259,13 @@ class FunctionFacts:
         elif isinstance(statement, ast.For | ast.AsyncFor):
             self._expressions(statement.iter)
             iterated = _iterated_key(statement.iter)
+            variable = statement.target.id if isinstance(statement.target, ast.Name) else None
+            members = _members(statement.iter, self.params)
+            if variable is not None and members:
+                self.elements[variable] = members
             self._loop(statement, self.iterators.get(iterated or "", iterated))
+            if variable is not None:
+                self.elements.pop(variable, None)
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
                 self._module_loop(statement)
@@ -579,14 +588,20 @@ class FunctionFacts:
             self._event("use", receiver, call, method=method)
         if method == "eval":
             self._event("eval", receiver, call)
+            for member in self.elements.get(receiver, ()):
+                self._event("eval", member, call)
         elif method == "train":
             mode = _literal(call.args[0]) if call.args else True
             if call.keywords and not call.args:
                 mode = _literal(call.keywords[0].value)
             if mode is False:
                 self._event("eval", receiver, call)
+                for member in self.elements.get(receiver, ()):
+                    self._event("eval", member, call)
             elif mode is True:
                 self._event("train", receiver, call)
+                for member in self.elements.get(receiver, ()):
+                    self._event("train", member, call)
             else:
                 # `model.train(was_training)`: restores a mode nobody knows statically.
                 self._event("setmode", receiver, call)
@@ -657,7 +672,24 @@ class FunctionFacts:
             return
         args = [key_of(a) for a in call.args]
         kwargs = {k.arg: key_of(k.value) for k in call.keywords if k.arg}
-        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs)
+        # Models passed together in a list (`set_mode("eval", [enc, dec])`).
+        lists = {
+            slot: keys
+            for slot, value in [
+                *((f"#{i}", a) for i, a in enumerate(call.args)),
+                *((k.arg, k.value) for k in call.keywords if k.arg),
+            ]
+            if (keys := _members(value, []))
+        }
+        extra: Json = {"lists": lists} if lists else {}
+        words = [
+            a.value
+            for a in [*call.args, *(k.value for k in call.keywords)]
+            if isinstance(a, ast.Constant) and isinstance(a.value, str) and len(a.value) <= 12
+        ]
+        if lists and words:
+            extra["words"] = words  # `set_mode("eval", [...])`: which branch runs
+        self._event("call", None, call, fn=callee, args=args, kwargs=kwargs, **extra)
         for loop in self.loop_stack:
             loop["calls"].append(len(self.events) - 1)
 
@@ -689,6 +721,17 @@ class FunctionFacts:
                 event["iter"] = iterated
         event.update(extra)
         self.events.append(event)
+
+
+def _members(node: ast.expr, params: list[str]) -> list[str]:
+    """The models a literal list or tuple holds (`[enc, dec]`), or `p[*]` for the
+    elements of a parameter `p`; [] for anything else."""
+    if isinstance(node, ast.List | ast.Tuple):
+        keys = [key_of(element) for element in node.elts]
+        return [key for key in keys if key is not None] if all(keys) else []
+    if isinstance(node, ast.Name) and node.id in params:
+        return [f"{node.id}[*]"]
+    return []
 
 
 def _is_mode_call(call: ast.Call) -> bool:
