@@ -4,14 +4,29 @@
 Checks for a call of a BatchNorm model made to evaluate, validate, test or predict:
 inside `torch.no_grad()`/`torch.inference_mode()`, inside a function named for
 evaluation (eval, evaluate, val, validate, test, predict, infer, plus the
-`eval-function-names` option), or over batches from a loader named for validation or
-test (the inline "evaluate every N steps" block of a training loop), when no
-`.eval()`/`.train(False)` reaches it: not earlier in the function, not through a
-project helper that sets eval, and not in every caller of the function. An
-evaluation path that explicitly calls `.train()` is reported too. Lightning modules
+`eval-function-names` option), over batches from a loader named for validation or
+test (also through `batches = tqdm(test_loader)`; the inline "evaluate every N steps"
+block of a training loop), or in a script that loads trained weights
+(`load_state_dict`) or asks for released ones (`weights=`, `pretrained=True`) and never
+trains, when no `.eval()`/`.train(False)` reaches it: not earlier in the function,
+not through a project helper that sets eval (also one given a list of models), not
+from a project loader or wrapper that hands the model back in eval, and not in every
+caller of the function (followed up the chain of helpers that pass the model on). An
+evaluation path that explicitly calls `.train()` is reported too.
+
+Models are followed through the project: factories and helper methods that build
+layers, classes that hold a module passed to their constructor, methods of project
+objects (`solver.train(loader, model)`), imports inside functions. Lightning modules
 (the trainer switches modes), statistics re-estimation (`update_bn`, PreciseBN),
-test-time adaptation, models without BN and objects whose kind is unknown stay
-silent; so does everything when `transductive-batchnorm` is set.
+test-time adaptation, a `no_grad` forward inside a training step (a GAN's generator
+while the discriminator trains), smoke tests on random input, a model's own
+`predict(x)`, models without BN and objects whose kind is unknown stay silent; so does
+everything when `transductive-batchnorm` is set.
+
+Severity: an error when every value the name may hold is a BatchNorm model and the
+context surely evaluates (no grad, validation/test batches, a script that loads
+weights and never trains); a warning when the context is known only by a function's
+name or when only some candidate models have BatchNorm.
 
 The runtime check reports a BatchNorm forward in training mode (with running
 statistics) while grad is disabled (`no_grad`/`inference_mode`), at the user line
