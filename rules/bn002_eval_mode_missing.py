@@ -181,12 +181,17 @@ class EvalModeMissing(Rule):
                 iterated = event.get("iter", [])
                 # Known evaluation: no grad, batches of a validation/test loader, or
                 # trained weights loaded and run by a script that never trains.
-                known = bool(
+                by_context = bool(
                     facts.get("nograd")
                     or event.get("nograd")
                     or any(EVAL_LOADER.search(i) for i in iterated)
-                    or (not script_trains and loaded_for_inference(facts, position, key))
                 )
+                inference = (
+                    not by_context
+                    and not script_trains
+                    and loaded_for_inference(facts, position, key)
+                )
+                known = by_context or inference
                 if not (known or named) or self._in_training_loop(facts, event):
                     continue
                 if index.key_kind(path, function, key) != "bn":
@@ -195,6 +200,10 @@ class EvalModeMissing(Rule):
                 mode = mode_through_lists(index, path, function, events, position, key)
                 mode = mode or mode_before(index, path, function, events, position, key)
                 if mode == "unknown" or (mode is None and built_in_eval(index, path, facts, key)):
+                    continue
+                if mode == "train" and inference and not named:
+                    # A script that loads weights and puts the model in training mode on
+                    # purpose (AdaBN-style statistics adaptation) is not a forgotten eval.
                     continue
                 if mode == "eval" or (
                     mode is None and self._every_caller_sets_eval(index, function, facts, key)
