@@ -82,7 +82,7 @@ from bnlint.index.eval_context import (
 )
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
-from bnlint.index.project import argument_key, call_parameters
+from bnlint.index.project import argument_key, call_parameters, related
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -192,6 +192,15 @@ class EvalModeMissing(Rule):
                     and loaded_for_inference(facts, position, key)
                 )
                 known = by_context or inference
+                if not known and "loop" in event:
+                    # One epoch function for both phases: `run_epoch(model, val_loader)`.
+                    shared = self._shared_step(index, function, facts, event, key)
+                    if shared is False:
+                        continue
+                    if shared is True:
+                        reported.add(key)
+                        self._report(event, key, function, None, False)
+                        continue
                 if not (known or named) or self._in_training_loop(facts, event):
                     continue
                 if index.key_kind(path, function, key) != "bn":
@@ -232,6 +241,46 @@ class EvalModeMissing(Rule):
         if "loop" not in event or not facts["loops"][event["loop"]]["backward"]:
             return False
         return not (event.get("nograd") and EVAL_LOADER.search(event.get("input", "")))
+
+    def _shared_step(
+        self, index: ProjectIndex, function: str, facts: Json, event: Json, key: str
+    ) -> bool | None:
+        """A step function that loops over a loader parameter, called with a loader
+        named for validation or test: True when a BN model runs there in training mode
+        (no eval before that call), False when that call is in eval, None when the
+        function is not such a shared step."""
+        loop = facts["loops"][event["loop"]]
+        loader = (loop.get("iter") or "").split(".")[0]
+        params = call_parameters(facts)
+        root = key.split(".")[0]
+        if loader not in params or (root not in params and root != "self"):
+            return None
+        events = facts["events"]
+        if any(
+            e["k"] in ("setmode", "eval", "train") and e.get("key") and related(e["key"], key)
+            for e in events
+        ):
+            return None  # the function sets the mode itself (`model.train(mode=training)`)
+        evaluating = []
+        for caller_path, caller, call in index.callers(self.context.path, function):
+            passed_loader = argument_key(call, params, loader)
+            if passed_loader is None or not EVAL_LOADER.search(passed_loader.split(".")[-1]):
+                continue
+            caller_facts = index.function_facts(caller_path, caller)
+            passed = key if root == "self" else argument_key(call, params, root)
+            if caller_facts is None or passed is None:
+                return None
+            if root != "self" and "." in key:
+                passed = passed + key[len(root) :]
+            if index.key_kind(caller_path, caller, passed) != "bn":
+                return None
+            position = caller_facts["events"].index(call)
+            evaluating.append(
+                mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
+            )
+        if not evaluating:
+            return None
+        return any(mode != "eval" for mode in evaluating) and "unknown" not in evaluating
 
     def _every_caller_sets_eval(
         self,
