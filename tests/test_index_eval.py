@@ -6,7 +6,12 @@ project loaders that return eval models."""
 from __future__ import annotations
 
 from bnlint.index import summarize_file
-from bnlint.index.eval_context import built_in_eval, certainly_bn, loaded_for_inference
+from bnlint.index.eval_context import (
+    built_in_eval,
+    certainly_bn,
+    loaded_for_inference,
+    mode_through_lists,
+)
 from tests.test_index import index_of
 
 
@@ -243,3 +248,38 @@ def test_a_project_loader_or_wrapper_that_sets_eval_hands_back_an_eval_model() -
     assert built_in_eval(index, "/project/s.py", facts, "model")
     assert built_in_eval(index, "/project/s.py", facts, "traced")
     assert not built_in_eval(index, "/project/s.py", facts, "raw")
+
+
+def test_models_switched_through_a_list_helper_and_an_inline_loop() -> None:
+    index = index_of(
+        {
+            "/project/s.py": """
+                import torch.nn as nn
+                from nets import Net
+
+                def switch(networks, mode):
+                    for n in networks:
+                        n.train(mode)
+
+                def to_eval(networks):
+                    for n in networks:
+                        n.eval()
+
+                def run(x):
+                    a, b, c = Net(), Net(), Net()
+                    to_eval([a, b])
+                    for m in (c,):
+                        m.eval()
+                    return a(x), b(x), c(x)
+            """
+        }
+    )
+    facts = index.function_facts("/project/s.py", "run")
+    assert facts is not None
+    events = facts["events"]
+    call = next(e for e in events if e["k"] == "call" and e["fn"].endswith("to_eval"))
+    assert call["lists"] == {"#0": ["a", "b"]}
+    assert any(e["k"] == "eval" and e["key"] == "c" for e in events)
+    end = len(events)
+    assert mode_through_lists(index, "/project/s.py", "run", events, end, "a") == "eval"
+    assert mode_through_lists(index, "/project/s.py", "run", events, end, "c") is None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bnlint.index.project import ProjectIndex, related
+from bnlint.index.functions import DUMMY_INPUTS
+from bnlint.index.project import ProjectIndex, call_parameters, mode_before, related
 
 Json = dict[str, Any]
 _DEPTH = 6
@@ -20,8 +21,9 @@ _TRAINING_CALL = re.compile(r"(^|[._])(train|fit)", re.IGNORECASE)
 
 def loaded_for_inference(facts: Json, position: int, key: str) -> bool:
     """Before the event at `position`, the function loads weights into `key` (or into
-    the object it is part of) with `load_state_dict`, and the function neither trains
-    (no `backward()`) nor calls anything named for training (`train(...)`,
+    the object it is part of) with `load_state_dict`, or built it with released weights
+    (`resnet50(weights=...)`, `pretrained=True`), and the function neither trains (no
+    `backward()`) nor calls anything named for training (`train(...)`,
     `trainer.fit(...)`): it runs a trained model to get predictions or features."""
     events = facts["events"]
     loaded = any(
@@ -30,7 +32,7 @@ def loaded_for_inference(facts: Json, position: int, key: str) -> bool:
         and event.get("key")
         and related(event["key"], key)
         for event in events[:position]
-    )
+    ) or any(_pretrained(binding.get("spec")) for binding in facts["bindings"].get(key, []))
     if not loaded:
         return False
     for event in events:
@@ -39,6 +41,37 @@ def loaded_for_inference(facts: Json, position: int, key: str) -> bool:
         if event["k"] in ("call", "opaque") and _TRAINING_CALL.search(str(event.get("fn", ""))):
             return False
     return True
+
+
+def _pretrained(spec: Json | None) -> bool:
+    arguments = (spec or {}).get("kw", {})
+    return arguments.get("pretrained") is True or arguments.get("weights", None) not in (
+        None,
+        False,
+    )
+
+
+def dummy_input(facts: Json, event: Json) -> bool:
+    """A forward on a tensor made up on the spot (`x = torch.randn(2, 3, 224, 224)`):
+    a shape check or smoke test, not an evaluation."""
+    bindings = facts["bindings"].get(event.get("input") or "", [])
+    calls = [str(binding.get("spec", {}).get("call") or "") for binding in bindings]
+    return bool(calls) and all(call.rsplit(".", 1)[-1] in DUMMY_INPUTS for call in calls)
+
+
+def is_module_class(index: ProjectIndex, path: str, name: str, depth: int = 0) -> bool:
+    """A project class that is an `nn.Module` (through its bases)."""
+    info = index.summaries[path].classes.get(name) if path in index.summaries else None
+    if info is None or depth > _DEPTH:
+        return False
+    for base in info["bases"]:
+        found = index.lookup(path, base)
+        if found is not None and found[1] == "class":
+            if is_module_class(index, found[0], found[2], depth + 1):
+                return True
+        elif str(index.library_name(path, base) or "").startswith("torch.nn"):
+            return True
+    return False
 
 
 def certainly_bn(index: ProjectIndex, path: str, function: str, key: str, depth: int = 0) -> bool:
@@ -99,3 +132,51 @@ def built_in_eval(index: ProjectIndex, path: str, facts: Json, key: str) -> bool
         if what == "class" and summary.classes[local].get("evals_at_init"):
             return True
     return False
+
+
+def mode_through_lists(
+    index: ProjectIndex, path: str, function: str, events: list[Json], position: int, key: str
+) -> str | None:
+    """The mode `key` is in at `position` when the last thing that set it was a project
+    helper given a list of models (`set_mode("eval", [encoder, decoder])`, where the
+    helper loops over its parameter calling `m.eval()`); None otherwise."""
+    for index_at in range(position - 1, -1, -1):
+        event = events[index_at]
+        if event["k"] != "call" or "lists" not in event:
+            continue
+        slots = [slot for slot, keys in event["lists"].items() if key in keys]
+        callee = index.resolve_function(path, function, event["fn"]) if slots else None
+        facts = index.function_facts(*callee) if callee is not None else None
+        if callee is None or facts is None:
+            continue
+        params = call_parameters(facts)
+        for slot in slots:
+            parameter = params[int(slot[1:])] if slot.startswith("#") else slot
+            if slot.startswith("#") and int(slot[1:]) >= len(params):
+                continue
+            helper = _elements_mode(facts, f"{parameter}[*]", event.get("words", []))
+            if helper is None:
+                continue
+            # A mode call on the model after the helper has the last word.
+            later = mode_before(
+                index, path, function, events[index_at + 1 :], position - index_at - 1, key
+            )
+            return later or helper
+    return None
+
+
+def _elements_mode(facts: Json, elements: str, words: list[str]) -> str | None:
+    """The mode a helper leaves the elements of a list parameter in: its only mode, or,
+    when it holds both (`if mode == "eval": m.eval() else: m.train()`), the one the
+    call's own words name; "unknown" when they do not say."""
+    modes: set[str] = {
+        str(e["k"]) for e in facts["events"] if e["k"] in ("eval", "train") and e["key"] == elements
+    }
+    if len(modes) == 1:
+        return modes.pop()
+    if not modes:
+        return None
+    said = " ".join(words).lower()
+    if any(word in said for word in ("eval", "test", "val", "infer")):
+        return "eval"
+    return "train" if "train" in said else "unknown"

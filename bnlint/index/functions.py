@@ -155,7 +155,8 @@ _LIBRARIES = frozenset(
     }
 )
 _BUILTINS = frozenset(dir(builtins))
-_DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
+DUMMY_INPUTS = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "randn_like"})
+_DUMMY_INPUTS = DUMMY_INPUTS
 _NOT_FORWARD = frozenset({"print", "len", "range", "isinstance", "super", "self"})
 # Functions passed to `module.apply` that put BN in eval.
 _APPLIED_FREEZE = re.compile(r"freeze|frozen|bn|batchnorm|norm_?eval|eval_?norm|fix_?norm")
@@ -211,7 +212,9 @@ class FunctionFacts:
         # a method call on them may act on those keys.
         self.holders: dict[str, list[str]] = {}
         # Names bound to a list/tuple of keys (`nets = [encoder, decoder]`), and the
-        # loop variables that stand for each of them in turn (`for m in nets:`).
+        # loop variables that stand for several models in turn: `for m in nets:`,
+        # `for m in [enc, dec]:` (m → the keys) or `for m in models:` over a parameter
+        # (m → `models[*]`, its elements).
         self.members: dict[str, list[str]] = {}
         self.loop_members: dict[str, list[str]] = {}
         # The innermost enclosing contexts while walking.
@@ -339,13 +342,17 @@ class FunctionFacts:
             members = _member_keys(statement.iter)
             if not members and isinstance(statement.iter, ast.Name):
                 members = self.members.get(statement.iter.id, [])
+            # A loop over a non-empty list of keys runs at least once; over a parameter's
+            # elements, nobody knows.
+            runs = bool(members)
+            members = members or _members(statement.iter, self.params)
             variable = statement.target.id if isinstance(statement.target, ast.Name) else None
             outer = dict(self.loop_members)
             if variable is not None:
                 self.loop_members.pop(variable, None)
                 if members:
                     self.loop_members[variable] = members
-            self._loop(statement, self._loader_key(statement.iter), runs=bool(members))
+            self._loop(statement, self._loader_key(statement.iter), runs=runs)
             self.loop_members = outer
             if isinstance(statement.target, ast.Name | ast.Tuple):
                 self._parameter_loop(statement)
@@ -970,7 +977,25 @@ class FunctionFacts:
             for name, node in passed
             if isinstance(_literal(node), int) and not isinstance(_literal(node), bool)
         }
-        extra = {"values": values} if values else {}
+        extra: Json = {"values": values} if values else {}
+        # Models passed together in a list (`set_mode("eval", [enc, dec])`).
+        lists = {
+            slot: keys
+            for slot, value in [
+                *((f"#{i}", a) for i, a in enumerate(call.args)),
+                *((k.arg, k.value) for k in call.keywords if k.arg),
+            ]
+            if (keys := _members(value, []))
+        }
+        if lists:
+            extra["lists"] = lists
+        words = [
+            a.value
+            for a in [*call.args, *(k.value for k in call.keywords)]
+            if isinstance(a, ast.Constant) and isinstance(a.value, str) and len(a.value) <= 12
+        ]
+        if lists and words:
+            extra["words"] = words  # `set_mode("eval", [...])`: which branch runs
         self._event("call", None, call, fn=callee, args=args, kwargs=kwargs, **extra)
         for loop in self.loop_stack:
             loop["calls"].append(len(self.events) - 1)
@@ -1022,6 +1047,14 @@ class FunctionFacts:
                 event["iter"] = iterated
         event.update(extra)
         self.events.append(event)
+
+
+def _members(node: ast.expr, params: list[str]) -> list[str]:
+    """The models a literal list or tuple holds (`[enc, dec]`), or `p[*]` for the
+    elements of a parameter `p`; [] for anything else."""
+    if isinstance(node, ast.Name) and node.id in params:
+        return [f"{node.id}[*]"]
+    return _member_keys(node)
 
 
 def _is_mode_call(call: ast.Call) -> bool:

@@ -139,7 +139,10 @@ class ProjectIndex:
 
     # -- names --------------------------------------------------------------------------
     def module_of(self, path: str) -> str:
-        return module_name(self.root, path)
+        memo = ("module", path)
+        if memo not in self._memo:
+            self._memo[memo] = module_name(self.root, path)
+        return str(self._memo[memo])
 
     def canonical(self, path: str, name: str | None) -> str | None:
         """A summary name (`~Net`, `.models.Net`, `torch.nn.Conv2d`) as a project-wide

@@ -62,6 +62,9 @@ _LAYER_KEYWORDS = (
     "encoder_name",
     "decoder_use_batchnorm",
     "psp_use_batchnorm",
+    # Whether a factory loads released weights (`resnet50(weights=...)`).
+    "pretrained",
+    "weights",
 )
 
 Json = dict[str, Any]
@@ -391,11 +394,13 @@ class _Summarizer:
                 result = facts.run_returns(function)
         finally:
             layers.norm_params = previous
-        switches = (".eval(" in text or ".train(" in text) and _switches_to_eval(function)
-        if result is not None and switches:
+        if result is not None and _may_switch_to_eval(text) and _switches_to_eval(function):
             # A loader that hands back models it put in eval (`m.fuse().eval()`).
             result["sets_eval"] = True
         return result
+
+    def _text(self, node: ast.stmt) -> str:
+        return "\n".join(self.positions.lines[node.lineno - 1 : node.end_lineno])
 
     def summarize_class(self, node: ast.ClassDef, names: Names, layers: LayerBuilder) -> Json:
         bases = [names.qualify(base) for base in node.bases]
@@ -437,11 +442,10 @@ class _Summarizer:
             for attr, spec in layers.self_layers(statement):
                 info["layers"].setdefault(attr, spec)
             if statement.name == "__init__":
-                if self._mentions(statement, (".eval(", ".train(")) and _switches_to_eval(
-                    statement
-                ):
+                init_text = self._text(statement)
+                if _may_switch_to_eval(init_text) and _switches_to_eval(statement):
                     info["evals_at_init"] = True
-                held = _held_modules(node, statement)
+                held = _held_modules(self._text(node), statement)
                 if held:
                     info["param_layers"] = held
                     info["init_params"] = [a.arg for a in _all_args(statement)][1:]
@@ -469,13 +473,6 @@ class _Summarizer:
             if momentum is not None:
                 info["momentum"] = momentum
         return info
-
-    def _mentions(
-        self, function: ast.FunctionDef | ast.AsyncFunctionDef, words: tuple[str, ...]
-    ) -> bool:
-        """The function's source text holds one of `words`: a cheap test before a walk."""
-        lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
-        return any(word in line for line in lines for word in words)
 
     def _constructor_freezes(
         self,
@@ -595,6 +592,10 @@ def _imported_names(statement: ast.Import | ast.ImportFrom) -> dict[str, str]:
     return imports
 
 
+def _may_switch_to_eval(text: str) -> bool:
+    return ".eval()" in text or "train(False" in text or "train(mode=False" in text
+
+
 def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The function calls `.eval()` or `.train(False)` on something."""
     for node in ast.walk(function):
@@ -606,28 +607,16 @@ def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
-def _held_modules(
-    node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctionDef
-) -> dict[str, str]:
+def _held_modules(class_text: str, init: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
     """attr → parameter for `self.features = features` in `__init__` where the class
     calls `self.features(...)`: a module the caller builds and passes in."""
     params = {a.arg for a in _all_args(init)[1:]}
     held: dict[str, str] = {}
     for statement in init.body:
         for attr, value in _self_assignments(statement):
-            if isinstance(value, ast.Name) and value.id in params:
+            if isinstance(value, ast.Name) and value.id in params and f"self.{attr}(" in class_text:
                 held[attr] = value.id
-    if not held:
-        return {}
-    called = {
-        inner.func.attr
-        for inner in ast.walk(node)
-        if isinstance(inner, ast.Call)
-        and isinstance(inner.func, ast.Attribute)
-        and isinstance(inner.func.value, ast.Name)
-        and inner.func.value.id == "self"
-    }
-    return {attr: param for attr, param in held.items() if attr in called}
+    return held
 
 
 # Constructor text that can freeze something (BN005): only such constructors are walked.
