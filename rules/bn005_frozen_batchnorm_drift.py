@@ -172,6 +172,8 @@ class FrozenBatchnormDrift(Rule):
                 if any(related(key, other) for other in averaged):
                     continue  # a momentum encoder / EMA teacher: not a frozen extractor
                 undo = self._undoing_train(index, function, facts, position, key)
+                if undo is not None and self._reopened(index, function, events[position:undo], key):
+                    continue
                 if undo is not None:
                     self._report(event, how, events[undo], key)
                     return undo
@@ -196,6 +198,27 @@ class FrozenBatchnormDrift(Rule):
                     frozen.append((rebased, how))
             return frozen
         return []
+
+    def _reopened(self, index: ProjectIndex, function: str, between: list[Json], key: str) -> bool:
+        """The freeze is lifted before the `.train()`: on the whole key, or on a part that
+        holds BatchNorm (`for p in model.head.parameters(): p.requires_grad = True` after
+        freezing `model`, where the head's BN is meant to train: MAE's linear probe)."""
+        for event in between:
+            target = event.get("key")
+            if event["k"] != "unfreeze" or target is None:
+                continue
+            if self._canon(target) == self._canon(key):
+                return True
+            if not covers(self._canon(key), self._canon(target)):
+                continue
+            # The part's own binding first (`model.head = nn.Sequential(nn.BatchNorm1d(...),
+            # ...)`), then what the model's class or factory says about it.
+            kind = index.key_kind(self._path, function, target) or self._kind(
+                index, function, target
+            )
+            if kind == "bn":
+                return True
+        return False
 
     def _kind(self, index: ProjectIndex, function: str, key: str) -> str | None:
         kind = part_kind(index, self._path, function, key)

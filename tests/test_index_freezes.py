@@ -290,3 +290,32 @@ def test_a_base_constructor_in_another_file_dispatches_methods_on_the_subclass()
     frozen = constructor_freezes(index, "/project/sub.py", "Sub")
     assert [(f.key, f.how, f.path) for f in frozen] == [("self.stem", "eval", "/project/base.py")]
     assert constructor_freezes(index, "/project/base.py", "Base") == []
+
+
+def test_reopening_parameters_is_an_unfreeze_event() -> None:
+    index = index_of(
+        {
+            "/project/s.py": """
+                def probe(model):
+                    for p in model.parameters():
+                        p.requires_grad = False
+                    for p in model.head.parameters():
+                        p.requires_grad = True
+                    model.fc.requires_grad_()
+                    for k, v in model.named_parameters():
+                        v.requires_grad = True
+                        if "backbone" in k:
+                            v.requires_grad = False
+                    model.train()
+            """
+        }
+    )
+    facts = index.function_facts("/project/s.py", "probe")
+    assert facts is not None
+    found = [(e["k"], e["key"]) for e in facts["events"] if e["k"] in ("freeze", "unfreeze")]
+    assert found == [
+        ("freeze", "model"),
+        ("unfreeze", "model.head"),
+        ("unfreeze", "model.fc"),
+        ("freeze", "model"),
+    ]

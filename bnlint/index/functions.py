@@ -745,6 +745,9 @@ class FunctionFacts:
                 freezes = True
         if freezes and not spares_norm:
             self._event("freeze", owner, loop)
+        elif not freezes and _opens_parameters(loop.body):
+            # `for p in model.head.parameters(): p.requires_grad = True`: re-opened.
+            self._event("unfreeze", owner, loop)
 
     def _averaging_loop(self, loop: ast.For | ast.AsyncFor) -> None:
         """`for q, k in zip(student.parameters(), teacher.parameters()):
@@ -861,6 +864,8 @@ class FunctionFacts:
         elif method == "requires_grad_":
             if call.args and _literal(call.args[0]) is False:
                 self._event("freeze", receiver, call)
+            elif not call.args or _literal(call.args[0]) is True:
+                self._event("unfreeze", receiver, call)
         elif method == "apply" and call.args:
             name = (dotted_name_of(call.args[0]) or "").lower()
             # `apply(set_bn_eval)`, `apply(freeze_bn)`; not an initialiser such as
@@ -1078,6 +1083,16 @@ def _moved_key(node: ast.expr) -> str | None:
         if not isinstance(node, ast.Call):
             return key_of(node)
     return None
+
+
+def _opens_parameters(body: list[ast.stmt]) -> bool:
+    """A parameter loop body that sets `requires_grad` to True."""
+    return any(
+        isinstance(node, ast.Assign)
+        and _literal(node.value) is True
+        and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets)
+        for node in ast.walk(ast.Module(body=body, type_ignores=[]))
+    )
 
 
 _IN_PLACE = frozenset({"mul_", "add_", "copy_", "lerp_", "sub_", "addcmul_"})
