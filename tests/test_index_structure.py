@@ -220,3 +220,28 @@ def test_reshapes_and_global_pools_keep_the_returned_chain() -> None:
     )
     chain = summary.classes["Net"]["forward"]["returns"][0]
     assert chain[:4] == ["fn:shape", "fn:pool", "bn", "conv"]
+
+
+def test_alias_assigned_two_classes_at_module_level_is_unknown() -> None:
+    index = index_of(
+        {
+            "/project/blocks.py": """
+                import os
+                import torch.nn as nn
+
+                if os.environ.get("GN"):
+                    Norm = nn.GroupNorm
+                else:
+                    Norm = nn.BatchNorm2d
+
+                try:
+                    from apex.parallel import SyncBatchNorm as Synced
+                except ImportError:
+                    Synced = nn.BatchNorm2d
+            """,
+        }
+    )
+    aliases = index.summaries["/project/blocks.py"].aliases
+    assert not isinstance(aliases["Norm"], str)
+    assert index.norm_kind("/project/blocks.py", aliases["Synced"]) == "bn"
+    assert index.norm_kind("/project/blocks.py", "apex.parallel.SyncBatchNorm") == "bn"
