@@ -51,29 +51,39 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
             scopes[key] = _LocalNames(function, names)
         return scopes[key]
 
-    stack: list[tuple[ast.AST, Function | None]] = [(tree, None)]
-    while stack:
-        node, function = stack.pop()
+    lines = text.splitlines()
+
+    def mentions_norm(node: ast.stmt) -> bool:
+        end = getattr(node, "end_lineno", None) or node.lineno
+        return _TEXT.search("\n".join(lines[node.lineno - 1 : end])) is not None
+
+    def visit(node: ast.AST, function: Function | None) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             for name, default in _defaults(node):
                 # `None` means "the default below"; other constants are flags (`bn=True`).
                 if is_norm_parameter(name) and not isinstance(default, ast.Constant):
                     _add(found, name, scope_of(function).values(default))
-            inner: Function | None = node
-        else:
-            inner = function
-            if isinstance(node, ast.Call):
-                for keyword in node.keywords:
-                    if keyword.arg is None or not is_norm_parameter(keyword.arg):
-                        continue
-                    value = keyword.value
-                    if isinstance(value, ast.Constant):
-                        continue  # `None`: the callee's default; `bn=True`: a flag
-                    local = scope_of(function)
-                    if isinstance(value, ast.Name) and value.id in local.params:
-                        continue  # passed through: recorded where its values come from
-                    _add(found, keyword.arg, local.values(value))
-        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+            function = node
+        elif isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg is None or not is_norm_parameter(keyword.arg):
+                    continue
+                value = keyword.value
+                if isinstance(value, ast.Constant):
+                    continue  # `None`: the callee's default; `bn=True`: a flag
+                local = scope_of(function)
+                if isinstance(value, ast.Name) and value.id in local.params:
+                    continue  # passed through: recorded where its values come from
+                _add(found, keyword.arg, local.values(value))
+        for child in ast.iter_child_nodes(node):
+            # Only the statements whose text names a norm argument are entered: most
+            # of a model file (forward, helpers, training loops) is skipped.
+            if not isinstance(child, ast.stmt) or mentions_norm(child):
+                visit(child, function)
+
+    for statement in tree.body:
+        if mentions_norm(statement):
+            visit(statement, None)
     return found
 
 
