@@ -24,8 +24,14 @@ if TYPE_CHECKING:
     from bnlint.index.summary import Names
 
 # Text a file must contain to hold such an argument: cheap pre-filter.
-_TEXT = re.compile(r"(?:[Nn]orm|NORM|[Bb][Nn])\w*\s*[=:]")
+_TEXT = re.compile(r"(?:[Nn]orm|NORM|[Bb][Nn])\w*\s*[=:,)]")
 UNKNOWN = "?"
+POSITIONAL = "#positional"
+_TYPE_CHECKS = frozenset(
+    {"isinstance", "issubclass", "type", "super", "print", "getattr", "hasattr", "setattr"}
+)
+# The written name of a norm class: `nn.GroupNorm`, `SyncBatchNorm`, `FrozenBN`.
+_NORM_CLASS = re.compile(r"(?:Norm(?:\d[dD])?|BN(?:\d[dD])?)$")
 Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 
 
@@ -65,6 +71,14 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
                     _add(found, name, scope_of(function).values(default))
             function = node
         elif isinstance(node, ast.Call):
+            # `Block(c, nn.GroupNorm)`: a norm class passed by position may fill any
+            # norm parameter (recorded under POSITIONAL); `isinstance(m, nn.GroupNorm)`
+            # passes nothing.
+            checks_type = isinstance(node.func, ast.Name) and node.func.id in _TYPE_CHECKS
+            for arg in [] if checks_type else node.args:
+                written = _dotted(arg)
+                if written is not None and _NORM_CLASS.search(written.rsplit(".", 1)[-1]):
+                    _add(found, POSITIONAL, scope_of(function).values(arg))
             for keyword in node.keywords:
                 if keyword.arg is None or not is_norm_parameter(keyword.arg):
                     continue
