@@ -8,7 +8,11 @@ and whose output goes only into a BatchNorm over the same channels: neighbours i
 `__init__`; it stays silent when the output is also used elsewhere (a skip connection,
 a concatenation, a returned feature), when an activation or pooling sits in between,
 for GroupNorm/LayerNorm/InstanceNorm, and for frozen BatchNorm (`FrozenBatchNorm2d`,
-a `train()` override or `norm_eval` flag that keeps BN in eval).
+a `train()` override or `norm_eval` flag that keeps BN in eval). The BatchNorm may come
+from a norm class passed as an argument (`self.bn = norm_layer(c)`): it counts when
+every class the project passes to that parameter, or gives it as a default, is a
+BatchNorm (`norm_layer=nn.BatchNorm2d` down a chain of constructors); one GroupNorm or
+an unreadable value anywhere leaves it unknown and silent.
 
 It also stays silent where the fix would break weights people already have: a file
 that loads released or saved checkpoints strictly (a model URL, `load_url`,

@@ -220,3 +220,52 @@ def test_reshapes_and_global_pools_keep_the_returned_chain() -> None:
     )
     chain = summary.classes["Net"]["forward"]["returns"][0]
     assert chain[:4] == ["fn:shape", "fn:pool", "bn", "conv"]
+
+
+def test_alias_assigned_two_classes_at_module_level_is_unknown() -> None:
+    index = index_of(
+        {
+            "/project/blocks.py": """
+                import os
+                import torch.nn as nn
+
+                if os.environ.get("GN"):
+                    Norm = nn.GroupNorm
+                else:
+                    Norm = nn.BatchNorm2d
+
+                try:
+                    from apex.parallel import SyncBatchNorm as Synced
+                except ImportError:
+                    Synced = nn.BatchNorm2d
+            """,
+        }
+    )
+    aliases = index.summaries["/project/blocks.py"].aliases
+    assert not isinstance(aliases["Norm"], str)
+    assert index.norm_kind("/project/blocks.py", aliases["Synced"]) == "bn"
+    assert index.norm_kind("/project/blocks.py", "apex.parallel.SyncBatchNorm") == "bn"
+
+
+def test_norm_class_passed_by_position_makes_a_norm_parameter_unknown() -> None:
+    index = index_of(
+        {
+            "/project/models/block.py": BLOCK,
+            "/project/nets.py": """
+                import torch.nn as nn
+                from models.block import Block
+
+                def bn_net(norm_layer=nn.BatchNorm2d):
+                    return Block(8, norm_layer=norm_layer)
+
+                def gn_net():
+                    return Block(8, nn.GroupNorm)
+
+                def init(m):
+                    return isinstance(m, nn.LayerNorm)
+            """,
+        }
+    )
+    summary = index.summaries["/project/nets.py"]
+    assert summary.norm_args["#positional"] == ["torch.nn.GroupNorm"]
+    assert index.norm_argument_kind("norm_layer") is None

@@ -23,44 +23,81 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bnlint.index.summary import Names
 
-# Parameter names that carry a normalisation class.
-NORM_PARAMETER = re.compile(r"(?i)norm|^bn$|^bn_|_bn$|batchnorm")
 # Text a file must contain to hold such an argument: cheap pre-filter.
-_TEXT = re.compile(r"(?i)(?:norm|bn)\w*\s*=")
+_TEXT = re.compile(r"(?:[Nn]orm|NORM|[Bb][Nn])\w*\s*[=:,)]")
 UNKNOWN = "?"
+POSITIONAL = "#positional"
+_TYPE_CHECKS = frozenset(
+    {"isinstance", "issubclass", "type", "super", "print", "getattr", "hasattr", "setattr"}
+)
+# The written name of a norm class: `nn.GroupNorm`, `SyncBatchNorm`, `FrozenBN`.
+_NORM_CLASS = re.compile(r"(?:Norm(?:\d[dD])?|BN(?:\d[dD])?)$")
+Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 
 
 def is_norm_parameter(name: str) -> bool:
-    return NORM_PARAMETER.search(name) is not None
+    """A parameter that carries a normalisation class: `norm_layer`, `norm`, `bn`,
+    `BatchNorm`, `bn_layer`, `conv_bn`."""
+    lower = name.lower()
+    return "norm" in lower or lower == "bn" or lower.startswith("bn_") or lower.endswith("_bn")
 
 
 def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[str]]:
     """parameter name → the classes (summary names, or "?" for a value that cannot be
-    read) that this file passes to or defaults for it."""
+    read) that this file passes to or defaults for it. One walk over the tree; the
+    names local to a function are read only for the functions that pass a norm."""
     found: dict[str, list[str]] = {}
     if not _TEXT.search(text):
         return found
-    for scope, function in _scopes(tree):
-        params = _parameters(function) if function is not None else set()
-        local = _LocalNames(scope, names)
-        if function is not None:
-            defaults = _defaults(function)
-            for name, default in defaults:
+    scopes: dict[int, _LocalNames] = {}
+
+    def scope_of(function: Function | None) -> _LocalNames:
+        key = id(function)
+        if key not in scopes:
+            scopes[key] = _LocalNames(function, names)
+        return scopes[key]
+
+    lines = text.splitlines()
+
+    def mentions_norm(node: ast.stmt) -> bool:
+        end = getattr(node, "end_lineno", None) or node.lineno
+        return _TEXT.search("\n".join(lines[node.lineno - 1 : end])) is not None
+
+    def visit(node: ast.AST, function: Function | None) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            for name, default in _defaults(node):
                 # `None` means "the default below"; other constants are flags (`bn=True`).
                 if is_norm_parameter(name) and not isinstance(default, ast.Constant):
-                    _add(found, name, local.values(default, params))
-        for node in _own_nodes(scope):
-            if not isinstance(node, ast.Call):
-                continue
+                    _add(found, name, scope_of(function).values(default))
+            function = node
+        elif isinstance(node, ast.Call):
+            # `Block(c, nn.GroupNorm)`: a norm class passed by position may fill any
+            # norm parameter (recorded under POSITIONAL); `isinstance(m, nn.GroupNorm)`
+            # passes nothing.
+            checks_type = isinstance(node.func, ast.Name) and node.func.id in _TYPE_CHECKS
+            for arg in [] if checks_type else node.args:
+                written = _dotted(arg)
+                if written is not None and _NORM_CLASS.search(written.rsplit(".", 1)[-1]):
+                    _add(found, POSITIONAL, scope_of(function).values(arg))
             for keyword in node.keywords:
                 if keyword.arg is None or not is_norm_parameter(keyword.arg):
                     continue
                 value = keyword.value
-                if _is_none(value) or isinstance(value, ast.Constant):
-                    continue  # the callee's default, or a flag (`bn=True`)
-                if isinstance(value, ast.Name) and value.id in params:
+                if isinstance(value, ast.Constant):
+                    continue  # `None`: the callee's default; `bn=True`: a flag
+                local = scope_of(function)
+                if isinstance(value, ast.Name) and value.id in local.params:
                     continue  # passed through: recorded where its values come from
-                _add(found, keyword.arg, local.values(value, params))
+                _add(found, keyword.arg, local.values(value))
+        for child in ast.iter_child_nodes(node):
+            # Only the statements whose text names a norm argument are entered: most
+            # of a model file (forward, helpers, training loops) is skipped.
+            if not isinstance(child, ast.stmt) or mentions_norm(child):
+                visit(child, function)
+
+    for statement in tree.body:
+        if mentions_norm(statement):
+            visit(statement, None)
     return found
 
 
@@ -69,10 +106,6 @@ def _add(found: dict[str, list[str]], name: str, values: list[str]) -> None:
     for value in values:
         if value not in bucket:
             bucket.append(value)
-
-
-def _is_none(node: ast.expr | None) -> bool:
-    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
@@ -98,22 +131,12 @@ def _defaults(
             yield arg.arg, kw_default
 
 
-Scope = ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
-
-
-def _scopes(
-    tree: ast.Module,
-) -> Iterator[tuple[Scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | None]]:
-    yield tree, None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            yield node, node
-
-
-def _own_nodes(scope: Scope) -> Iterator[ast.AST]:
-    """The nodes of a scope, not those of the functions nested in it."""
+def _own_nodes(function: Function) -> Iterator[ast.AST]:
+    """The nodes of a function, not those of the functions and classes nested in it."""
     nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-    body: list[ast.AST] = list(scope.body) if not isinstance(scope, ast.Lambda) else [scope.body]
+    body: list[ast.AST] = (
+        list(function.body) if not isinstance(function, ast.Lambda) else [function.body]
+    )
     todo = [node for node in body if not isinstance(node, nested)]
     while todo:
         node = todo.pop()
@@ -124,13 +147,15 @@ def _own_nodes(scope: Scope) -> Iterator[ast.AST]:
 class _LocalNames:
     """Names bound in one scope: its own imports and `X = <class>` assignments."""
 
-    def __init__(self, scope: Scope, names: Names) -> None:
+    def __init__(self, function: Function | None, names: Names) -> None:
         self.names = names
         self.imports: dict[str, str] = {}
         self.assigned: dict[str, list[ast.expr]] = {}
-        if isinstance(scope, ast.Module):
+        self.params: set[str] = set()
+        if function is None:
             return  # module names are the file's own (`names`)
-        for node in _own_nodes(scope):
+        self.params = _parameters(function)
+        for node in _own_nodes(function):
             if isinstance(node, ast.ImportFrom):
                 source = "." * node.level + (node.module or "")
                 for alias in node.names:
@@ -150,19 +175,19 @@ class _LocalNames:
                 if isinstance(target, ast.Name):
                     self.assigned.setdefault(target.id, []).append(node.value)
 
-    def values(self, node: ast.expr, params: set[str], depth: int = 0) -> list[str]:
+    def values(self, node: ast.expr, depth: int = 0) -> list[str]:
         """The classes an expression may name, "?" where it cannot be read."""
         if isinstance(node, ast.Call):
             callee = self.qualify(node.func)
             if callee is not None and callee.rsplit(".", 1)[-1] == "partial" and node.args:
-                return self.values(node.args[0], params, depth)
+                return self.values(node.args[0], depth)
             return [UNKNOWN]
         if isinstance(node, ast.Name) and node.id in self.assigned and depth < 3:
             found: list[str] = []
             for value in self.assigned[node.id]:
-                found.extend(self.values(value, params, depth + 1))
+                found.extend(self.values(value, depth + 1))
             return found
-        if isinstance(node, ast.Name) and node.id in params:
+        if isinstance(node, ast.Name) and node.id in self.params:
             return []
         qualified = self.qualify(node)
         return [qualified] if qualified is not None else [UNKNOWN]

@@ -307,6 +307,11 @@ class ProjectIndex:
             for path, summary in self.summaries.items():
                 for value in summary.norm_args.get(parameter, ()):
                     found.add(None if value == "?" else self.norm_kind(path, value))
+            if found:
+                # A norm class passed by position somewhere may land in this parameter.
+                for path, summary in self.summaries.items():
+                    for value in summary.norm_args.get("#positional", ()):
+                        found.add(None if value == "?" else self.norm_kind(path, value))
             self._memo[memo] = found.pop() if len(found) == 1 else None
         result: str | None = self._memo[memo]
         return result

@@ -17,25 +17,35 @@ import os
 import re
 
 # A download of weights: an URL ending in a checkpoint extension, or a loader of URLs.
-_RELEASED = re.compile(
-    r"https?://[^\s'\"]+\.(?:pth|pt|pkl|ckpt|tar|bin|npz|h5)\b"
-    r"|\bload_state_dict_from_url\b|\bload_url\s*\(|\bload_from_checkpoint\s*\("
-    r"|\bfrom_pretrained\s*\(|\bhub\.load\s*\("
+_WEIGHTS_URL = re.compile(r"https?://[^\s'\"]+\.(?:pth|pt|pkl|ckpt|tar|bin|npz|h5)\b")
+_URL_LOADERS = (
+    "load_state_dict_from_url",
+    "load_url(",
+    "load_from_checkpoint(",
+    "from_pretrained(",
+    "hub.load(",
 )
-_LOAD_STATE_DICT = re.compile(r"\.load_state_dict\s*\(")
+_LOAD_STATE_DICT = ".load_state_dict("
 
 
 def loads_checkpoints(text: str) -> bool:
     """The file loads released or saved weights strictly into its models."""
-    if _RELEASED.search(text):
+    if any(loader in text for loader in _URL_LOADERS):
         return True
-    return any(not _strict_false(text, m.end()) for m in _LOAD_STATE_DICT.finditer(text))
+    if "http" in text and _WEIGHTS_URL.search(text):
+        return True
+    start = text.find(_LOAD_STATE_DICT)
+    while start != -1:
+        if not _strict_false(text, start + len(_LOAD_STATE_DICT)):
+            return True
+        start = text.find(_LOAD_STATE_DICT, start + 1)
+    return False
 
 
 def _strict_false(text: str, start: int) -> bool:
     """Whether the call whose arguments start at `start` passes `strict=False`."""
-    depth, end = 1, start
-    while end < len(text) and depth:
+    depth, end, stop = 1, start, min(len(text), start + 2000)
+    while end < stop and depth:
         if text[end] == "(":
             depth += 1
         elif text[end] == ")":

@@ -327,6 +327,11 @@ class _Summarizer:
                 target = statement.targets[0]
                 if isinstance(target, ast.Name):
                     value = _alias_value(statement.value, names)
+                    previous = self.summary.aliases.get(target.id)
+                    if isinstance(previous, str) and isinstance(value, str) and previous != value:
+                        # `if gn: Norm = nn.GroupNorm / else: Norm = nn.BatchNorm2d`: which
+                        # class the name holds depends on the run, so it is unknown.
+                        value = {"const": "?", "alternatives": [previous, value]}
                     if value is not None:
                         self.summary.aliases[target.id] = value
             elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
