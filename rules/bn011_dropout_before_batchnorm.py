@@ -9,8 +9,9 @@ output goes straight into a BatchNorm:
   order the code appends in, and across passes, where the last layer a loop appends
   (a block's dropout) meets the first one of the next pass (the next block's BN);
 - in `forward`: `self.bn(self.drop(x))`, `x = self.drop(x); x = self.bn(x)`, also when
-  either layer is optional (`if self.drop is not None: x = self.drop(x)`); reported at
-  the dropout's call in `forward`, where the order is written.
+  either layer is optional (`if self.drop is not None: x = self.drop(x)`), and
+  `x = F.dropout(x, p, training=self.training)` whose next reader is a BatchNorm call;
+  reported at the dropout's call in `forward`, where the order is written.
 
 `p` is a literal, the default `0.5`, or a value followed to where it is written: a
 parameter's default (`def __init__(self, dropout=0.2)`), a module constant, an
@@ -21,8 +22,9 @@ Linear/Conv, a reshape), when the dropout's output is also kept for something el
 (`h = self.drop(x); h + self.bn(h)`), for a `p` it cannot follow or that is 0 by
 default (`nn.Dropout(drop_rate)` with `drop_rate=0.0`), for
 `AlphaDropout`/`FeatureAlphaDropout` (they keep the mean and variance of their input by
-design, and belong to SELU networks), for `F.dropout` calls, for GroupNorm/LayerNorm
-and for frozen BatchNorm.
+design, and belong to SELU networks), for an `F.dropout` without a `training=` flag tied
+to the mode (it drops in eval too, so train and eval statistics agree), for
+GroupNorm/LayerNorm and for frozen BatchNorm.
 
 ## Why is this bad?
 Dropout scales the kept units by `1 / (1 - p)` in training, which changes the variance
@@ -71,9 +73,12 @@ from bnlint.index import ProjectIndex, kinds
 from bnlint.index.ast_names import keyword_argument
 from bnlint.index.graph import Edge, direct_edges
 from bnlint.index.layer_order import (
+    FUNCTIONAL_DROPOUTS,
     FlowEdge,
     appended_edges,
+    calls_functional_dropout,
     fills_a_sequential_with_dropout,
+    functional_dropout_edges,
     reaching_edges,
 )
 from bnlint.index.locate import node_at
@@ -87,7 +92,8 @@ _DEFAULT_P = 0.5
 def dropout_p(index: ProjectIndex, path: str, spec: dict[str, Any]) -> float | None:
     """The drop probability of a torch Dropout spec when it is a literal (or the
     default), else None."""
-    if not kinds.is_dropout(index.library_name(path, spec.get("call"))):
+    library = index.library_name(path, spec.get("call"))
+    if not (kinds.is_dropout(library) or library in FUNCTIONAL_DROPOUTS):
         return None
     arguments = spec.get("kw", {})
     value = arguments.get("p", arguments.get("#0"))
@@ -104,7 +110,7 @@ class DropoutBeforeBatchnorm(Rule):
     code = "BN011"
     name = "dropout-before-batchnorm"
     severity = Severity.WARNING
-    triggers = ("Dropout",)
+    triggers = ("Dropout", "dropout(")
     needs_index = True
     # RULES.md also plans a runtime check (a Dropout → BN edge in the trace); not built yet.
     engines = ("static",)
@@ -162,6 +168,9 @@ class DropoutBeforeBatchnorm(Rule):
             self._tree_edges(lambda tree: appended_edges(index, path, tree, source))
             if fills_a_sequential_with_dropout(source)
             else (),
+            self._tree_edges(lambda tree: functional_dropout_edges(index, path, tree, source))
+            if calls_functional_dropout(source)
+            else (),
         )
         reported: set[tuple[int, ...]] = set()
         for edge in edges:
@@ -178,7 +187,8 @@ class DropoutBeforeBatchnorm(Rule):
 
     def _drops_into_batchnorm(self, index: ProjectIndex, edge: Edge) -> str | None:
         """How the dropout's p reads, when a Dropout with p > 0 feeds a trained BatchNorm."""
-        if not kinds.is_dropout(index.library_name(edge.producer_path, edge.producer.get("call"))):
+        library = index.library_name(edge.producer_path, edge.producer.get("call"))
+        if not (kinds.is_dropout(library) or library in FUNCTIONAL_DROPOUTS):
             return None
         if index.norm_kind(edge.consumer_path, edge.consumer.get("call")) != "bn":
             return None
@@ -200,7 +210,12 @@ class DropoutBeforeBatchnorm(Rule):
         if call is None:
             return None
         rate = keyword_argument(call, "p")
-        value = rate.value if rate is not None else (call.args[0] if call.args else None)
+        position = 1 if spec.get("functional") else 0
+        value = (
+            rate.value
+            if rate is not None
+            else (call.args[position] if len(call.args) > position else None)
+        )
         if value is None:
             return None
         values = self._file_values()

@@ -111,3 +111,43 @@ def test_output_kept_for_later_is_not_a_forward_edge() -> None:
             return h + y
     """
     assert _edges(source, "reaching") == []
+
+
+FUNCTIONAL = """
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Layer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        x = F.dropout(x, 0.2, training=self.training)
+        STEP
+        return x
+"""
+
+
+def _functional(step: str) -> list[tuple[str, str]]:
+    from bnlint.index.layer_order import functional_dropout_edges
+
+    text = textwrap.dedent(FUNCTIONAL).replace("STEP", step)
+    index = ProjectIndex.from_summaries("/project", {"m.py": summarize_file("m.py", text)})
+    return [
+        (edge.producer["call"], edge.names[1])
+        for edge in functional_dropout_edges(index, "m.py", ast.parse(text), text)
+    ]
+
+
+def test_functional_dropout_read_next_by_a_batchnorm_call() -> None:
+    assert _functional("x = F.relu(self.bn(x))") == [("torch.nn.functional.dropout", "bn")]
+
+
+def test_functional_dropout_rebound_or_shared_is_not_an_edge() -> None:
+    assert _functional("x = self.fc(x)\n        x = self.bn(x)") == [
+        ("torch.nn.functional.dropout", "fc")
+    ]
+    assert _functional("x = self.bn(x) + x") == []
+    assert _functional("y = 0\n        x = x * 2\n        x = self.bn(x)") == []

@@ -20,6 +20,7 @@ import ast
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from bnlint.index.flow import OTHER, ForwardFlow
 from bnlint.index.graph import Edge, leaf
@@ -373,3 +374,152 @@ def _edges(
     for positions in loops.values():
         if len(positions) > 1:
             yield from edge(positions[-1], positions[0], True)
+
+
+# torch's functional dropouts: p is the second argument, `training` decides whether it
+# drops (its default, True, drops in eval too: no train/eval shift then).
+FUNCTIONAL_DROPOUTS = frozenset(
+    {f"torch.nn.functional.{name}" for name in ("dropout", "dropout1d", "dropout2d", "dropout3d")}
+    | {"torch.dropout"}
+)
+_FUNCTIONAL_DROPOUT_TEXT = re.compile(r"\bdropout[123]?d?\(")
+
+
+@dataclass(frozen=True)
+class FunctionalEdge(FlowEdge):
+    """`x = F.dropout(x, p, training=self.training)` followed by `x = self.bn(x)`."""
+
+    def describe(self, consumer: str, verb: str = "feeds") -> str:
+        return f"its output goes straight into `self.{self.names[1]}`"
+
+
+def calls_functional_dropout(text: str) -> bool:
+    """A text check before parsing: a `dropout(...)` call with a `training=` flag."""
+    return "training" in text and _FUNCTIONAL_DROPOUT_TEXT.search(text) is not None
+
+
+def functional_dropout_edges(
+    index: ProjectIndex, path: str, tree: ast.Module, text: str
+) -> Iterator[FunctionalEdge]:
+    """In a class's `forward`, `x = F.dropout(x, ..., training=self.training)` whose
+    next use of `x` in the same block is a layer call on it (`x = self.bn(x)`,
+    `return self.bn(x)`), or `self.bn(F.dropout(x, ...))`."""
+    summary = index.summaries.get(path)
+    names = _names_of(index, path)
+    if summary is None or names is None:
+        return
+    positions = Positions(text)
+    for statement in tree.body:
+        if not isinstance(statement, ast.ClassDef) or statement.name not in summary.classes:
+            continue
+        forward = next(
+            (
+                s
+                for s in statement.body
+                if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef) and s.name == "forward"
+            ),
+            None,
+        )
+        if forward is None:
+            continue
+        layers = index.class_layers(path, statement.name)
+        for dropout, layer_call in _functional_pairs(forward, names):
+            attribute = _self_attribute(layer_call.func)
+            if attribute is None or attribute not in layers:
+                continue
+            consumer_path, consumer_spec = layers[attribute]
+            producer = _functional_spec(dropout, names, positions)
+            for first in _choices(leaf(consumer_spec, last=False)):
+                yield FunctionalEdge(
+                    producer,
+                    first,
+                    path,
+                    consumer_path,
+                    statement.name,
+                    ("dropout", attribute),
+                    tuple(positions.of(dropout)),
+                    tuple(positions.of(layer_call)),
+                )
+
+
+def _is_functional_dropout(node: ast.AST, names: Names) -> bool:
+    if not (isinstance(node, ast.Call) and names.qualify(node.func) in FUNCTIONAL_DROPOUTS):
+        return False
+    training = next((k.value for k in node.keywords if k.arg == "training"), None)
+    if training is None and len(node.args) > 2:
+        training = node.args[2]
+    # Missing or a literal: the dropout acts the same in train and eval.
+    return training is not None and not isinstance(training, ast.Constant)
+
+
+def _functional_spec(call: ast.Call, names: Names, positions: Positions) -> Json:
+    rate = next((k.value for k in call.keywords if k.arg == "p"), None)
+    if rate is None and len(call.args) > 1:
+        rate = call.args[1]
+    p: Any = 0.5 if rate is None else _literal_number(rate)
+    return {
+        "call": names.qualify(call.func),
+        "kw": {"p": p},
+        "pos": positions.of(call),
+        "functional": True,
+    }
+
+
+def _literal_number(node: ast.expr) -> Any:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    return "?"
+
+
+def _functional_pairs(forward: Function, names: Names) -> Iterator[tuple[ast.Call, ast.Call]]:
+    for node in ast.walk(forward):
+        # self.bn(F.dropout(x, ...))
+        inner = node.args[0] if isinstance(node, ast.Call) and node.args else None
+        if (
+            isinstance(node, ast.Call)
+            and _self_attribute(node.func)
+            and isinstance(inner, ast.Call)
+            and _is_functional_dropout(inner, names)
+        ):
+            yield inner, node
+        body = getattr(node, "body", None)
+        for block in (body, getattr(node, "orelse", None)):
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                yield from _pairs_in_block(block, names)
+
+
+def _pairs_in_block(block: list[ast.stmt], names: Names) -> Iterator[tuple[ast.Call, ast.Call]]:
+    for position, statement in enumerate(block):
+        if not (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(statement.value, ast.Call)
+            and _is_functional_dropout(statement.value, names)
+        ):
+            continue
+        dropout = statement.value
+        variable = statement.targets[0].id
+        for later in block[position + 1 :]:
+            uses = [
+                n
+                for n in ast.walk(later)
+                if isinstance(n, ast.Name) and n.id == variable and isinstance(n.ctx, ast.Load)
+            ]
+            if not uses:
+                if any(isinstance(n, ast.Name) and n.id == variable for n in ast.walk(later)):
+                    break  # rebound before it is read
+                continue
+            # The next statement reading `x` passes it, and only it, to one layer.
+            layer_calls = [
+                n
+                for n in ast.walk(later)
+                if isinstance(n, ast.Call)
+                and _self_attribute(n.func) is not None
+                and n.args
+                and isinstance(n.args[0], ast.Name)
+                and n.args[0].id == variable
+            ]
+            if isinstance(later, ast.Assign | ast.Return) and len(uses) == len(layer_calls) == 1:
+                yield dropout, layer_calls[0]
+            break
