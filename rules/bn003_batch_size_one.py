@@ -130,7 +130,7 @@ class BatchSizeOne(Rule):
         path = self.context.path
         for function, facts, key, loader in file_loaders(index, path):
             size = batch_size(index, path, facts, loader, function)
-            if size != 1:
+            if size != 1 or _option_elsewhere(index, path, loader):
                 continue
             for loop_path, loop_function, loop_facts, loop in training_loops(
                 index, path, function, facts, key
@@ -209,3 +209,13 @@ class BatchSizeOne(Rule):
                 "or frozen BatchNorm for a pretrained backbone"
             ),
         )
+
+
+def _option_elsewhere(index: ProjectIndex, path: str, loader: Json) -> bool:
+    """The batch size is an argparse default declared in another file: it is reported
+    there, at the line to change (`_check_options`), not twice."""
+    batch = loader["batch"]
+    if not isinstance(batch, dict) or "option" not in batch:
+        return False
+    declared = argparse_default(index, path, batch["option"])
+    return declared is not None and declared[1] != path
