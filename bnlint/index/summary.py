@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,9 @@ _LAYER_KEYWORDS = (
 )
 
 Json = dict[str, Any]
+# `return model, optimizer`: a factory whose items callers unpack (bnlint.index.loaders,
+# ProjectIndex._result_kind) needs its bindings.
+_RETURNS_TUPLE = re.compile(r"\breturn\s+\w+\s*,")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -312,7 +316,7 @@ class _Summarizer:
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
-        if any(word in text for word in _MODE_WORDS):
+        if any(word in text for word in _MODE_WORDS) or _RETURNS_TUPLE.search(text):
             return facts.run(function)
         return facts.run_returns(function)
 
