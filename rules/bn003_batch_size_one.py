@@ -3,10 +3,16 @@
 ## What it does
 Checks for a `DataLoader` whose batch size is 1 and that feeds a loop calling
 `backward()` on a model with trainable BatchNorm. The 1 may be a literal, a missing
-`batch_size` (the default is 1), a module constant, a function parameter's default or
-an argparse option's default; the loop may be in the same function or in a project
-function the loader is passed to. Loaders only iterated for evaluation, frozen BN
-(`FrozenBatchNorm2d`, `norm_eval`, detection models) and models without BN stay silent.
+`batch_size` (the default is 1; not for a project DataLoader subclass), a module
+constant, an entry of a config dict or of a `**kwargs` dict literal, a function
+parameter (what every caller passes, or its default), or an argparse option's default
+in any file of the project. An option declared in another file is reported at its
+`default=1`, the line to change. The loader is followed wherever it goes: returned by
+a factory (alone, in a tuple or a dict), kept in a dict, a module global read by a
+`train()` function, an attribute on `self` or passed to a trainer's constructor,
+passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn with
+`next()`. Loaders only iterated for evaluation, frozen BN (`FrozenBatchNorm2d`,
+`norm_eval`, detection models) and models not known to have BN stay silent.
 
 The runtime check reads the input shape of every training-mode BatchNorm forward:
 one value per channel (N x spatial == 1, where torch raises) is an error, recorded
@@ -130,7 +136,7 @@ class BatchSizeOne(Rule):
         path = self.context.path
         for function, facts, key, loader in file_loaders(index, path):
             size = batch_size(index, path, facts, loader, function)
-            if size != 1:
+            if size != 1 or _option_elsewhere(index, path, loader):
                 continue
             for loop_path, loop_function, loop_facts, loop in training_loops(
                 index, path, function, facts, key
@@ -209,3 +215,13 @@ class BatchSizeOne(Rule):
                 "or frozen BatchNorm for a pretrained backbone"
             ),
         )
+
+
+def _option_elsewhere(index: ProjectIndex, path: str, loader: Json) -> bool:
+    """The batch size is an argparse default declared in another file: it is reported
+    there, at the line to change (`_check_options`), not twice."""
+    batch = loader["batch"]
+    if not isinstance(batch, dict) or "option" not in batch:
+        return False
+    declared = argparse_default(index, path, batch["option"])
+    return declared is not None and declared[1] != path

@@ -2,10 +2,14 @@
 
 ## What it does
 Checks for a `DataLoader(..., shuffle=True)` without `drop_last=True` that feeds a
-training loop (one that calls `backward()`) of a model with trainable BatchNorm, in the
-same function or in a project function the loader is passed to. Loaders with a
-`sampler`, a `batch_sampler` or `**kwargs`, loaders only iterated for evaluation, and
-models without BN (or with frozen BN) stay silent. Off by default: it is advice.
+training loop (one that calls `backward()`) of a model with trainable BatchNorm,
+wherever the loader goes (returned by a factory, kept in a dict or on `self`, passed to
+project functions or a trainer's constructor, see BN003). Loaders with a `sampler`, a
+`batch_sampler` or an unreadable `**kwargs`, loaders only iterated for evaluation, and
+models without BN (or with frozen BN) stay silent. Off by default: it is advice. The
+last batch hurts only when the dataset size leaves a remainder of one (or a few)
+samples, which the code does not say; on well-known training repositories every
+finding was harmless (MNIST with batches of 64 leaves 32), so it stays opt-in.
 
 ## Why is this bad?
 Unless the dataset size is a multiple of the batch size, every epoch ends with a

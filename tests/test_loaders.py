@@ -319,3 +319,52 @@ def test_parameter_batch_size_is_what_every_caller_passes() -> None:
     assert _only_loader_size(passes_32, "/project/a.py") == 32
     disagree = index_of({"/project/a.py": helper + "\nx = make(ds)\ny = make(ds, 8)\n"})
     assert _only_loader_size(disagree, "/project/a.py") == "?"
+
+
+def test_bn003_reports_an_option_of_another_file_once_at_the_option(project: Path) -> None:
+    (project / "options.py").write_text(textwrap.dedent(OPTIONS))
+    (project / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import torchvision
+            from torch.utils.data import DataLoader
+            from options import get_args
+
+            args = get_args()
+            net = torchvision.models.resnet18()
+            loader = DataLoader(ds, batch_size=args.batch_size)
+            for x, y in loader:
+                net(x).sum().backward()
+            """
+        )
+    )
+    settings = load_settings(project)
+    enabled = settings.enabled_codes(Selection(select=("BN003",)))
+    result = check_paths([project], settings, enabled, cwd=project, use_cache=False)
+    assert [(Path(f.path).name, f.start.line) for f in result.findings] == [("options.py", 6)]
+
+
+def test_model_unpacked_from_a_tuple_a_factory_returns_has_the_kind_of_that_item() -> None:
+    index = index_of(
+        {
+            "/project/build.py": """
+                import torch
+                import torchvision
+
+                def build(cfg):
+                    net = torchvision.models.resnet50()
+                    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+                    return net, opt, "resnet50"
+            """,
+            "/project/main.py": """
+                from build import build
+
+                def main(cfg):
+                    model, optimizer, name = build(cfg)
+                    model = model.cuda()
+                    return model
+            """,
+        }
+    )
+    assert index.key_kind("/project/main.py", "main", "model") == "bn"
+    assert index.key_kind("/project/main.py", "main", "optimizer") is None

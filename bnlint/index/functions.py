@@ -199,7 +199,9 @@ class FunctionFacts:
         self.dicts: dict[str, dict[str, Any]] = {}
         # Names bound to (an item of) what a project function returns:
         # `train_loader, val_loader = make_loaders(cfg)`.
-        self.results: dict[str, Json] = {}
+        self.results: dict[str, list[Json]] = {}
+        # Keys a `return a, b, c` hands back, by position (None where not a key).
+        self.returned_items: list[list[str | None]] = []
         # Loader keys a `return` hands back, with their place in a returned tuple.
         self.loader_returns: dict[str, int | None] = {}
         self.returns: list[Json] = []
@@ -295,6 +297,7 @@ class FunctionFacts:
         for name, value in (
             ("argparse_at", self.argparse_at),
             ("results", self.results),
+            ("returned_items", self.returned_items),
             ("loader_returns", self.loader_returns),
         ):
             if value:
@@ -487,9 +490,9 @@ class FunctionFacts:
             return
         callee = self._callee(value.func)
         if callee is not None:
-            self.results[key] = {"fn": callee, "item": item}
-        else:
-            self.results.pop(key, None)
+            entry = {"fn": callee, "item": item}
+            if entry not in self.results.setdefault(key, []):
+                self.results[key].append(entry)
 
     def _callee(self, func: ast.expr) -> str | None:
         """The project-level name of a called function (`make_loaders`,
@@ -542,6 +545,10 @@ class FunctionFacts:
 
     def _returned_loaders(self, value: ast.expr) -> None:
         items = value.elts if isinstance(value, ast.Tuple | ast.List) else [value]
+        if isinstance(value, ast.Tuple) and len(items) > 1:
+            keys = [key_of(item) for item in items]
+            if any(keys) and keys not in self.returned_items:
+                self.returned_items.append(keys)
         for position, item in enumerate(items):
             key = key_of(item)
             if key is None:

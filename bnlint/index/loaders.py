@@ -114,8 +114,8 @@ def _next_places(
             caller_facts = index.function_facts(caller_path, caller)
             if caller_facts is None:
                 continue
-            for bound, result in caller_facts.get("results", {}).items():
-                if result["fn"] == event["fn"] and result["item"] == position:
+            for bound, results in caller_facts.get("results", {}).items():
+                if {"fn": event["fn"], "item": position} in results:
                     yield caller_path, caller, caller_facts, bound + item
     # A module-level loader read by the file's functions (`def train(): for b in loader`).
     if function == "<module>":

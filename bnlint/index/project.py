@@ -570,6 +570,12 @@ class ProjectIndex:
             return None
         bindings = facts["bindings"].get(key, [])
         kinds_found = [self._binding_kind(path, function, b, depth) for b in bindings]
+        # `model, optimizer = build(cfg)`: the item `build` returns at that place.
+        kinds_found += [
+            self._result_kind(path, function, result, depth)
+            for result in facts.get("results", {}).get(key, ())
+            if result["item"] is not None
+        ]
         known = [k for k in kinds_found if k is not None]
         if known:
             return combine(known)
@@ -614,6 +620,21 @@ class ProjectIndex:
                 ]
                 return combine(returned) if returned else None
         return None
+
+    def _result_kind(self, path: str, function: str, result: Json, depth: int) -> Kind:
+        """Kind of the item a project function returns in a tuple at `result["item"]`."""
+        callee = self.resolve_function(path, function, result["fn"])
+        facts = self.function_facts(*callee) if callee is not None else None
+        if callee is None or facts is None:
+            return None
+        position = result["item"]
+        kinds_found = [
+            self.key_kind(*callee, items[position], depth + 1)
+            for items in facts.get("returned_items", ())
+            if position < len(items) and items[position] is not None
+        ]
+        known = [k for k in kinds_found if k is not None]
+        return combine(known) if known else None
 
     def resolve_function(self, path: str, function: str, callee: str) -> tuple[str, str] | None:
         """The project function a call event names: (path, function name)."""

@@ -29,7 +29,7 @@ from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 12
+SUMMARY_VERSION = 13
 _BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
@@ -71,6 +71,9 @@ Json = dict[str, Any]
 # Library constructors never hold a project module passed to them.
 _LIBRARY_ROOTS = _LIBRARIES
 _SELF_CALL = re.compile(r"\bself\.(\w+)\(")
+# `return model, optimizer`: a factory whose items callers unpack (bnlint.index.loaders,
+# ProjectIndex._result_kind) needs its bindings.
+_RETURNS_TUPLE = re.compile(r"\breturn\s+\w+\s*,")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -389,7 +392,7 @@ class _Summarizer:
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         previous = layers.reading(function)
         try:
-            if any(word in text for word in _MODE_WORDS):
+            if any(word in text for word in _MODE_WORDS) or _RETURNS_TUPLE.search(text):
                 result: Json | None = facts.run(function)
             elif (submodules := set(submodules)) and any(
                 m.group(1) in submodules for m in _SELF_CALL.finditer(text)
