@@ -72,15 +72,10 @@ def helper_freezes(
     facts = index.function_facts(*callee)
     if facts is None:
         return []
-    inner: list[tuple[str, str]] = []
-    for inner_event in facts["events"]:
-        how = _how(inner_event)
-        if inner_event["k"] == "eval" and inner_event.get("key") in facts["params"]:
-            how = "part-eval"  # `set_eval(model.backbone)`: a freeze when a part is passed
-        if how is not None and inner_event.get("key"):
-            inner.append((inner_event["key"], how))
-        elif inner_event["k"] == "call":
-            inner.extend(helper_freezes(index, *callee, inner_event, depth + 1))
+    memo = ("helper-freezes-inside", *callee, depth)
+    inner: list[tuple[str, str]] = index._memoised(
+        memo, lambda: _freezes_inside(index, callee, facts, depth), depth
+    )
     params = call_parameters(facts)
     frozen: list[tuple[str, str]] = []
     for key, how in inner:
@@ -92,6 +87,26 @@ def helper_freezes(
         if rebased is not None and how:
             frozen.append((rebased, how))
     return frozen
+
+
+def _freezes_inside(
+    index: ProjectIndex, callee: tuple[str, str], facts: Json, depth: int
+) -> list[tuple[str, str]]:
+    """What `callee` freezes in its own names, directly or through callees at most
+    `_DEPTH - depth` calls deep. Memoised per (callee, depth) by `helper_freezes`: walked
+    afresh for every call site, a chain of helpers that each call several others cost
+    calls ** _DEPTH (minutes on fastestimator); memoised, O(_DEPTH * events of the
+    project)."""
+    inner: list[tuple[str, str]] = []
+    for inner_event in facts["events"]:
+        how = _how(inner_event)
+        if inner_event["k"] == "eval" and inner_event.get("key") in facts["params"]:
+            how = "part-eval"  # `set_eval(model.backbone)`: a freeze when a part is passed
+        if how is not None and inner_event.get("key"):
+            inner.append((inner_event["key"], how))
+        elif inner_event["k"] == "call":
+            inner.extend(helper_freezes(index, *callee, inner_event, depth + 1))
+    return inner
 
 
 def class_chain(index: ProjectIndex, path: str, name: str) -> list[tuple[str, str]]:
@@ -118,6 +133,16 @@ def method_freezes(
     instance attribute shadows it (`self.freeze_bn = freeze_bn` makes it a flag)."""
     if depth > _DEPTH:
         return None
+    memo = ("method-freezes", path, name, method, depth)
+    found: list[tuple[str, str, tuple[int, ...]]] | None = index._memoised(
+        memo, lambda: _method_freezes(index, path, name, method, depth), depth
+    )
+    return found
+
+
+def _method_freezes(
+    index: ProjectIndex, path: str, name: str, method: str, depth: int
+) -> list[tuple[str, str, tuple[int, ...]]] | None:
     for owner_path, owner in class_chain(index, path, name):
         info = index.class_info(owner_path, owner)
         if method in info.get("shadowed", ()):

@@ -213,6 +213,8 @@ class FunctionFacts:
         # Names bound to the result of a call that received keys (`ema = ModelEma(model)`):
         # a method call on them may act on those keys.
         self.holders: dict[str, list[str]] = {}
+        # Names bound to a tensor made up on the spot (`inp = torch.Tensor(np.ones(s))`).
+        self.made_up: set[str] = set()
         # Names bound to a list/tuple of keys (`nets = [encoder, decoder]`), and the
         # loop variables that stand for several models in turn: `for m in nets:`,
         # `for m in [enc, dec]:` (m → the keys) or `for m in models:` over a parameter
@@ -437,6 +439,10 @@ class FunctionFacts:
         self._bind_iteration(target, value)
         self._bind_result(key, value, None)
         self._loader_collection(key, value)
+        if _made_up_tensor(value):
+            self.made_up.add(key)
+        else:
+            self.made_up.discard(key)
         binding = self._binding(value)
         if binding is not None:
             self.bindings.setdefault(key, []).append(binding)
@@ -965,7 +971,9 @@ class FunctionFacts:
     def _forward(self, key: str, call: ast.Call) -> None:
         first = call.args[0] if call.args else None
         # A dummy input (`torch.randn(...)`) is a shape check or a summary, not evaluation.
-        dummy = isinstance(first, ast.Call) and dotted_tail(first.func) in _DUMMY_INPUTS
+        dummy = first is not None and (
+            _made_up_tensor(first) or (key_of(first) or "") in self.made_up
+        )
         extra: Json = {"dummy": True} if dummy else {}
         # What the forward runs on (`model(val_images)`): names tell evaluation apart.
         source = _moved_key(first) if isinstance(first, ast.Call) else key_of(first)
@@ -1168,6 +1176,31 @@ def dotted_name_of(node: ast.expr) -> str | None:
     if isinstance(node, ast.Call):
         return dotted_name_of(node.func)
     return None
+
+
+# Calls that wrap data into a tensor (`torch.Tensor(np.ones(s))`) or move or cast one
+# (`torch.randn(s).to(device)`): a made-up input stays made up through them.
+_TENSOR_WRAPPERS = frozenset(
+    {"Tensor", "tensor", "FloatTensor", "from_numpy", "as_tensor", "to", "cuda", "float"}
+)
+
+
+def _made_up_tensor(node: ast.expr) -> bool:
+    """A tensor made up on the spot for a shape check or smoke test: `torch.randn(s)`,
+    `torch.Tensor(np.ones(s))`, `torch.zeros(s).to(device)`."""
+    while isinstance(node, ast.Call):
+        name = dotted_tail(node.func)
+        if name in _DUMMY_INPUTS:
+            return True
+        if name not in _TENSOR_WRAPPERS:
+            return False
+        if isinstance(node.func, ast.Attribute) and name in ("to", "cuda", "float"):
+            node = node.func.value
+        elif node.args:
+            node = node.args[0]
+        else:
+            return False
+    return False
 
 
 def _member_keys(node: ast.expr) -> list[str]:
