@@ -16,6 +16,8 @@ value makes it unknown.
 from __future__ import annotations
 
 import ast
+import bisect
+import functools
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -30,28 +32,35 @@ _TEXT = re.compile(r"(?i)(?:norm|bn)\w*\s*=")
 UNKNOWN = "?"
 
 
+@functools.lru_cache(maxsize=4096)
 def is_norm_parameter(name: str) -> bool:
     return NORM_PARAMETER.search(name) is not None
 
 
 def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[str]]:
     """parameter name → the classes (summary names, or "?" for a value that cannot be
-    read) that this file passes to or defaults for it."""
+    read) that this file passes to or defaults for it.
+
+    Cost: one walk of the statements, entering only the expressions on lines where the
+    text has a `norm…=` / `bn…=` (every norm-like keyword argument is on such a line), so
+    O(statements + nodes on those lines); a scope's local names are read only for the
+    scopes that hold such an argument or default."""
     found: dict[str, list[str]] = {}
-    if not _TEXT.search(text):
+    lines = _text_lines(text)
+    if lines is not None and not lines:
         return found
-    for scope, function in _scopes(tree):
+    functions, calls = _functions_and_norm_calls(tree, lines)
+    for scope in (tree, *functions):
+        function = scope if not isinstance(scope, ast.Module) else None
         params = _parameters(function) if function is not None else set()
-        local = _LocalNames(scope, names)
+        local: _LocalNames | None = None
         if function is not None:
-            defaults = _defaults(function)
-            for name, default in defaults:
+            for name, default in _defaults(function):
                 # `None` means "the default below"; other constants are flags (`bn=True`).
                 if is_norm_parameter(name) and not isinstance(default, ast.Constant):
+                    local = local or _LocalNames(scope, names)
                     _add(found, name, local.values(default, params))
-        for node in _own_nodes(scope):
-            if not isinstance(node, ast.Call):
-                continue
+        for node in calls.get(scope, ()):
             for keyword in node.keywords:
                 if keyword.arg is None or not is_norm_parameter(keyword.arg):
                     continue
@@ -60,8 +69,70 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
                     continue  # the callee's default, or a flag (`bn=True`)
                 if isinstance(value, ast.Name) and value.id in params:
                     continue  # passed through: recorded where its values come from
+                local = local or _LocalNames(scope, names)
                 _add(found, keyword.arg, local.values(value, params))
     return found
+
+
+def _text_lines(text: str) -> list[int] | None:
+    """The sorted line numbers (1-based) covered by `_TEXT` matches; None when the text
+    has carriage returns (its line numbers may not be the parser's: use every line)."""
+    if "\r" in text:
+        return None if _TEXT.search(text) else []
+    covered: set[int] = set()
+    line, offset = 1, 0
+    for match in _TEXT.finditer(text):
+        line += text.count("\n", offset, match.start())
+        last = line + text.count("\n", match.start(), match.end())
+        covered.update(range(line, last + 1))
+        line, offset = last, match.end()
+    return sorted(covered)
+
+
+def _on_lines(node: ast.expr, lines: list[int] | None) -> bool:
+    if lines is None or node.end_lineno is None:
+        return True
+    index = bisect.bisect_left(lines, node.lineno)
+    return index < len(lines) and lines[index] <= node.end_lineno
+
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+
+
+def _functions_and_norm_calls(
+    tree: ast.Module, lines: list[int] | None
+) -> tuple[list[Function], dict[Scope, list[ast.Call]]]:
+    """Every function (a scope of its own) and, per scope, the calls with a norm-like
+    keyword among its own nodes (not those of nested functions or class bodies; a
+    function's decorators and defaults belong to no scope), in one walk. Expressions on
+    lines without `_TEXT` are skipped: they hold no such keyword, nor a lambda with a
+    norm-like default."""
+    functions: list[Function] = []
+    calls: dict[Scope, list[ast.Call]] = {}
+    todo: list[tuple[ast.AST, Scope | None]] = [(node, tree) for node in tree.body]
+    while todo:
+        node, owner = todo.pop()
+        if isinstance(node, ast.expr) and not _on_lines(node, lines):
+            continue
+        if isinstance(node, _FUNCTIONS):
+            functions.append(node)
+            body = node.body if isinstance(node.body, list) else [node.body]
+            own = {id(child) for child in body}
+            todo.extend(
+                (child, node if id(child) in own else None) for child in ast.iter_child_nodes(node)
+            )
+            continue
+        if isinstance(node, ast.ClassDef):
+            owner = None
+        elif (
+            owner is not None
+            and isinstance(node, ast.Call)
+            and any(k.arg is not None and is_norm_parameter(k.arg) for k in node.keywords)
+        ):
+            calls.setdefault(owner, []).append(node)
+        todo.extend((child, owner) for child in ast.iter_child_nodes(node))
+    return functions, calls
 
 
 def _add(found: dict[str, list[str]], name: str, values: list[str]) -> None:
@@ -99,15 +170,6 @@ def _defaults(
 
 
 Scope = ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
-
-
-def _scopes(
-    tree: ast.Module,
-) -> Iterator[tuple[Scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | None]]:
-    yield tree, None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            yield node, node
 
 
 def _own_nodes(scope: Scope) -> Iterator[ast.AST]:
