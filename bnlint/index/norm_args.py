@@ -41,15 +41,14 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
     """parameter name → the classes (summary names, or "?" for a value that cannot be
     read) that this file passes to or defaults for it.
 
-    Cost: one walk of the statements, entering only the expressions on lines where the
-    text has a `norm…=` / `bn…=` (every norm-like keyword argument is on such a line), so
-    O(statements + nodes on those lines); a scope's local names are read only for the
-    scopes that hold such an argument or default."""
+    Cost: one walk of the tree that enters only the nodes whose lines hold "norm" or
+    "bn" (every norm-like keyword and parameter is on such a line), so O(nodes on those
+    lines); a scope's local names (its statements) are read only for the scopes that
+    hold such an argument or default."""
     found: dict[str, list[str]] = {}
-    lines = _text_lines(text)
-    if lines is not None and not lines:
+    if not _TEXT.search(text):
         return found
-    functions, calls = _functions_and_norm_calls(tree, lines)
+    functions, calls = _functions_and_norm_calls(tree, _norm_lines(text))
     for scope in (tree, *functions):
         function = scope if not isinstance(scope, ast.Module) else None
         params = _parameters(function) if function is not None else set()
@@ -74,26 +73,28 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
     return found
 
 
-def _text_lines(text: str) -> list[int] | None:
-    """The sorted line numbers (1-based) covered by `_TEXT` matches; None when the text
-    has carriage returns (its line numbers may not be the parser's: use every line)."""
+def _norm_lines(text: str) -> list[int] | None:
+    """The sorted numbers (1-based) of the lines that hold "norm" or "bn" in any case:
+    every norm-like name (a keyword, a parameter) is on one. None when the text has
+    carriage returns (its line numbers may not be the parser's: keep every line)."""
     if "\r" in text:
-        return None if _TEXT.search(text) else []
-    covered: set[int] = set()
-    line, offset = 1, 0
-    for match in _TEXT.finditer(text):
-        line += text.count("\n", offset, match.start())
-        last = line + text.count("\n", match.start(), match.end())
-        covered.update(range(line, last + 1))
-        line, offset = last, match.end()
-    return sorted(covered)
+        return None
+    return [
+        number
+        for number, line in enumerate(text.lower().split("\n"), 1)
+        if "norm" in line or "bn" in line
+    ]
 
 
-def _on_lines(node: ast.expr, lines: list[int] | None) -> bool:
-    if lines is None or node.end_lineno is None:
+def _on_lines(node: ast.AST, lines: list[int] | None) -> bool:
+    """Whether the node's lines (from its first decorator) include one of `lines`."""
+    first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+    if lines is None or first is None or last is None:
         return True
-    index = bisect.bisect_left(lines, node.lineno)
-    return index < len(lines) and lines[index] <= node.end_lineno
+    for decorator in getattr(node, "decorator_list", ()):
+        first = min(first, decorator.lineno)
+    index = bisect.bisect_left(lines, first)
+    return index < len(lines) and lines[index] <= last
 
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -105,15 +106,15 @@ def _functions_and_norm_calls(
 ) -> tuple[list[Function], dict[Scope, list[ast.Call]]]:
     """Every function (a scope of its own) and, per scope, the calls with a norm-like
     keyword among its own nodes (not those of nested functions or class bodies; a
-    function's decorators and defaults belong to no scope), in one walk. Expressions on
-    lines without `_TEXT` are skipped: they hold no such keyword, nor a lambda with a
-    norm-like default."""
+    function's decorators and defaults belong to no scope), in one walk. Nodes whose
+    lines are not in `lines` are skipped: they hold no such keyword, nor a function with
+    a norm-like parameter (only such functions are needed)."""
     functions: list[Function] = []
     calls: dict[Scope, list[ast.Call]] = {}
     todo: list[tuple[ast.AST, Scope | None]] = [(node, tree) for node in tree.body]
     while todo:
         node, owner = todo.pop()
-        if isinstance(node, ast.expr) and not _on_lines(node, lines):
+        if not _on_lines(node, lines):
             continue
         if isinstance(node, _FUNCTIONS):
             functions.append(node)
@@ -172,15 +173,21 @@ def _defaults(
 Scope = ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 
 
-def _own_nodes(scope: Scope) -> Iterator[ast.AST]:
-    """The nodes of a scope, not those of the functions nested in it."""
+def _own_statements(scope: Scope) -> Iterator[ast.AST]:
+    """The statements of a scope, not those of the functions and classes nested in it
+    (expressions hold none: they are not entered)."""
     nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-    body: list[ast.AST] = list(scope.body) if not isinstance(scope, ast.Lambda) else [scope.body]
+    blocks = (ast.stmt, ast.excepthandler, ast.match_case)
+    body: list[ast.AST] = list(scope.body) if not isinstance(scope, ast.Lambda) else []
     todo = [node for node in body if not isinstance(node, nested)]
     while todo:
         node = todo.pop()
         yield node
-        todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, nested))
+        todo.extend(
+            c
+            for c in ast.iter_child_nodes(node)
+            if isinstance(c, blocks) and not isinstance(c, nested)
+        )
 
 
 class _LocalNames:
@@ -192,7 +199,7 @@ class _LocalNames:
         self.assigned: dict[str, list[ast.expr]] = {}
         if isinstance(scope, ast.Module):
             return  # module names are the file's own (`names`)
-        for node in _own_nodes(scope):
+        for node in _own_statements(scope):
             if isinstance(node, ast.ImportFrom):
                 source = "." * node.level + (node.module or "")
                 for alias in node.names:
