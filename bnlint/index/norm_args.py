@@ -16,11 +16,12 @@ value makes it unknown.
 from __future__ import annotations
 
 import ast
-import bisect
 import functools
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from bnlint.index.lines import on_lines, parser_lines
 
 if TYPE_CHECKING:
     from bnlint.index.summary import Names
@@ -77,24 +78,10 @@ def _norm_lines(text: str) -> list[int] | None:
     """The sorted numbers (1-based) of the lines that hold "norm" or "bn" in any case:
     every norm-like name (a keyword, a parameter) is on one. None when the text has
     carriage returns (its line numbers may not be the parser's: keep every line)."""
-    if "\r" in text:
+    lines = parser_lines(text.lower())
+    if lines is None:
         return None
-    return [
-        number
-        for number, line in enumerate(text.lower().split("\n"), 1)
-        if "norm" in line or "bn" in line
-    ]
-
-
-def _on_lines(node: ast.AST, lines: list[int] | None) -> bool:
-    """Whether the node's lines (from its first decorator) include one of `lines`."""
-    first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
-    if lines is None or first is None or last is None:
-        return True
-    for decorator in getattr(node, "decorator_list", ()):
-        first = min(first, decorator.lineno)
-    index = bisect.bisect_left(lines, first)
-    return index < len(lines) and lines[index] <= last
+    return [number for number, line in enumerate(lines, 1) if "norm" in line or "bn" in line]
 
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -114,7 +101,7 @@ def _functions_and_norm_calls(
     todo: list[tuple[ast.AST, Scope | None]] = [(node, tree) for node in tree.body]
     while todo:
         node, owner = todo.pop()
-        if not _on_lines(node, lines):
+        if not on_lines(node, lines):
             continue
         if isinstance(node, _FUNCTIONS):
             functions.append(node)

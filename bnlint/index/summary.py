@@ -25,6 +25,7 @@ from typing import Any
 
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.lines import on_lines, parser_lines
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
@@ -297,6 +298,8 @@ class _Summarizer:
         # A file that freezes something somewhere: its constructors may call its freeze
         # helpers under any name (`lock(self.stem)`), so each of them is walked (BN005).
         self.freezes_somewhere = "requires_grad" in text or ".eval(" in text
+        # The text's lines as the parser numbers them (None: keep every line).
+        self.text_lines = parser_lines(text)
         # The facts of the last constructor walked: loaders and freezes read the same.
         self._constructor: tuple[ast.AST, Json] | None = None
 
@@ -433,7 +436,7 @@ class _Summarizer:
                     statement
                 ):
                     info["evals_at_init"] = True
-                held = _held_modules(node, statement)
+                held = _held_modules(node, statement, self.text_lines)
                 if held:
                     info["param_layers"] = held
                     info["init_params"] = [a.arg for a in _all_args(statement)][1:]
@@ -613,10 +616,13 @@ def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 
 def _held_modules(
-    node: ast.ClassDef, init: ast.FunctionDef | ast.AsyncFunctionDef
+    node: ast.ClassDef,
+    init: ast.FunctionDef | ast.AsyncFunctionDef,
+    text_lines: list[str] | None = None,
 ) -> dict[str, str]:
     """attr → parameter for `self.features = features` in `__init__` where the class
-    calls `self.features(...)`: a module the caller builds and passes in."""
+    calls `self.features(...)`: a module the caller builds and passes in. The walk for
+    the calls enters only the class's nodes on lines that name a held attribute."""
     params = {a.arg for a in _all_args(init)[1:]}
     held: dict[str, str] = {}
     for statement in init.body:
@@ -625,15 +631,29 @@ def _held_modules(
                 held[attr] = value.id
     if not held:
         return {}
+    lines = None
+    if text_lines is not None:
+        span = range(node.lineno, (node.end_lineno or len(text_lines)) + 1)
+        lines = [n for n in span if any(attr in text_lines[n - 1] for attr in held)]
     called = {
         inner.func.attr
-        for inner in ast.walk(node)
+        for inner in _walk_on_lines(node, lines)
         if isinstance(inner, ast.Call)
         and isinstance(inner.func, ast.Attribute)
         and isinstance(inner.func.value, ast.Name)
         and inner.func.value.id == "self"
     }
     return {attr: param for attr, param in held.items() if attr in called}
+
+
+def _walk_on_lines(node: ast.AST, lines: list[int] | None) -> Iterator[ast.AST]:
+    """`ast.walk`, less the subtrees on none of the sorted line numbers `lines`."""
+    todo = [node]
+    while todo:
+        inner = todo.pop()
+        if on_lines(inner, lines):
+            yield inner
+            todo.extend(ast.iter_child_nodes(inner))
 
 
 # Constructor text that can freeze something (BN005): only such constructors are walked.
