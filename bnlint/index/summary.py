@@ -633,8 +633,11 @@ def _held_modules(
         return {}
     lines = None
     if text_lines is not None:
+        # `self.<attr>` can be called only where the name is followed by `(`, a `)` of
+        # `(self.attr)(x)`, or the end of the line (a continuation or comment).
+        called_name = re.compile(r"\b(?:" + "|".join(map(re.escape, held)) + r")\s*(?:[()\\#]|$)")
         span = range(node.lineno, (node.end_lineno or len(text_lines)) + 1)
-        lines = [n for n in span if any(attr in text_lines[n - 1] for attr in held)]
+        lines = [n for n in span if called_name.search(text_lines[n - 1])]
     called = {
         inner.func.attr
         for inner in _walk_on_lines(node, lines)
