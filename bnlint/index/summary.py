@@ -303,6 +303,9 @@ class _Summarizer:
         # A file that freezes something somewhere: its constructors may call its freeze
         # helpers under any name (`lock(self.stem)`), so each of them is walked (BN005).
         self.freezes_somewhere = "requires_grad" in text or ".eval(" in text
+        # The text's lines as the parser numbers them (None: keep every line).
+        # The facts of the last constructor walked: loaders and freezes read the same.
+        self._constructor: tuple[ast.AST, Json] | None = None
 
     def run(self, tree: ast.Module) -> None:
         if "omentum" in self.text or "OMENTUM" in self.text:
@@ -512,7 +515,7 @@ class _Summarizer:
         text = "\n".join(self.positions.lines[init.lineno - 1 : init.end_lineno])
         if not self.freezes_somewhere and not any(word in text for word in _FREEZE_WORDS):
             return
-        facts = FunctionFacts(names, layers, self.positions, owner=node.name).run(init)
+        facts = self._constructor_facts(init, names, layers, node.name)
         events = [event for event in facts["events"] if _on_self(event)]
         if events:
             info["init"] = events
@@ -530,10 +533,24 @@ class _Summarizer:
         text = "\n".join(self.positions.lines[function.lineno - 1 : function.end_lineno])
         if "Loader" not in text:
             return
-        facts = FunctionFacts(names, layers, self.positions, owner=owner).run(function)
+        facts = self._constructor_facts(function, names, layers, owner)
         loaders = {k: v for k, v in facts["loaders"].items() if k.startswith("self.")}
         if loaders:
             info["init_loaders"] = loaders
+
+    def _constructor_facts(
+        self,
+        init: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+        owner: str,
+    ) -> Json:
+        """`FunctionFacts` of a constructor, walked once for `_init_loaders` and
+        `_constructor_freezes` (both read the same facts of the same `__init__`)."""
+        if self._constructor is None or self._constructor[0] is not init:
+            facts = FunctionFacts(names, layers, self.positions, owner=owner).run(init)
+            self._constructor = (init, facts)
+        return self._constructor[1]
 
 
 def _init_attributes(function: ast.FunctionDef | ast.AsyncFunctionDef, info: Json) -> None:
@@ -617,7 +634,8 @@ def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 def _held_modules(class_text: str, init: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
     """attr → parameter for `self.features = features` in `__init__` where the class
-    calls `self.features(...)`: a module the caller builds and passes in."""
+    calls `self.features(...)`: a module the caller builds and passes in. The walk for
+    the calls enters only the class's nodes on lines that name a held attribute."""
     params = {a.arg for a in _all_args(init)[1:]}
     held: dict[str, str] = {}
     for statement in init.body:
