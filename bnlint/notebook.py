@@ -2,11 +2,12 @@
 
 The code cells, in order, are joined into one program so that a model defined in one
 cell and evaluated in another is analysed as the notebook runs it. IPython-only lines
-(`%magic`, `!shell`, `x = !ls`, `obj?`) and whole `%%cell` magics become `pass` at the
-same indentation, so the program parses and every line keeps its number. Findings are
-then reported per cell, numbered as ruff and Jupyter number them: 1-based over all
-cells, markdown included. Fixes are made on the program and put back into the cells,
-with the IPython lines restored; outputs and metadata are left untouched.
+(`%magic`, `!shell`, `x = !ls`, `obj?`, and the lines a trailing `\\` continues them
+onto) and whole `%%cell` magics become `pass` at the same indentation, so the program
+parses and every line keeps its number. Findings are then reported per cell, numbered
+as ruff and Jupyter number them: 1-based over all cells, markdown included. Fixes are
+made on the program and put back into the cells, with the IPython lines restored;
+outputs and metadata are left untouched.
 """
 
 from __future__ import annotations
@@ -71,9 +72,16 @@ def program_of(cells: list[Any]) -> NotebookProgram:
             continue
         first = len(lines) + 1
         whole_cell_magic = source[0].lstrip().startswith("%%")
+        # The indentation of the shell/magic line a trailing backslash continues, if any:
+        # `!pip install a \` goes on with `    b` on the next line, shell and not Python.
+        continued: str | None = None
         for offset, line in enumerate(source):
-            if whole_cell_magic or _IPYTHON_LINE.match(line):
-                indent = "" if whole_cell_magic else _indent(line)
+            if whole_cell_magic or continued is not None or _IPYTHON_LINE.match(line):
+                if whole_cell_magic:
+                    indent = ""
+                else:
+                    indent = _indent(line) if continued is None else continued
+                continued = indent if line.rstrip().endswith("\\") else None
                 replaced.append((first + offset, line))
                 line = f"{indent}pass"
             lines.append(line)

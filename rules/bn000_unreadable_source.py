@@ -3,8 +3,11 @@
 ## What it does
 Reports, once per file, why the file was not analysed: a syntax error (with its
 position), bytes that are not valid UTF-8 (or the encoding the file declares), NUL
-bytes (a binary file), a file larger than the size limit, nesting too deep to
-analyse, or an operating-system error while reading (permissions, a symlink loop).
+bytes (a binary file), a file larger than the size limit (for a notebook, the size of
+its code cells, not of its outputs), nesting too deep to analyse, or an operating-system
+error while reading (permissions, a symlink loop). In a notebook, IPython lines
+(`%magic`, `!shell`, and the lines a trailing backslash continues them onto) are not
+Python and are not parsed.
 
 ## Why is this bad?
 A linter that silently skips a file tells you it is clean when nothing was checked.

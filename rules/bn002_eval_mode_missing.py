@@ -4,14 +4,29 @@
 Checks for a call of a BatchNorm model made to evaluate, validate, test or predict:
 inside `torch.no_grad()`/`torch.inference_mode()`, inside a function named for
 evaluation (eval, evaluate, val, validate, test, predict, infer, plus the
-`eval-function-names` option), or over batches from a loader named for validation or
-test (the inline "evaluate every N steps" block of a training loop), when no
-`.eval()`/`.train(False)` reaches it: not earlier in the function, not through a
-project helper that sets eval, and not in every caller of the function. An
-evaluation path that explicitly calls `.train()` is reported too. Lightning modules
+`eval-function-names` option), over batches from a loader named for validation or
+test (also through `batches = tqdm(test_loader)`; the inline "evaluate every N steps"
+block of a training loop), or in a script that loads trained weights
+(`load_state_dict`) or asks for released ones (`weights=`, `pretrained=True`) and never
+trains, when no `.eval()`/`.train(False)` reaches it: not earlier in the function,
+not through a project helper that sets eval (also one given a list of models), not
+from a project loader or wrapper that hands the model back in eval, and not in every
+caller of the function (followed up the chain of helpers that pass the model on). An
+evaluation path that explicitly calls `.train()` is reported too.
+
+Models are followed through the project: factories and helper methods that build
+layers, classes that hold a module passed to their constructor, methods of project
+objects (`solver.train(loader, model)`), imports inside functions. Lightning modules
 (the trainer switches modes), statistics re-estimation (`update_bn`, PreciseBN),
-test-time adaptation, models without BN and objects whose kind is unknown stay
-silent; so does everything when `transductive-batchnorm` is set.
+test-time adaptation, a `no_grad` forward inside a training step (a GAN's generator
+while the discriminator trains), smoke tests on random input, a model's own
+`predict(x)`, models without BN and objects whose kind is unknown stay silent; so does
+everything when `transductive-batchnorm` is set.
+
+Severity: an error when every value the name may hold is a BatchNorm model and the
+context surely evaluates (no grad, validation/test batches, a script that loads
+weights and never trains); a warning when the context is known only by a function's
+name or when only some candidate models have BatchNorm.
 
 The runtime check reports a BatchNorm forward in training mode (with running
 statistics) while grad is disabled (`no_grad`/`inference_mode`), at the user line
@@ -56,25 +71,50 @@ from typing import Any
 from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
+from bnlint.index.eval_context import (
+    TRAINING_TEXT,
+    built_in_eval,
+    certainly_bn,
+    dummy_input,
+    is_module_class,
+    loaded_for_inference,
+    mode_through_lists,
+)
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
-from bnlint.index.project import argument_key, call_parameters
+from bnlint.index.project import argument_key, call_parameters, related
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
+# How far up the call chain a helper's model is followed to a caller that sets eval.
+_CALLER_DEPTH = 3
 
 
 class EvalModeMissing(Rule):
     code = "BN002"
     name = "eval-mode-missing"
     severity = Severity.ERROR
-    triggers = ("no_grad", "inference_mode", "val", "test", "eval", "pred", "infer")
-    # An evaluation context: no_grad/inference_mode, a function named for evaluation, or
-    # a loop over a loader named for validation/test (`[^:]*` spans a wrapped `for`).
+    triggers = (
+        "no_grad",
+        "inference_mode",
+        "val",
+        "test",
+        "eval",
+        "pred",
+        "infer",
+        "load_state_dict",
+        "pretrained",
+        "weights=",
+    )
+    # An evaluation context: no_grad/inference_mode, a function named for evaluation, a
+    # loop over a loader named for validation/test (or its `tqdm(...)`/`enumerate(...)`),
+    # weights loaded or released weights asked for. Every branch starts with a literal,
+    # so the search skips ahead quickly (a `^` anchor made each position try them all).
     trigger_pattern = (
-        r"no_grad|inference_mode"
-        r"|^[ \t]*(?:async[ \t]+)?def[ \t]+\w*(?i:eval|val|test|pred|infer)"
-        r"|^[ \t]*(?:async[ \t]+)?for\b[^:]*(?i:val|test|eval|dev)"
+        r"no_grad|inference_mode|load_state_dict|pretrained|weights="
+        r"|def[ \t]+\w*(?i:eval|val|test|pred|infer)"
+        r"|for[ \t][^:\n]*(?i:val|test|eval|dev)"
+        r"|(?:tqdm|enumerate|iter)\(\w*(?i:val|test|eval|dev)"
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
@@ -117,33 +157,70 @@ class EvalModeMissing(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         extra = tuple(self.context.options.get("eval-function-names") or ())
+        # A script that never trains runs the weights it loads for predictions.
+        script_trains = TRAINING_TEXT.search(self.context.source) is not None
         for function, facts in index.functions(path):
             short = function.rsplit(".", 1)[-1]
             if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
                 continue
-            evaluating = is_eval_function(function, extra) or bool(facts.get("nograd"))
+            named = is_eval_function(function, extra)
+            # A model's own `predict(x)`/`inference(x)` on a batch it is given: whoever
+            # calls it owns the mode (a method that loops over a loader evaluates).
+            own_method = bool(facts.get("owner")) and is_module_class(index, path, facts["owner"])
             reported: set[str] = set()
             for position, event in enumerate(facts["events"]):
                 key = event.get("key")
                 if event["k"] != "forward" or key is None or key in reported or event.get("dummy"):
                     continue
+                if dummy_input(facts, event) or (
+                    own_method
+                    and not event.get("iter")
+                    and (key == "self" or key.startswith("self."))
+                ):
+                    continue
                 iterated = event.get("iter", [])
-                in_eval = (
-                    evaluating
+                # Known evaluation: no grad, batches of a validation/test loader, or
+                # trained weights loaded and run by a script that never trains.
+                by_context = bool(
+                    facts.get("nograd")
                     or event.get("nograd")
                     or any(EVAL_LOADER.search(i) for i in iterated)
                 )
-                if not in_eval or self._in_training_loop(facts, event):
+                inference = (
+                    not by_context
+                    and not script_trains
+                    and loaded_for_inference(facts, position, key)
+                )
+                known = by_context or inference
+                if not known and "loop" in event:
+                    # One epoch function for both phases: `run_epoch(model, val_loader)`.
+                    shared = self._shared_step(index, function, facts, event, key)
+                    if shared is False:
+                        continue
+                    if shared is True:
+                        reported.add(key)
+                        self._report(event, key, function, None, False)
+                        continue
+                if not (known or named) or self._in_training_loop(facts, event):
                     continue
                 if index.key_kind(path, function, key) != "bn":
                     continue
-                mode = mode_before(index, path, function, facts["events"], position, key)
+                events = facts["events"]
+                mode = mode_through_lists(index, path, function, events, position, key)
+                mode = mode or mode_before(index, path, function, events, position, key)
+                if mode == "unknown" or (mode is None and built_in_eval(index, path, facts, key)):
+                    continue
+                if mode == "train" and inference and not named:
+                    # A script that loads weights and puts the model in training mode on
+                    # purpose (AdaBN-style statistics adaptation) is not a forgotten eval.
+                    continue
                 if mode == "eval" or (
                     mode is None and self._every_caller_sets_eval(index, function, facts, key)
                 ):
                     continue
                 reported.add(key)
-                self._report(event, key, function, mode)
+                certain = known and certainly_bn(index, path, function, key)
+                self._report(event, key, function, mode, certain)
 
     def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
         """Lightning-style hooks: the trainer sets the mode around them."""
@@ -158,20 +235,73 @@ class EvalModeMissing(Rule):
         )
 
     def _in_training_loop(self, facts: Json, event: Json) -> bool:
-        """A forward in a loop that calls backward() trains, unless under no_grad."""
-        if event.get("nograd") or "loop" not in event:
+        """A forward in a loop that calls backward() is part of the training step, also
+        under no_grad (a GAN's generator while the discriminator trains), unless it runs
+        on validation or test data (`model(val_images)` every N steps)."""
+        if "loop" not in event or not facts["loops"][event["loop"]]["backward"]:
             return False
-        return bool(facts["loops"][event["loop"]]["backward"])
+        return not (event.get("nograd") and EVAL_LOADER.search(event.get("input", "")))
+
+    def _shared_step(
+        self, index: ProjectIndex, function: str, facts: Json, event: Json, key: str
+    ) -> bool | None:
+        """A step function that loops over a loader parameter, called with a loader
+        named for validation or test: True when a BN model runs there in training mode
+        (no eval before that call), False when that call is in eval, None when the
+        function is not such a shared step."""
+        loop = facts["loops"][event["loop"]]
+        loader = (loop.get("iter") or "").split(".")[0]
+        params = call_parameters(facts)
+        root = key.split(".")[0]
+        if loader not in params or (root not in params and root != "self"):
+            return None
+        events = facts["events"]
+        if any(
+            e["k"] in ("setmode", "eval", "train") and e.get("key") and related(e["key"], key)
+            for e in events
+        ):
+            return None  # the function sets the mode itself (`model.train(mode=training)`)
+        evaluating = []
+        for caller_path, caller, call in index.callers(self.context.path, function):
+            passed_loader = argument_key(call, params, loader)
+            if passed_loader is None or not EVAL_LOADER.search(passed_loader.split(".")[-1]):
+                continue
+            caller_facts = index.function_facts(caller_path, caller)
+            passed = key if root == "self" else argument_key(call, params, root)
+            if caller_facts is None or passed is None:
+                return None
+            if root != "self" and "." in key:
+                passed = passed + key[len(root) :]
+            if index.key_kind(caller_path, caller, passed) != "bn":
+                return None
+            position = caller_facts["events"].index(call)
+            evaluating.append(
+                mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
+            )
+        if not evaluating:
+            return None
+        return any(mode != "eval" for mode in evaluating) and "unknown" not in evaluating
 
     def _every_caller_sets_eval(
-        self, index: ProjectIndex, function: str, facts: Json, key: str
+        self,
+        index: ProjectIndex,
+        function: str,
+        facts: Json,
+        key: str,
+        path: str | None = None,
+        depth: int = 0,
     ) -> bool:
+        """Every call of `function` in the project passes the model in eval: set before
+        the call, or (for a helper that hands its own parameter on) by every caller of
+        that helper in turn (`test()` calls `model.eval()`, then `benchmark(model)`,
+        which calls `validation(model)`)."""
+        path = path or self.context.path
         root = key.split(".")[0]
         params = call_parameters(facts)
         if root not in params and root != "self":
             return False
-        callers = index.callers(self.context.path, function)
-        if not callers:
+        callers = index.callers(path, function)
+        if not callers or depth > _CALLER_DEPTH:
             return False
         for caller_path, caller, event in callers:
             caller_facts = index.function_facts(caller_path, caller)
@@ -183,14 +313,20 @@ class EvalModeMissing(Rule):
             if root != "self" and "." in key:
                 passed = passed + key[len(root) :]
             position = caller_facts["events"].index(event)
-            if (
-                mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
-                != "eval"
+            mode = mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
+            if mode == "eval":
+                continue
+            if mode is not None or (caller_path, caller) == (path, function):
+                return False
+            if not self._every_caller_sets_eval(
+                index, caller, caller_facts, passed, caller_path, depth + 1
             ):
                 return False
         return True
 
-    def _report(self, event: Json, key: str, function: str, mode: str | None) -> None:
+    def _report(
+        self, event: Json, key: str, function: str, mode: str | None, certain: bool
+    ) -> None:
         node = node_at(self.context.module, event["pos"], cst.Call)
         if node is None:
             return
@@ -206,4 +342,7 @@ class EvalModeMissing(Rule):
                 f"call `{key}.eval()` before line {event['pos'][0]} and `{key}.train()` "
                 "when training resumes"
             ),
+            # An error only when every value of the key has BN and the context surely
+            # evaluates; a name-only context or a possible BN model is a warning.
+            severity=None if certain else Severity.WARNING,
         )

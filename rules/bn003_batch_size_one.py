@@ -3,10 +3,16 @@
 ## What it does
 Checks for a `DataLoader` whose batch size is 1 and that feeds a loop calling
 `backward()` on a model with trainable BatchNorm. The 1 may be a literal, a missing
-`batch_size` (the default is 1), a module constant, a function parameter's default or
-an argparse option's default; the loop may be in the same function or in a project
-function the loader is passed to. Loaders only iterated for evaluation, frozen BN
-(`FrozenBatchNorm2d`, `norm_eval`, detection models) and models without BN stay silent.
+`batch_size` (the default is 1; not for a project DataLoader subclass), a module
+constant, an entry of a config dict or of a `**kwargs` dict literal, a function
+parameter (what every caller passes, or its default), or an argparse option's default
+in any file of the project. An option declared in another file is reported at its
+`default=1`, the line to change. The loader is followed wherever it goes: returned by
+a factory (alone, in a tuple or a dict), kept in a dict, a module global read by a
+`train()` function, an attribute on `self` or passed to a trainer's constructor,
+passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn with
+`next()`. Loaders only iterated for evaluation, frozen BN (`FrozenBatchNorm2d`,
+`norm_eval`, detection models) and models not known to have BN stay silent.
 
 The runtime check reads the input shape of every training-mode BatchNorm forward:
 one value per channel (N x spatial == 1, where torch raises) is an error, recorded
@@ -46,8 +52,10 @@ from typing import Any
 
 from bnlint.events import BatchNormCall, Event, TrainingLoaderEpoch
 from bnlint.finding import Severity
+from bnlint.index.loaders import argparse_default, display_name, file_loaders
 from bnlint.index.locate import node_at
 from bnlint.index.modes import batch_size, trained_bn_model, training_loops
+from bnlint.index.project import ProjectIndex
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -57,7 +65,8 @@ class BatchSizeOne(Rule):
     code = "BN003"
     name = "batch-size-one"
     severity = Severity.ERROR
-    triggers = ("DataLoader",)
+    # An argparse default of 1 in an options file counts too (see `_check_options`).
+    triggers = ("DataLoader", "add_argument")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, TrainingLoaderEpoch)
@@ -125,18 +134,70 @@ class BatchSizeOne(Rule):
     def check_module(self) -> None:
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
-        for function, facts in index.functions(path):
-            for key, loader in facts["loaders"].items():
-                size = batch_size(index, path, facts, loader)
-                if size != 1:
+        for function, facts, key, loader in file_loaders(index, path):
+            size = batch_size(index, path, facts, loader, function)
+            if size != 1 or _option_elsewhere(index, path, loader):
+                continue
+            for loop_path, loop_function, loop_facts, loop in training_loops(
+                index, path, function, facts, key
+            ):
+                model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
+                if model is not None:
+                    self._report(loader, display_name(key, function), model, loop_function, loop)
+                    break
+        self._check_options(index, path)
+
+    def _check_options(self, index: ProjectIndex, path: str) -> None:
+        """An argparse option of this file whose default 1 is the batch size of a
+        training loader made in another file: the default is the line to change."""
+        ones = {
+            option
+            for _, facts in index.functions(path)
+            for option, default in facts.get("argparse", {}).items()
+            if default == 1 and not isinstance(default, bool)
+        }
+        if not ones:
+            return
+        for other in index.summaries:
+            if other == path:
+                continue
+            for function, facts, key, loader in file_loaders(index, other):
+                option = (
+                    loader["batch"].get("option") if isinstance(loader["batch"], dict) else None
+                )
+                if not isinstance(option, str) or option not in ones:
+                    continue
+                declared = argparse_default(index, other, option)
+                if declared is None or declared[1] != path or declared[0] != 1:
                     continue
                 for loop_path, loop_function, loop_facts, loop in training_loops(
-                    index, path, function, facts, key
+                    index, other, function, facts, key
                 ):
                     model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
                     if model is not None:
-                        self._report(loader, key, model, loop_function, loop)
+                        name = display_name(key, function)
+                        self._report_option(option, declared[2], other, loader, name, model)
+                        ones.discard(option)
                         break
+
+    def _report_option(
+        self, option: str, at: list[int], other: str, loader: Json, key: str, model: str
+    ) -> None:
+        node = node_at(self.context.module, at, cst.Call)
+        if node is None:
+            return
+        self.report(
+            node,
+            message=(
+                f"the default 1 of option `{option}` is the batch size of {key} "
+                f"({other}:{loader['pos'][0]}), which feeds the training loop of `{model}`: "
+                "BatchNorm trains on batches of one"
+            ),
+            suggestion=(
+                "use a larger default batch size with `drop_last=True`, or GroupNorm/LayerNorm, "
+                "or frozen BatchNorm for a pretrained backbone"
+            ),
+        )
 
     def _report(self, loader: dict, key: str, model: str, function: str, loop: dict) -> None:  # type: ignore[type-arg]
         node = node_at(self.context.module, loader["pos"], cst.Call)
@@ -146,7 +207,7 @@ class BatchSizeOne(Rule):
         self.report(
             node,
             message=(
-                f"`{key}` yields batches of 1 and feeds the training loop{where} "
+                f"{key} yields batches of 1 and feeds the training loop{where} "
                 f"(line {loop['pos'][0]}) of `{model}`, which trains BatchNorm"
             ),
             suggestion=(
@@ -154,3 +215,13 @@ class BatchSizeOne(Rule):
                 "or frozen BatchNorm for a pretrained backbone"
             ),
         )
+
+
+def _option_elsewhere(index: ProjectIndex, path: str, loader: Json) -> bool:
+    """The batch size is an argparse default declared in another file: it is reported
+    there, at the line to change (`_check_options`), not twice."""
+    batch = loader["batch"]
+    if not isinstance(batch, dict) or "option" not in batch:
+        return False
+    declared = argparse_default(index, path, batch["option"])
+    return declared is not None and declared[1] != path

@@ -8,7 +8,17 @@ and whose output goes only into a BatchNorm over the same channels: neighbours i
 `__init__`; it stays silent when the output is also used elsewhere (a skip connection,
 a concatenation, a returned feature), when an activation or pooling sits in between,
 for GroupNorm/LayerNorm/InstanceNorm, and for frozen BatchNorm (`FrozenBatchNorm2d`,
-a `train()` override or `norm_eval` flag that keeps BN in eval).
+a `train()` override or `norm_eval` flag that keeps BN in eval). The BatchNorm may come
+from a norm class passed as an argument (`self.bn = norm_layer(c)`): it counts when
+every class the project passes to that parameter, or gives it as a default, is a
+BatchNorm (`norm_layer=nn.BatchNorm2d` down a chain of constructors); one GroupNorm or
+an unreadable value anywhere leaves it unknown and silent.
+
+It also stays silent where the fix would break weights people already have: a file
+that loads released or saved checkpoints strictly (a model URL, `load_url`,
+`load_state_dict_from_url`, `load_from_checkpoint`, `from_pretrained`, or a
+`load_state_dict` without `strict=False`), and in test files, whose toy models nobody
+ships.
 
 ## Why is this bad?
 In training, BatchNorm subtracts the per-channel batch mean, which removes any
@@ -31,9 +41,11 @@ self.conv = nn.Conv2d(64, 128, 3, padding=1, bias=False)
 ```
 
 ## Fix safety
-The fix sets `bias=False` and is unsafe: it changes the `state_dict` keys, so existing
-checkpoints no longer load strictly (fold the old bias into `running_mean` first) and
-optimizer state no longer lines up.
+The fix sets `bias=False` and is unsafe: it changes the checkpoint format. The
+`state_dict` loses the `bias` keys, so existing checkpoints no longer load strictly, and
+a checkpoint loaded with `strict=False` silently shifts the outputs unless the old bias
+is folded into `running_mean` first (`running_mean -= bias`); optimizer state no longer
+lines up either. Take it for models trained from scratch, or when releasing new weights.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from bnlint.finding import Applicability, Severity
 from bnlint.index import ProjectIndex, kinds
 from bnlint.index.graph import Edge, direct_edges, has_bias
 from bnlint.index.locate import node_at
+from bnlint.index.provenance import is_test_file, loads_checkpoints
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, cst
 
 
@@ -77,6 +90,10 @@ class BiasBeforeBatchnorm(Rule):
 
     def check_module(self) -> None:
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
+        # Weights already released or saved for these layers: dropping the bias changes
+        # the checkpoint format; a test's toy model is not a model anyone ships.
+        if loads_checkpoints(self.context.source) or is_test_file(index.root, self.context.path):
+            return
         reported: set[tuple[int, ...]] = set()
         for edge in direct_edges(index, self.context.path):
             if edge.producer_path != self.context.path or tuple(edge.producer["pos"]) in reported:
@@ -102,7 +119,7 @@ class BiasBeforeBatchnorm(Rule):
         if not isinstance(call, cst.Call):
             return
         producer = _text(call.func)
-        consumer = (edge.consumer.get("call") or "BatchNorm").rsplit(".", 1)[-1].lstrip("~")
+        consumer = (edge.consumer.get("call") or "BatchNorm").rsplit(".", 1)[-1].lstrip("~$*")
         where = f" in `{edge.owner}`" if edge.owner else ""
         link = edge.describe(consumer, verb="feeds only")
         self.report(

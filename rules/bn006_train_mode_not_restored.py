@@ -5,9 +5,16 @@ Checks for an `.eval()` inside a training loop that is still in effect when the 
 comes back around to the next `backward()`: the `model.eval()` of a validation pass
 at the end of an epoch, of an "evaluate every N steps" block, or of a project helper
 such as `validate(model)` that sets eval and returns without `model.train()` (in this
-file or, through the project index, in another one). The loop must train the same
-model at some `backward()` (a forward of it precedes the `backward()` in the loop, or
-a project helper such as `train_one_epoch(model, ...)` runs the step).
+file or, through the project index, in another one), also several helpers deep and
+through methods of project objects: `validate(model)` → `encode(model)` →
+`model.val_start()`, where `model` is a plain project class whose `val_start()` calls
+`self.img_enc.eval()` (the object's class is known from its binding, from the
+`self.<attr>` its class builds, or from what the callers pass). A mode call on the
+variable of a loop over a list or tuple of models (`for m in (encoder, decoder):
+m.train()`) acts on each of them. The loop must train the same model at some
+`backward()` (a forward of it precedes the `backward()` in the loop, or a project
+helper or method such as `train_one_epoch(model, ...)` or `model.train_emb(...)` runs
+the step).
 
 Stays silent when a `.train()` (or `.train(flag)`, `try/finally`, a helper that
 restores the mode) comes in between on any branch; when a call bnlint cannot follow
@@ -198,8 +205,9 @@ class TrainModeNotRestored(Rule):
         if leak.training["k"] == "backward":
             training = f"`backward()` on line {leak.training['pos'][0]}"
         else:
+            step = leak.training.get("fn") or leak.training.get("method") or "step"
             training = (
-                f"the training step in `{leak.training['fn'].split('.')[-1].lstrip('~')}()` "
+                f"the training step in `{step.split('.')[-1].lstrip('~')}()` "
                 f"called on line {leak.training['pos'][0]}"
             )
         if leak.source is None:

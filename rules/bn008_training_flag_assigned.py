@@ -13,9 +13,22 @@ Not reported: `self.training = mode` inside such an override (the override itsel
 what is checked); a flag restored or copied from another value
 (`module.training = was_training`); a submodule's flag tweaked after the code
 already called `.eval()`/`.train()` on another object in the same function (the
-deliberate "whole model in eval, this head's own flag on" trick); `self.training` in
+deliberate "whole model in eval, this head's own flag on" trick); a flag followed by
+a real `.eval()`/`.train()` on the same object before its next forward; a flag set on
+each module of a loop over `.modules()` (it reaches every submodule; `.children()`
+reaches only the direct children);
+`self.training` in
 classes that are not modules (no `forward`, no `nn.Module` base: validators, trainers,
-datasets); receivers that are configuration objects (`args`, `cfg`, `opt`, ...).
+datasets); receivers that are configuration objects (`args`, `cfg`, `opt`, ...);
+and objects the code does not show to be modules. Outside a `train()` override the
+receiver must be known as an `nn.Module` where the assignment is: `self` (or
+`self.<attr>`) in a module class, or a name that the function (the class, for
+`self.<attr>`) binds to a module (a `torch.nn` class, a torchvision/timm model, a
+call with `pretrained=`/`weights=`, a module class of the file), calls like a module
+(`model(x)`) or calls a module-only method on (`parameters()`, `state_dict()`,
+`load_state_dict()`, `modules()`, ...), or a part of such a name (`model.head`).
+`env.training = False` on a stable-baselines3 `VecNormalize` is that object's own
+switch, not a module's mode.
 
 ## Why is this bad?
 `training` is a plain attribute of one module. `nn.Module.train(mode)` is what sets it
@@ -67,6 +80,12 @@ from dataclasses import dataclass, field
 
 from bnlint.finding import Applicability, Severity
 from bnlint.index.ast_names import dotted_name, resolve
+from bnlint.index.module_evidence import (
+    MODULE_BASES,
+    is_known_module,
+    module_classes,
+    module_names,
+)
 from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuleContext
 
 MODE_METHODS = frozenset({"train", "eval"})
@@ -76,7 +95,6 @@ CONFIG_NAMES = frozenset(
     {"args", "opt", "opts", "cfg", "config", "conf", "hparams", "hp", "params", "options"}
     | {"settings", "flags", "FLAGS", "state", "namespace", "ns", "kwargs", "hyp"}
 )
-MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 # The lines as Python's parser numbers them: only \r\n, \r and \n end a line.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -87,6 +105,7 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 class _Scope:
     name: str
     is_mode_override: bool
+    node: ast.AST | None = None
     # Receivers (as written) of `.eval()` / `.train(...)` calls seen so far.
     mode_receivers: set[str] = field(default_factory=set)
     propagates: bool = False
@@ -97,6 +116,7 @@ class _Scope:
 class _Class:
     name: str
     is_module: bool
+    node: ast.ClassDef | None = None
 
 
 class _Source:
@@ -189,12 +209,16 @@ class TrainingFlagAssigned(Rule):
         "args.training = False\n",
         "def setup(model):\n    model.eval()\n    model[-1].training = True\n",
         "class Trainer:\n    def train(self):\n        self.training = True\n",
+        "env = VecNormalize.load(path, env)\nenv.training = False\n",
     )
     INVALID = (
-        Invalid("model.training = False\n", fixed="model.eval()\n"),
         Invalid(
-            "def fit(net):\n    net.training = True  # back to training\n",
-            fixed="def fit(net):\n    net.train()  # back to training\n",
+            "model.training = False\nprint(model(x))\n",
+            fixed="model.eval()\nprint(model(x))\n",
+        ),
+        Invalid(
+            "def fit(net):\n    net.training = True  # back to training\n    return net(x)\n",
+            fixed="def fit(net):\n    net.train()  # back to training\n    return net(x)\n",
         ),
         Invalid(
             "import torch.nn as nn\nclass Net(nn.Module):\n"
@@ -216,6 +240,11 @@ class TrainingFlagAssigned(Rule):
         # Innermost first: does the enclosing class body directly hold this function?
         self.function_owner: list[bool] = []
         self.child_loop_targets: list[str | None] = []
+        # Targets of loops over `.modules()`/`.named_modules()`: every module in turn.
+        self.all_module_loop_targets: list[str | None] = []
+        # id(scope node) → the names that scope shows to be modules (computed on use).
+        self._modules_in: dict[int, set[str]] = {}
+        self._module_classes: frozenset[str] | None = None
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         defines_forward = any(
@@ -223,7 +252,7 @@ class TrainingFlagAssigned(Rule):
             for statement in node.body
         )
         module_base = any(resolve(base, self.aliases) in MODULE_BASES for base in node.bases)
-        self.classes.append(_Class(node.name, defines_forward or module_base))
+        self.classes.append(_Class(node.name, defines_forward or module_base, node))
         self.function_owner.append(True)
 
     def leave_ClassDef(self, original_node: ast.ClassDef) -> None:
@@ -238,7 +267,7 @@ class TrainingFlagAssigned(Rule):
             and node.name in MODE_METHODS
             and _mode_signature(node)
         )
-        self.scopes.append(_Scope(node.name, is_mode_override=override))
+        self.scopes.append(_Scope(node.name, is_mode_override=override, node=node))
         self.function_owner.append(False)
 
     def leave_FunctionDef(self, original_node: FunctionNode) -> None:
@@ -276,10 +305,17 @@ class TrainingFlagAssigned(Rule):
                 if isinstance(loop_target, ast.Starred):
                     loop_target = loop_target.value
             target = dotted_name(loop_target)
+        every = (
+            isinstance(iterated, ast.Call)
+            and isinstance(iterated.func, ast.Attribute)
+            and iterated.func.attr in ("modules", "named_modules")
+        )
         self.child_loop_targets.append(target)
+        self.all_module_loop_targets.append(target if every else None)
 
     def leave_For(self, original_node: ast.For | ast.AsyncFor) -> None:
         self.child_loop_targets.pop()
+        self.all_module_loop_targets.pop()
 
     visit_AsyncFor = visit_For
     leave_AsyncFor = leave_For
@@ -305,6 +341,8 @@ class TrainingFlagAssigned(Rule):
             return
         if scope.is_mode_override and receiver in self.child_loop_targets:
             return
+        if receiver in self.all_module_loop_targets:
+            return  # `for m in model.modules(): m.training = ...` reaches every submodule
         value = _bool_literal(node.value)
         if value is None:
             return  # a flag restored or copied from elsewhere
@@ -315,6 +353,10 @@ class TrainingFlagAssigned(Rule):
             return
         if not scope.is_mode_override and scope.mode_receivers - {receiver, "super()"}:
             return  # the mode was set with eval()/train(); this flag is tweaked on purpose
+        if not scope.is_mode_override and not self._known_module(attribute.value):
+            return  # `env.training = False` on a VecNormalize: not every flag is a module's
+        if not scope.is_mode_override and self._mode_call_comes_first(node, attribute.value):
+            return  # a real `.eval()`/`.train()` sets the mode before the next use
         method = "train()" if value else "eval()"
         replacement = f"{receiver}.{method}"
         fix = None
@@ -334,6 +376,64 @@ class TrainingFlagAssigned(Rule):
             suggestion=f"call `{replacement}` instead, which sets the mode of every submodule",
             fix=fix,
         )
+
+    def _known_module(self, receiver: ast.expr) -> bool:
+        """The code shows `receiver` to be an `nn.Module` (see `module_evidence`):
+        `self` in a module class, or a name the function (the class, for
+        `self.<attr>`) binds to a module, calls like one or calls module-only methods
+        on."""
+        key = _receiver_key(receiver)
+        if key is None:
+            return False
+        in_module_class = bool(self.classes) and self.classes[-1].is_module
+        if key == "self":
+            return in_module_class
+        scope: ast.AST = self.context.tree
+        if key.startswith("self.") and self.classes and self.classes[-1].node is not None:
+            scope = self.classes[-1].node
+        else:
+            for outer in reversed(self.scopes):
+                if outer.node is not None:
+                    scope = outer.node
+                    break
+        if key.startswith("self.") and in_module_class:
+            return True  # an attribute of a module: a submodule
+        if id(scope) not in self._modules_in:
+            if self._module_classes is None:
+                self._module_classes = module_classes(self.context.tree, self.aliases)
+            self._modules_in[id(scope)] = module_names(scope, self.aliases, self._module_classes)
+        return is_known_module(key, self._modules_in[id(scope)])
+
+    def _mode_call_comes_first(self, assignment: ast.Assign, receiver: ast.expr) -> bool:
+        """After the assignment, the next call that runs the receiver (`model(x)`) or
+        sets its mode is a `.eval()`/`.train(...)` on it: the flag never matters."""
+        key = _receiver_key(receiver)
+        scope = next((s.node for s in reversed(self.scopes) if s.node is not None), None)
+        if key is None or scope is None:
+            return False
+        after = (assignment.end_lineno or assignment.lineno, assignment.end_col_offset or 0)
+        uses: list[tuple[int, int, bool]] = []
+        for node in ast.walk(scope):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if dotted_name(func) == key:
+                uses.append((node.lineno, node.col_offset, False))
+            elif (
+                isinstance(func, ast.Attribute)
+                and func.attr in MODE_METHODS
+                and _receiver_key(func.value) == key
+            ):
+                uses.append((node.lineno, node.col_offset, True))
+        later = sorted(use for use in uses if (use[0], use[1]) > after)
+        return bool(later) and later[0][2]
+
+
+def _receiver_key(node: ast.expr) -> str | None:
+    """`model.layers` for `model.layers[0]`: the dotted name under subscripts."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return dotted_name(node)
 
 
 def _is_super_call(node: ast.expr) -> bool:

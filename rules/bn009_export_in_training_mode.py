@@ -11,16 +11,22 @@ compiles both branches and the mode stays a runtime flag).
 The static check reports such a call on a model that the same function (or the
 module's top level) built and never put into eval before the call: the name was bound
 by a constructor or factory (`Net()`, `torchvision.models.resnet50(...)`,
-`timm.create_model("resnet50")`, or one derived from such a name with `.to()`,
-`DataParallel`, `torch.compile`), the project index knows it as a BatchNorm model,
-and no `.eval()`/`.train(False)` on it (or on the object it was derived from) comes
-before the call on any path. A helper that receives the model and leaves it in eval
-counts as an `.eval()`; a call bnlint cannot follow that receives the model, a model
-that is a parameter, an attribute (`self.model`) or loaded from disk, are unknown and
-not reported. `torch.save(model, ...)` inside a training loop (a checkpoint to resume
-training from) is not reported either. `training=TrainingMode.TRAINING` switches the
-model to training mode inside the exporter, so it is reported for a BN model built in
-the function whatever mode the model was in before.
+`timm.create_model("resnet50")`, `smp.Unet("resnet34")`, or one derived from such a
+name with `.to()`, `DataParallel`, `torch.compile`), the project index knows it as a
+BatchNorm model, and no `.eval()`/`.train(False)` on it (or on the object it was
+derived from) comes before the call on any path. A named part of such a model
+(`torch.jit.trace(model.depth_net, x)`) is in the mode of the whole and is reported
+when the index knows that attribute of the model's class as a BatchNorm model (a
+project class wrapping a segmentation_models_pytorch model or a torchvision
+backbone, for example). A helper that receives the model and leaves it in eval
+counts as an `.eval()`; Lightning's `LitModel.load_from_checkpoint(path)` builds the
+class anew and is in training mode like any new module; a call bnlint cannot follow
+that receives the model, a model that is a parameter, an attribute (`self.model`) or
+loaded from disk, are unknown and not reported. `torch.save(model, ...)` inside a
+training loop (a checkpoint to resume training from) is not reported either.
+`training=TrainingMode.TRAINING` switches the model to training mode inside the
+exporter, so it is reported for a BN model built in the function whatever mode the
+model was in before.
 
 The runtime check sees the call as it happens and lists the BatchNorm layers that are
 in training mode at that moment; it also covers models the static check cannot place.

@@ -200,4 +200,4 @@ class NumFeaturesMismatch(Rule):
 
 
 def _short(callee: str | None, default: str) -> str:
-    return (callee or default).rsplit(".", 1)[-1].lstrip("~")
+    return (callee or default).rsplit(".", 1)[-1].lstrip("~$*")

@@ -142,7 +142,7 @@ class BatchNormReused(Rule):
             for source in dict.fromkeys(source for _, source in calls if source != "?")
         )
         fed = f", fed by {sources} among others" if sources else ""
-        kind = (spec.get("call") or "BatchNorm").rsplit(".", 1)[-1].lstrip("~")
+        kind = (spec.get("call") or "BatchNorm").rsplit(".", 1)[-1].lstrip("~$*")
         self.report(
             node,
             message=(

@@ -4,7 +4,7 @@ MODULE = "import torch.nn as nn\nclass Net(nn.Module):\n"
 
 
 def test_flag_assignment_is_reported_on_its_line() -> None:
-    source = "import torch\nmodel = make()\nmodel.training = False\n"
+    source = "import torch\nmodel = make()\nmodel.training = False\nprint(model(x))\n"
     assert [(f.start.line, f.code) for f in lint(source, ["BN008"])] == [(3, "BN008")]
 
 
@@ -36,20 +36,20 @@ def test_trainer_train_method_is_not_an_override() -> None:
 
 
 def test_chained_assignment_is_reported_without_fix() -> None:
-    (finding,) = lint("a.training = b = False\n", ["BN008"])
+    (finding,) = lint("a.training = b = False\na(x)\n", ["BN008"])
     assert finding.fix is None
 
 
 def test_fix_keeps_a_parenthesised_receiver() -> None:
-    (finding,) = lint("(a or b).training = False  # eval\n", ["BN008"])
+    (finding,) = lint("(net).training = False  # eval\nnet(x)\n", ["BN008"])
     assert finding.fix is not None
     (edit,) = finding.fix.edits
-    assert edit.content == "(a or b).eval()"
-    assert (edit.start.column, edit.end.column) == (1, 26)
+    assert edit.content == "(net).eval()"
+    assert (edit.start.column, edit.end.column) == (1, 23)
 
 
 def test_fix_keeps_the_receiver_as_written() -> None:
-    (finding,) = lint("model.layers[ 'é' ].training = True; x = 1\n", ["BN008"])
+    (finding,) = lint("model.layers[ 'é' ].training = True; x = 1\nmodel(x)\n", ["BN008"])
     assert finding.fix is not None
     (edit,) = finding.fix.edits
     assert edit.content == "model.layers[ 'é' ].train()"
@@ -91,6 +91,100 @@ def test_trigger_pattern_admits_every_spelling_of_the_assignment() -> None:
         "m.training \\\n    = False",
     ):
         assert re.search(pattern, spelling), spelling
-        assert lint(spelling + "\n", ["BN008"]), spelling
+        assert lint(spelling + "\nm.parameters()\n", ["BN008"]), spelling
     for other in ("if m.training == False: pass", "flag = m.training", "def train(self): pass"):
         assert not re.search(pattern, other), other
+
+
+def test_flag_of_an_object_not_known_to_be_a_module_is_silent() -> None:
+    source = (
+        "from stable_baselines3.common.vec_env import VecNormalize\n"
+        "def load_env(path, env):\n"
+        "    env = VecNormalize.load(path, env)\n"
+        "    env.training = False\n"
+        "    env.norm_reward = False\n"
+        "    return env\n"
+    )
+    assert lint(source, ["BN008"]) == []
+
+
+def test_flag_of_a_model_zoo_result_is_reported() -> None:
+    source = (
+        "from .zoo import inception\n"
+        "def load(layer):\n"
+        "    net = inception(pretrained=True)\n"
+        "    net.training = False\n"
+        "    return net\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN008"])] == [4]
+
+
+def test_flag_of_a_name_with_module_only_methods_is_reported() -> None:
+    source = (
+        "def restore(model, path):\n"
+        "    model.load_state_dict(torch.load(path))\n"
+        "    model.training = False\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN008"])] == [3]
+
+
+def test_flag_of_a_part_of_a_called_model_is_reported() -> None:
+    source = "def probe(model, x):\n    model.head.training = False\n    return model(x)\n"
+    assert [f.start.line for f in lint(source, ["BN008"])] == [2]
+
+
+def test_flag_of_a_torch_function_result_is_silent() -> None:
+    source = (
+        "import torch\n"
+        "def f(x):\n"
+        "    state = torch.zeros(3)\n"
+        "    state.training = False\n"
+        "    return torch.relu(state)\n"
+    )
+    assert lint(source, ["BN008"]) == []
+
+
+def test_flag_followed_by_a_real_mode_call_before_the_next_forward_is_silent() -> None:
+    source = (
+        "def evaluate(model, x):\n"
+        "    model.training = False\n"
+        "    model.eval()\n"
+        "    return model(x)\n"
+    )
+    assert lint(source, ["BN008"]) == []
+
+
+def test_flag_used_by_a_forward_before_the_mode_call_is_reported() -> None:
+    source = (
+        "def evaluate(model, x):\n"
+        "    model.training = False\n"
+        "    y = model(x)\n"
+        "    model.eval()\n"
+        "    return y\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN008"])] == [2]
+
+
+def test_flag_set_on_every_module_of_a_modules_loop_is_silent() -> None:
+    source = (
+        "import torch.nn as nn\n"
+        "def freeze_bn(model):\n"
+        "    for m in model.modules():\n"
+        "        if isinstance(m, nn.BatchNorm2d):\n"
+        "            m.training = False\n"
+        "            for p in m.parameters():\n"
+        "                p.requires_grad = False\n"
+        "    return model(x)\n"
+    )
+    assert lint(source, ["BN008"]) == []
+
+
+def test_flag_set_on_each_direct_child_only_is_reported() -> None:
+    source = (
+        "def freeze(model, x):\n"
+        "    for child in model.children():\n"
+        "        child.training = False\n"
+        "        child.zero_grad()\n"
+        "    return model(x)\n"
+    )
+    assert [f.start.line for f in lint(source, ["BN008"])] == [3]

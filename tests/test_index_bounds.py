@@ -113,3 +113,29 @@ def test_parameter_kind_through_a_deep_chain_of_callers_is_computed_once_per_dep
     # Two callers up it is known, through the same memo.
     assert index.key_kind("/project/train.py", f"stage{CHAIN - 2}", "model") == "bn"
     assert calls() <= 10 * CHAIN * FAN_OUT
+
+
+def test_helper_freezes_through_helpers_called_many_times_visits_each_once_per_depth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # BN005's own walk of freeze helpers (bnlint.index.freezes) must be memoised like
+    # frozen_by_call: the integration of issue 10 reintroduced the exponential walk.
+    from bnlint.index import freezes
+
+    index = index_of(freeze_helpers())
+    main = index.function_facts("/project/train.py", "main")
+    assert main is not None
+    calls = [0]
+    original = freezes.helper_freezes
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(freezes, "helper_freezes", counted)
+    deep, shallow = (
+        freezes.helper_freezes(index, "/project/train.py", "main", e) for e in main["events"]
+    )
+    assert deep == []
+    assert set(shallow) == {("net.backbone", "params")}
+    assert calls[0] <= 10 * CHAIN * FAN_OUT

@@ -100,3 +100,49 @@ def test_stdin_notebook_with_stdin_filename(project: Path) -> None:
         input=NOTEBOOK.read_text(),
     )
     assert "nb.ipynb:cell 3:2:1: BN007" in result.output
+
+
+def _notebook(*cells: dict[str, object]) -> str:
+    return json.dumps({"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def _code(source: str, outputs: list[object] | None = None) -> dict[str, object]:
+    return {
+        "cell_type": "code",
+        "execution_count": 1,
+        "metadata": {},
+        "outputs": outputs or [],
+        "source": source,
+    }
+
+
+def test_shell_line_continued_by_a_backslash_is_not_python(project: Path) -> None:
+    (project / "setup.ipynb").write_text(
+        _notebook(
+            _code("!pip install torch \\\n    torchvision \\\n  timm\nimport torch\n"),
+            _code("model.eval\n"),
+        )
+    )
+    findings = json.loads(run_cli("check", "--format", "json").output)
+    assert [(f["code"], f["cell"]) for f in findings] == [("BN007", 2)]
+
+
+def test_notebook_size_limit_counts_its_code_not_its_outputs(project: Path) -> None:
+    from bnlint.engine.source import MAX_FILE_BYTES
+
+    image = {"output_type": "display_data", "data": {"image/png": "A" * MAX_FILE_BYTES}}
+    (project / "plots.ipynb").write_text(_notebook(_code("model.eval\n", [image])))
+    findings = json.loads(run_cli("check", "--format", "json").output)
+    assert [f["code"] for f in findings] == ["BN007"]
+
+
+def test_notebook_with_too_much_code_is_one_finding(project: Path) -> None:
+    from bnlint.engine.source import MAX_FILE_BYTES
+
+    line = "x = 1  # generated\n"
+    (project / "generated.ipynb").write_text(
+        _notebook(_code(line * (MAX_FILE_BYTES // len(line) + 10)))
+    )
+    findings = json.loads(run_cli("check", "--format", "json").output)
+    assert [f["code"] for f in findings] == ["BN000"]
+    assert "code cells" in findings[0]["message"]

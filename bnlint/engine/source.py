@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # Generated files this large are not hand-written model code; parsing one would cost
 # libcst tens of seconds (about 7,000 lines/s here).
 MAX_FILE_BYTES = 2 * 1024 * 1024
+# A notebook's size is mostly its outputs (plots, logs) and attachments: the limit above
+# applies to its code cells; the file itself may be this large before it is not read.
+MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -47,16 +50,18 @@ def unreadable(path: str, reason: str, line: int = 1, column: int = 1) -> Findin
 def read_file(path: Path, display: str) -> SourceText | Finding:
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
+        notebook = path.suffix == ".ipynb"
+        limit = MAX_NOTEBOOK_BYTES if notebook else MAX_FILE_BYTES
+        if size > limit:
             return unreadable(
                 display,
-                f"the file is {size / 2**20:.1f} MiB, over the "
-                f"{MAX_FILE_BYTES // 2**20} MiB limit for source files (generated code?)",
+                f"the file is {size / 2**20:.1f} MiB, over the {limit // 2**20} MiB limit "
+                f"for {'notebooks' if notebook else 'source files (generated code?)'}",
             )
         data = path.read_bytes()
     except OSError as error:
         return unreadable(display, f"cannot read the file: {error.strerror or error}")
-    if path.suffix == ".ipynb":
+    if notebook:
         return decode_notebook(data, display)
     return decode(data, display)
 
@@ -71,6 +76,13 @@ def decode_notebook(data: bytes, display: str) -> SourceText | Finding:
         _, program = load(raw.text)
     except NotebookError as error:
         return unreadable(display, str(error))
+    code_size = len(program.text.encode("utf-8", "surrogatepass"))
+    if code_size > MAX_FILE_BYTES:
+        return unreadable(
+            display,
+            f"the notebook's code cells are {code_size / 2**20:.1f} MiB, over the "
+            f"{MAX_FILE_BYTES // 2**20} MiB limit for source files (generated code?)",
+        )
     return SourceText(program.text, raw.digest, program)
 
 

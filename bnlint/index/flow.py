@@ -16,9 +16,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bnlint.index.summary import Names, Positions
 
+# Functions and tensor methods that reshape or globally pool a value without mixing its
+# channels: a BatchNorm before them still makes the returned units (`fn:shape`/`fn:pool`).
+_RESHAPES = frozenset(
+    {
+        "flatten",
+        "squeeze",
+        "mean",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_max_pool2d",
+        "max_pool2d",
+    }
+)
+_RESHAPE_METHODS = frozenset({"view", "reshape", "flatten", "squeeze", "contiguous", "mean"})
 # A value's use that is not the direct input of a `self.<layer>(...)` call.
 OTHER = "<other>"
-_CHAIN = 4
+_CHAIN = 6
 # Expressions whose parts may not run: short-circuit operators, lambdas, comprehensions.
 _MAYBE_SKIPPED = (ast.BoolOp, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
@@ -99,8 +117,15 @@ class ForwardFlow:
                 self._expr(statement.target, OTHER)
             del ids
         elif isinstance(statement, ast.Return):
-            if statement.value is not None:
-                ids = self._expr(statement.value, OTHER)
+            value = statement.value
+            if isinstance(value, ast.Tuple | ast.List) and value.elts:
+                # `return logits, features`: by convention the first result is the
+                # prediction; the others are auxiliary outputs.
+                for element in value.elts[1:]:
+                    self._expr(element, OTHER)
+                value = value.elts[0]
+            if value is not None:
+                ids = self._expr(value, OTHER)
                 for i in ids:
                     self.returns.append(list(self.values[i].chain))
         elif isinstance(statement, ast.Expr):
@@ -229,8 +254,15 @@ class ForwardFlow:
 
         if function is not None and is_activation(function):
             return self._new(None, ("fn:" + function.rsplit(".", 1)[-1], *self._chain_of(inputs)))
+        if function is not None and function.rsplit(".", 1)[-1] in _RESHAPES:
+            # `torch.flatten(x, 1)`, `F.adaptive_avg_pool2d(x, 1)`: the same units.
+            step = "fn:pool" if "pool" in function or function.endswith("mean") else "fn:shape"
+            return self._new(None, (step, *self._chain_of(inputs)))
         if method in ("sigmoid", "tanh", "relu", "softmax") and not node.args:
             return self._new(None, ("fn:" + method, *self._chain_of(receiver)))
+        if function is None and method in _RESHAPE_METHODS:
+            step = "fn:pool" if method == "mean" else "fn:shape"
+            return self._new(None, (step, *self._chain_of(receiver)))
         return self._new(None, ("?",))
 
     def _source_of(self, ids: set[int]) -> str:

@@ -7,6 +7,7 @@ output-batchnorm, and later BN011/BN014/BN034).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,29 @@ def has_bias(index: ProjectIndex, path: str, spec: Json) -> bool | None:
 
 def is_head_name(*names: str | None) -> bool:
     return any(word in (name or "").lower() for name in names for word in HEAD_WORDS)
+
+
+# Widths that name an embedding or a feature vector, and widths that name class scores.
+# PyTorch's own parameter names (`out_features`) say nothing either way.
+_EMBEDDING_WIDTH = re.compile(
+    r"^(?:emb\w*|feat\w*|latent|proj\w*|code|hidden|bottleneck|descr\w*|z)$"
+)
+_CLASS_WIDTH = re.compile(r"^(?:class\w*|label\w*|categor\w*|cls|nc|classes)$")
+_GENERIC_WIDTHS = frozenset({"out_features", "in_features", "num_features", "features"})
+
+
+def names_an_embedding(*specs: Json | None) -> bool:
+    """The width a final layer is built with names an embedding (`BatchNorm1d(
+    embedding_size)`, `Linear(512, feat_dim)`) and none names classes."""
+    tokens = [
+        word
+        for spec in specs
+        if (spec or {}).get("width", "").lower() not in _GENERIC_WIDTHS
+        for word in (spec or {}).get("width", "").lower().split("_")
+    ]
+    if any(_CLASS_WIDTH.match(word) for word in tokens):
+        return False
+    return any(_EMBEDDING_WIDTH.match(word) for word in tokens)
 
 
 def used_as_model(facts: Json, key: str) -> bool:

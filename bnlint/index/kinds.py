@@ -132,6 +132,8 @@ def library_norm_kind(qualified: str | None) -> str | None:
         return "bn"
     if _is_library(qualified, "timm") and last in _TIMM_BN_NAMES:
         return "bn"
+    if _is_library(qualified, "apex") and last in BN_CLASS_NAMES:
+        return "bn"  # apex.parallel.SyncBatchNorm
     if _is_library(qualified, "torch", "timm") and last in _OTHER_NORMS:
         return "other-norm"
     return None
@@ -234,3 +236,49 @@ def factory_kind(qualified: str | None, first_argument: object = None) -> str | 
         if _TIMM_BN.match(name):
             return "bn"
     return None
+
+
+# segmentation_models_pytorch (imported as `smp`, also vendored under that name):
+# architectures whose decoder builds BatchNorm unless told otherwise, and those whose
+# BN comes from the encoder only. Encoders default to "resnet34".
+_SMP_PACKAGES = ("segmentation_models_pytorch", "smp")
+_SMP_BN_DECODERS = frozenset(
+    {"Unet", "UnetPlusPlus", "MAnet", "Linknet", "PSPNet", "PAN", "DeepLabV3", "DeepLabV3Plus"}
+    | {"UPerNet"}
+)
+_SMP_ENCODER_ONLY = frozenset({"FPN", "Segformer", "DPT"})
+_SMP_DECODER_SWITCHES = ("decoder_use_batchnorm", "psp_use_batchnorm")
+_SMP_BN_ENCODERS = re.compile(
+    r"^(resnet|resnext|res2net|timm-res|timm-regnet|timm-efficientnet|timm-mobilenet|"
+    r"timm-skresnet|timm-gernet|se_resne|senet|densenet|dpn|efficientnet|mobilenet|"
+    r"mobileone|inceptionv4|inceptionresnetv2|xception|vgg\d+_bn)"
+)
+
+
+def segmentation_family_kind(qualified: str | None, keywords: dict[str, object]) -> str | None:
+    """ "bn" for a segmentation_models_pytorch model or encoder known to train BN
+    (`smp.Unet("resnet34")`, `smp.encoders.get_encoder("efficientnet-b0")`), else None.
+
+    `keywords` holds the call's literal arguments (`#0` for the first positional one,
+    "?" for a value that is not a literal)."""
+    if not qualified or not _is_library(qualified, *_SMP_PACKAGES):
+        return None
+    last = _last(qualified)
+    if last == "get_encoder":
+        name = keywords.get("name", keywords.get("#0"))
+        return "bn" if isinstance(name, str) and _smp_bn_encoder(name) else None
+    if last not in _SMP_BN_DECODERS and last not in _SMP_ENCODER_ONLY:
+        return None
+    decoder_bn = last in _SMP_BN_DECODERS and not any(
+        keywords.get(switch) is False for switch in _SMP_DECODER_SWITCHES
+    )
+    if decoder_bn:
+        return "bn"
+    encoder = keywords.get("encoder_name", keywords.get("#0", "resnet34"))
+    return "bn" if isinstance(encoder, str) and _smp_bn_encoder(encoder) else None
+
+
+def _smp_bn_encoder(name: str) -> bool:
+    if name.startswith("tu-"):
+        return bool(_TIMM_BN.match(name[3:]))
+    return bool(_SMP_BN_ENCODERS.match(name))

@@ -41,6 +41,7 @@ from bnlint.index.project import (
     mode_before,
     related,
 )
+from bnlint.index.receivers import member_kind, method_keys, method_of
 
 Json = dict[str, Any]
 _DEPTH = 4
@@ -88,6 +89,8 @@ class _Block:
     mid: int
     loop: int | None
     children: list[_Block] = field(default_factory=list)
+    # The body runs at least once (`for m in [encoder, decoder]:`).
+    runs: bool = False
 
 
 def _block_tree(facts: Json) -> list[_Block]:
@@ -96,7 +99,12 @@ def _block_tree(facts: Json) -> list[_Block]:
     stack: list[_Block] = []
     for raw in facts.get("blocks", []):
         block = _Block(
-            raw["k"], raw["first"], raw["last"], raw.get("mid", raw["last"]), raw.get("loop")
+            raw["k"],
+            raw["first"],
+            raw["last"],
+            raw.get("mid", raw["last"]),
+            raw.get("loop"),
+            runs=bool(raw.get("runs")),
         )
         while stack and not (stack[-1].first <= block.first and block.last <= stack[-1].last):
             stack.pop()
@@ -136,6 +144,8 @@ class LoopModes:
         self._effects: dict[tuple[str, str, str], tuple[str | None, EvalSource | None, bool]] = {}
         self._trains: dict[tuple[str, str, str], bool] = {}
         self._forwards: dict[tuple[str, str, str], bool] = {}
+        self._methods: dict[tuple[str, str, tuple[int, ...]], tuple[str, str] | None] = {}
+        self._evaluated: dict[tuple[str, str], set[str]] = {}
 
     # -- what a call does to a key ------------------------------------------------------
     def callee_keys(
@@ -173,6 +183,30 @@ class LoopModes:
         ):
             mapped.append((*callee, key, True))  # a module-level model used by name
         return mapped
+
+    def keys_of(
+        self, path: str, function: str, event: Json, key: str
+    ) -> list[tuple[str, str, str, bool]] | None:
+        """`callee_keys` for a "call" event, and for an opaque `recv.method(...)` event
+        whose method the index finds in the receiver's project class; None for an
+        opaque event it cannot follow that touches `key`, [] when it does not."""
+        if event["k"] == "call":
+            return self.callee_keys(path, function, event, key)
+        method = self.method(path, function, event)
+        if method is not None:
+            return method_keys(self.index, method, event, key)
+        if any(related(a, key) for a in event.get("args", [])):
+            return None
+        return []
+
+    def method(self, path: str, function: str, event: Json) -> tuple[str, str] | None:
+        """The project method an opaque `recv.method(...)` event calls, if known."""
+        if "recv" not in event:
+            return None
+        memo = (path, function, tuple(event["pos"]))
+        if memo not in self._methods:
+            self._methods[memo] = method_of(self.index, path, function, event)
+        return self._methods[memo]
 
     def _global(self, path: str, facts: Json, key: str) -> bool:
         """Whether `key` names a module-level object inside a function of `path`."""
@@ -242,13 +276,15 @@ class LoopModes:
                 return ("train" if covers(target, key) else "unknown"), None, False
             if kind == "setmode" and target and related(target, key):
                 return "unknown", None, False
-            if kind == "opaque" and any(related(a, key) for a in event["args"]):
-                return "unknown", None, False
+            if kind == "opaque" and self.method(path, function, event) is None:
+                if any(related(a, key) for a in event["args"]):
+                    return "unknown", None, False
+                continue
             if kind == "eval" and target and covers(target, key):
                 conditional = any(b["first"] <= position < b["last"] for b in blocks)
                 return "eval", EvalSource(path, function, event), conditional
-            if kind == "call":
-                mapped = self.callee_keys(path, function, event, key)
+            if kind in ("call", "opaque"):
+                mapped = self.keys_of(path, function, event, key)
                 if mapped is None:
                     return "unknown", None, False
                 for callee_path, callee, callee_key, whole in mapped:
@@ -279,12 +315,14 @@ class LoopModes:
             target = event.get("key")
             if kind in ("train", "setmode", "eval") and target and related(target, key):
                 return False
-            if kind == "opaque" and any(related(a, key) for a in event["args"]):
-                return False
+            if kind == "opaque" and self.method(path, function, event) is None:
+                if any(related(a, key) for a in event["args"]):
+                    return False
+                continue
             if kind == "backward" and self.used_before(path, function, facts, position, {key}):
                 return True
-            if kind == "call":
-                mapped = self.callee_keys(path, function, event, key)
+            if kind in ("call", "opaque"):
+                mapped = self.keys_of(path, function, event, key)
                 if mapped is None:
                     return False
                 for callee_path, callee, callee_key, whole in mapped:
@@ -330,10 +368,10 @@ class LoopModes:
             elif event["k"] == "opaque" and "fn" in event:
                 if any(event["fn"] == name for name in names):
                     return True  # a module-level model called by name
-            elif event["k"] == "call":
+            elif event["k"] == "call" or self.method(path, function, event) is not None:
                 for name in names:
                     for callee_path, callee, callee_key, _ in (
-                        self.callee_keys(path, function, event, name) or []
+                        self.keys_of(path, function, event, name) or []
                     ):
                         if self.forwards(callee_path, callee, callee_key, depth + 1):
                             return True
@@ -348,7 +386,10 @@ class LoopModes:
         seen: set[int] = set()
         for loop in _outer_loops(roots):
             for key in self._candidates(function, facts, loop):
-                if part_kind(self.index, self.path, function, key) != "bn":
+                kind = part_kind(self.index, self.path, function, key)
+                if kind is None:
+                    kind = member_kind(self.index, self.path, function, key)
+                if kind != "bn":
                     continue
                 flow = _Flow(self, function, facts, key)
                 before = mode_before(
@@ -387,13 +428,16 @@ class LoopModes:
         """Keys an `.eval()` in the loop (direct, or by a helper it calls) may leave in
         eval, when the loop holds anything that may train."""
         events = facts["events"][loop.first : loop.last]
-        if not any(e["k"] in ("backward", "call") for e in events):
+        if not any(e["k"] in ("backward", "call") or "recv" in e for e in events):
             return []
         keys: dict[str, None] = {}
         for event in events:
             if event["k"] == "eval" and event.get("key"):
                 keys[event["key"]] = None
-            elif event["k"] == "call":
+            elif event["k"] == "call" or "recv" in event:
+                for key in self.evaluated_keys(self.path, function, event, 0):
+                    keys[key] = None
+            if event["k"] == "call":
                 callee = self.resolve(self.path, function, event["fn"])
                 callee_facts = self.index.function_facts(*callee) if callee else None
                 if callee is None or callee_facts is None:
@@ -414,6 +458,51 @@ class LoopModes:
                     elif self._global(callee[0], callee_facts, target):
                         keys[target] = None  # a module-level model used by name
         return list(keys)
+
+    def evaluated_keys(self, path: str, function: str, event: Json, depth: int) -> set[str]:
+        """Keys of the caller that a call (a project function, or a method of a project
+        object) may leave in eval through the helpers it calls in turn:
+        `validate(model)` → `encode_data(model)` → `model.val_start()` →
+        `self.img_enc.eval()` gives `model.img_enc`."""
+        if depth > _DEPTH:
+            return set()
+        if event["k"] == "call":
+            callee = self.resolve(path, function, event["fn"])
+            receiver = "self" if event["fn"].startswith("self.") else None
+            call = event
+        else:
+            callee = self.method(path, function, event)
+            receiver = event.get("recv")
+            call = {"args": event.get("margs", []), "kwargs": event.get("mkw", {})}
+        facts = self.index.function_facts(*callee) if callee is not None else None
+        if callee is None or facts is None:
+            return set()
+        params = call_parameters(facts)
+        found: set[str] = set()
+        for inner in self._evaluated_in(*callee, facts, depth):
+            root = inner.split(".")[0]
+            if root == "self" and receiver is not None:
+                found.add(receiver + inner[len(root) :])
+            elif root in params:
+                argument = argument_key(call, params, root)
+                if argument is not None:
+                    found.add(argument + inner[len(root) :])
+        return found
+
+    def _evaluated_in(self, path: str, function: str, facts: Json, depth: int) -> set[str]:
+        """Keys (parameters, `self.*`) a function may leave in eval, through its callees."""
+        memo = (path, function)
+        if memo in self._evaluated:
+            return self._evaluated[memo]
+        self._evaluated[memo] = set()  # a recursion cycle: nothing more
+        keys: set[str] = set()
+        for event in facts["events"]:
+            if event["k"] == "eval" and event.get("key"):
+                keys.add(event["key"])
+            elif event["k"] == "call" or (event["k"] == "opaque" and "recv" in event):
+                keys |= self.evaluated_keys(path, function, event, depth + 1)
+        self._evaluated[memo] = keys
+        return keys
 
 
 class _Flow:
@@ -477,6 +566,12 @@ class _Flow:
             if grown == head:
                 break
             head = grown
+        if block.runs:
+            # Every path goes through the body once: the states it leaves, not the
+            # state before the loop.
+            self.continues.append(set())
+            last = self.region(block.first, block.last, block.children, head)
+            return last | frozenset(self.continues.pop())
         return head
 
     # -- events ---------------------------------------------------------------------------
@@ -498,6 +593,8 @@ class _Flow:
             return _EMPTY
         if kind in ("train", "setmode") and self.touches(event.get("key")):
             return self.restored()
+        if kind == "opaque" and self.modes.method(self.modes.path, self.function, event):
+            return self.call(position, event, state)
         if kind == "opaque" and any(self.touches(a) for a in event["args"]):
             return self.restored()
         if kind == "eval" and any(covers(event.get("key") or "", n) for n in self.names):
@@ -515,7 +612,7 @@ class _Flow:
     def call(self, position: int, event: Json, state: State) -> State:
         mapped: list[tuple[str, str, str, bool]] = []
         for name in self.names:
-            keys = self.modes.callee_keys(self.modes.path, self.function, event, name)
+            keys = self.modes.keys_of(self.modes.path, self.function, event, name)
             if keys is None:
                 return self.restored()  # an unknown callee receives the model
             mapped.extend(keys)

@@ -18,9 +18,11 @@ A model is *known to train* at a call when, in the same function (or at module l
 
 Everything else is unknown and yields nothing: parameters (the caller decides the
 mode), attributes such as `self.model`, modules loaded from disk (`torch.load`,
-`*load*` helpers: the pickled mode is unknown), parts of a model (`model.backbone`),
-and code in nested functions. Branches are joined conservatively: a model trains after
-an `if` only if it trains on both sides; a loop body may run zero times, except in a
+`*load*` helpers: the pickled mode is unknown), and code in nested functions. A named
+part of a followed model (`model.depth_net`) is in the mode of the whole, and a
+BatchNorm model when the index knows that attribute of the model's class as one.
+Branches are joined conservatively: a model trains after an `if` only if it trains on
+both sides; a loop body may run zero times, except in a
 training loop (one that takes optimizer steps or calls something named for training).
 Only functions whose text names one of the calls a rule asks about are walked.
 """
@@ -37,6 +39,7 @@ from bnlint.index import ProjectIndex, mode_before, related
 from bnlint.index.ast_names import import_aliases, is_local_bn_model, resolve
 from bnlint.index.functions import key_of
 from bnlint.index.kinds import factory_kind
+from bnlint.index.modes import part_kind
 from bnlint.index.project import argument_key, call_parameters
 from bnlint.index.summary import Positions
 
@@ -107,6 +110,9 @@ _SAME_OBJECT_WRAPPERS = frozenset(
     }
 )
 _COPIES = frozenset({"copy.deepcopy"})
+# `LitModel.load_from_checkpoint(path)`: a classmethod that constructs the class (in
+# training mode, like any new module) and loads the checkpoint's weights into it.
+CHECKPOINT_CONSTRUCTOR = "load_from_checkpoint"
 # Libraries whose functions, given a model, never leave it in another mode: torch's own
 # (`torch.onnx.export` restores the mode it switched), and the summary/FLOP utilities
 # that run in the current mode or restore it (thop, torchinfo).
@@ -564,6 +570,9 @@ class _Walk:
         written = key_of(call.func)
         if written is None or written.split(".")[0] in state.models:
             return None  # a forward or another method of a model: not a module
+        if written.rsplit(".", 1)[-1] == CHECKPOINT_CONSTRUCTOR:
+            # Lightning builds the class anew and loads its weights: training mode.
+            return _Model("train", self._new_family(), call)
         if "load" in written.rsplit(".", 1)[-1].lower():
             # A module unpickled in whatever mode it was saved.
             return _Model("unknown", self._new_family())
@@ -605,6 +614,17 @@ class _Walk:
         name = key if key is not None and "." not in key else None
         model = state.models.get(name) if name is not None and chained is None else None
         trains = model is not None and (model.mode == "train" or used.forces_training)
+        if model is None and key is not None and chained is None and "." in key:
+            # A named part of a model followed here (`model.depth_net`): in the mode
+            # of the whole, which a mode call on any part makes unknown.
+            whole = state.models.get(key.split(".")[0])
+            trains_whole = whole is not None and (whole.mode == "train" or used.forces_training)
+            if trains_whole and part_kind(self.file.index, self.file.path, self.scope, key) == "bn":
+                assert self.statement is not None
+                self.uses[id(call)] = TrainingUse(
+                    call, self.statement, key, used.what, any(self.loops)
+                )
+                return
         if trains and model is not None and name is not None and self._is_bn(name, model):
             assert self.statement is not None
             self.uses[id(call)] = TrainingUse(

@@ -12,12 +12,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bnlint.index import kinds
+from bnlint.index import kinds, loaders
 from bnlint.index.project import (
     Kind,
     ProjectIndex,
-    argument_key,
-    call_parameters,
     mode_before,
     related,
 )
@@ -60,54 +58,37 @@ def is_eval_function(name: str, extra_patterns: Sequence[str] = ()) -> bool:
     return any(fnmatch.fnmatch(short, pattern) for pattern in extra_patterns)
 
 
-def batch_size(index: ProjectIndex, path: str, facts: Json, loader: Json) -> Any:
+def batch_size(
+    index: ProjectIndex, path: str, facts: Json, loader: Json, function: str | None = None
+) -> Any:
     """The loader's batch size when known statically: the literal, the default 1 when
-    `batch_size` is absent, a module constant, a parameter default or an argparse
-    option default. "?" when unknown."""
+    `batch_size` is absent, a module constant, a config dict entry, an argparse option
+    default (in any file of the project), or a parameter: what its callers pass (when
+    `function` is given) or its default. "?" when unknown."""
     value = loader["batch"]
     if value == "missing":
         return 1
     if isinstance(value, dict):
         summary = index.summaries[path]
         if "param" in value:
+            if function is not None:
+                return loaders.parameter_batch_size(index, path, function, facts, value["param"])
             return facts["defaults"].get(value["param"], "?")
         if "name" in value:
             alias = summary.aliases.get(value["name"])
-            return alias["const"] if isinstance(alias, dict) else "?"
+            return alias.get("const", "?") if isinstance(alias, dict) else "?"
         if "option" in value:
-            for _, other in index.functions(path):
-                if value["option"] in other.get("argparse", {}):
-                    return other["argparse"][value["option"]]
-            return "?"
+            declared = loaders.argparse_default(index, path, value["option"])
+            return "?" if declared is None else declared[0]
     return value
 
 
 def training_loops(
-    index: ProjectIndex, path: str, function: str, facts: Json, key: str, depth: int = 0
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
 ) -> Iterator[tuple[str, str, Json, Json]]:
-    """Loops that call `backward()` while iterating the loader `key`: in this function,
-    or in a project function the loader is passed to. Yields (path, function, facts,
-    loop)."""
-    for loop in facts["loops"]:
-        if loop["iter"] == key and loop["backward"]:
-            yield path, function, facts, loop
-    if depth > 3:
-        return
-    for event in facts["events"]:
-        if event["k"] != "call" or (
-            key not in event["args"] and key not in event["kwargs"].values()
-        ):
-            continue
-        callee = index.resolve_function(path, function, event["fn"])
-        if callee is None:
-            continue
-        callee_facts = index.function_facts(*callee)
-        if callee_facts is None:
-            continue
-        params = call_parameters(callee_facts)
-        for parameter in params:
-            if argument_key(event, params, parameter) == key:
-                yield from training_loops(index, *callee, callee_facts, parameter, depth + 1)
+    """Loops that call `backward()` while drawing from the loader `key`, wherever it
+    reaches (bnlint.index.loaders). Yields (path, function, facts, loop)."""
+    return loaders.training_loops(index, path, function, facts, key)
 
 
 def part_kind(index: ProjectIndex, path: str, function: str, key: str) -> Kind:
@@ -143,15 +124,59 @@ def trained_bn_model(
 ) -> str | None:
     """The model with trainable BatchNorm that `loop` (a training loop) runs forward, if
     any: a BN model not left in eval for the whole loop."""
-    for model in dict.fromkeys(loop["forwards"]):
+    for model in dict.fromkeys(
+        [*loop["forwards"], *_module_objects_called(index, path, facts, loop)]
+    ):
         if index.key_kind(path, function, model) != "bn":
             continue
         if mode_before(index, path, function, facts["events"], loop["first"], model) == "eval":
             body = facts["events"][loop["first"] : loop["last"]]
-            if not any(e["k"] == "train" and e.get("key") == model for e in body):
+            if not any(
+                e["k"] == "train" and e.get("key") == model for e in body
+            ) and not _train_in_other_branch(facts, loop["first"], model):
                 continue
         return str(model)
     return None
+
+
+def _module_objects_called(index: ProjectIndex, path: str, facts: Json, loop: Json) -> list[str]:
+    """Module-level objects a function's loop calls (`net(x)` in `def train():` of a
+    script that builds `net` at the top): the index records them by name only."""
+    module = index.function_facts(path, "<module>")
+    if module is None or module is facts:
+        return []
+    return [
+        event["fn"]
+        for event in facts["events"][loop["first"] : loop["last"]]
+        if event["k"] == "opaque" and event.get("fn") in module["bindings"]
+    ]
+
+
+def _train_in_other_branch(facts: Json, position: int, model: str) -> bool:
+    """`if phase == "train": model.train() else: model.eval()` before a loop shared
+    by both phases: the last `.eval()` is one branch, a `.train()` the other."""
+    events = facts["events"]
+    last_eval = next(
+        (
+            i
+            for i in range(position - 1, -1, -1)
+            if events[i]["k"] == "eval" and events[i].get("key") == model
+        ),
+        None,
+    )
+    if last_eval is None:
+        return False
+    for block in facts.get("blocks", ()):
+        if block["k"] != "if" or not block["first"] <= last_eval < block["last"]:
+            continue
+        arm = (
+            range(block["mid"], block["last"])
+            if last_eval < block["mid"]
+            else range(block["first"], block["mid"])
+        )
+        if any(events[i]["k"] == "train" and events[i].get("key") == model for i in arm):
+            return True
+    return False
 
 
 THRESHOLD_OPTION = "small-batch-threshold"
@@ -198,26 +223,25 @@ def small_training_loaders(
     with the first training loop it feeds on a model whose BatchNorm trains.
     `parameter_defaults=False` leaves out batch sizes read from a function parameter's
     default (a caller may pass another value)."""
-    for function, facts in index.functions(path):
-        for key, loader in facts["loaders"].items():
-            batch = loader["batch"]
-            if not parameter_defaults and isinstance(batch, dict) and "param" in batch:
+    for function, facts, key, loader in loaders.file_loaders(index, path):
+        batch = loader["batch"]
+        if not parameter_defaults and isinstance(batch, dict) and "param" in batch:
+            continue
+        size = batch_size(index, path, facts, loader, function)
+        if not isinstance(size, int) or isinstance(size, bool):
+            continue
+        if not smallest <= size <= largest:
+            continue
+        for loop_path, loop_function, loop_facts, loop in training_loops(
+            index, path, function, facts, key
+        ):
+            model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
+            if model is None or batchnorm_frozen_in(loop_facts, model):
                 continue
-            size = batch_size(index, path, facts, loader)
-            if not isinstance(size, int) or isinstance(size, bool):
-                continue
-            if not smallest <= size <= largest:
-                continue
-            for loop_path, loop_function, loop_facts, loop in training_loops(
-                index, path, function, facts, key
-            ):
-                model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
-                if model is None or batchnorm_frozen_in(loop_facts, model):
-                    continue
-                yield SmallTrainingLoader(
-                    function, key, loader, size, loop_path, loop_function, loop, model
-                )
-                break
+            yield SmallTrainingLoader(
+                function, key, loader, size, loop_path, loop_function, loop, model
+            )
+            break
 
 
 def batchnorm_frozen_in(facts: Json, model: str) -> bool:

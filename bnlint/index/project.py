@@ -55,6 +55,7 @@ class ProjectIndex:
         self.root = root
         self.summaries: dict[str, FileSummary] = dict(summaries or {})
         self._modules: dict[str, str] = {}
+        self._module_names: dict[str, str] = {}
         for path in self.summaries:
             name = module_name(root, path)
             parts = name.split(".")
@@ -139,13 +140,20 @@ class ProjectIndex:
 
     # -- names --------------------------------------------------------------------------
     def module_of(self, path: str) -> str:
-        return module_name(self.root, path)
+        """Memoised: name lookups ask it tens of thousands of times per run, and each
+        `module_name` makes the path relative (7 s of a profiled timm run)."""
+        found = self._module_names.get(path)
+        if found is None:
+            found = self._module_names[path] = module_name(self.root, path)
+        return found
 
     def canonical(self, path: str, name: str | None) -> str | None:
         """A summary name (`~Net`, `.models.Net`, `torch.nn.Conv2d`) as a project-wide
         dotted name."""
         if name is None:
             return None
+        if name.startswith("*"):
+            return self._star_name(path, name[1:])
         if name.startswith("~"):
             module = self.module_of(path)
             return f"{module}.{name[1:]}" if module else name[1:]
@@ -187,8 +195,44 @@ class ProjectIndex:
                 qualified = self.canonical(target, summary.imports[local])
                 path = target
                 continue
+            starred = self._star_name(target, local)
+            if starred is not None:
+                qualified, path = starred, target
+                continue
             return None
         return None
+
+    def _star_name(self, path: str, name: str) -> str | None:
+        """The project-wide name of `name` in a file that has `from x import *`: the
+        last starred module defining it; the library's name when the one starred
+        module is not in the project; None when unknown."""
+        summary = self.summaries.get(path)
+        if summary is None:
+            return None
+        stars = _star_sources(summary)
+        if not stars:
+            return None
+        memo = ("star", path, name)
+        if memo in self._memo:
+            return self._memo[memo]  # type: ignore[no-any-return]
+        if memo in self._active:
+            return None  # modules that star-import each other
+        self._active.add(memo)
+        try:
+            result: str | None = None
+            for source in reversed(stars):
+                candidate = f"{source}.{name}" if not source.endswith(".") else source + name
+                if self.lookup(path, candidate) is not None:
+                    result = self.canonical(path, candidate)
+                    break
+            else:
+                module = self.canonical(path, stars[0])
+                if len(stars) == 1 and module is not None and module not in self._modules:
+                    result = f"{module}.{name}"
+        finally:
+            self._active.discard(memo)
+        self._memo[memo] = result
+        return result
 
     def library_name(self, path: str, name: str | None) -> str | None:
         """The name itself when it is not defined in the project (a library name)."""
@@ -236,6 +280,8 @@ class ProjectIndex:
         return result
 
     def _norm_kind(self, path: str, name: str | None) -> str | None:
+        if name is not None and name.startswith("$"):
+            return self.norm_argument_kind(name[1:])
         result = kinds.library_norm_kind(self.library_name(path, name))
         found = self.lookup(path, name)
         if found is not None and found[1] == "class":
@@ -254,6 +300,25 @@ class ProjectIndex:
                 result = "frozen"
         return result
 
+    def norm_argument_kind(self, parameter: str) -> str | None:
+        """What a norm-like parameter (`norm_layer`) builds, over every value the
+        project passes to it or defaults it to: "bn" / "frozen" / "other-norm" when all
+        agree, None when they disagree, one is unknown, or there is none."""
+        memo = ("norm-argument", parameter)
+        if memo not in self._memo:
+            found: set[str | None] = set()
+            for path, summary in self.summaries.items():
+                for value in summary.norm_args.get(parameter, ()):
+                    found.add(None if value == "?" else self.norm_kind(path, value))
+            if found:
+                # A norm class passed by position somewhere may land in this parameter.
+                for path, summary in self.summaries.items():
+                    for value in summary.norm_args.get("#positional", ()):
+                        found.add(None if value == "?" else self.norm_kind(path, value))
+            self._memo[memo] = found.pop() if len(found) == 1 else None
+        result: str | None = self._memo[memo]
+        return result
+
     def spec_kind(self, path: str, spec: Json | None, depth: int = 0) -> Kind:
         """Whether the module tree a layer spec builds trains BatchNorm: "bn", "frozen"
         (only frozen BN), "none" (known to have none) or None (unknown)."""
@@ -267,6 +332,8 @@ class ProjectIndex:
         call = spec.get("call")
         if "items" in spec:
             return combine([self.spec_kind(path, item, depth + 1) for item in spec["items"]])
+        if "self_method" in spec:
+            return self._self_method_kind(path, spec["self_method"], depth)
         if spec.get("kw", {}).get("norm_eval") is True:
             return (
                 "frozen"
@@ -284,9 +351,15 @@ class ProjectIndex:
             return norm
         if norm == "other-norm":
             return "none"
+        if call is not None and call.endswith(".load_from_checkpoint"):
+            # Lightning's `LitModel.load_from_checkpoint(path)` builds a `LitModel`.
+            owner = self.lookup(path, call.rsplit(".", 1)[0])
+            if owner is not None and owner[1] == "class":
+                return self.class_kind(owner[0], owner[2])
         library = self.library_name(path, call)
+        family = kinds.segmentation_family_kind(self.canonical(path, call), spec.get("kw", {}))
         if library is not None:
-            factory = kinds.factory_kind(library, spec.get("arg0"))
+            factory = kinds.factory_kind(library, spec.get("arg0")) or family
             if factory == "bn" and "norm_layer" in spec:
                 return self._norm_layer_kind(path, spec["norm_layer"])
             if factory is not None:
@@ -304,14 +377,65 @@ class ProjectIndex:
         target, what, local = found
         if what == "class":
             # A class's kind does not depend on how it was reached: memoised, cycles
-            # guarded by the memo, so the depth count starts afresh.
-            return self.class_kind(target, local)
+            # guarded by the memo, so the depth count starts afresh. A vendored copy
+            # of a known library family (`import smp` of a project folder) is that
+            # family when its own code is beyond the index (registries, branches).
+            kind = self.class_kind(target, local)
+            if kind is None and family is not None:
+                return family
+            if kind == "bn" or "param_layers" not in self.summaries[target].classes[local]:
+                return kind
+            return self._held_kind(path, target, local, spec, depth)
         if what == "function":
-            facts = self.summaries[target].functions[local]
-            returned = [
-                self._returned_kind(target, local, facts, r, depth + 1) for r in facts["returns"]
-            ]
-            return combine(returned) if returned else None
+            if family is not None:
+                return family
+            # Like a class, what a factory returns does not depend on how it was reached.
+            returned: Kind = self._memoised(
+                ("returns", target, local), lambda: self._returns_kind(target, local)
+            )
+            return returned
+        return None
+
+    def _returns_kind(self, path: str, function: str) -> Kind:
+        facts = self.summaries[path].functions[function]
+        returned = [self._returned_kind(path, function, facts, r, 1) for r in facts["returns"]]
+        return combine(returned) if returned else None
+
+    def _held_kind(self, path: str, target: str, name: str, spec: Json, depth: int) -> Kind:
+        """An instance of a class that holds modules passed to its constructor
+        (`self.features = features`): its own layers and the modules passed here."""
+        info = self.summaries[target].classes[name]
+        params = info.get("init_params", [])
+        passed = spec.get("args", {})
+        parts: list[Kind] = [self._class_kind(target, name, with_held=False)]
+        for param in info["param_layers"].values():
+            slot = f"#{params.index(param)}" if param in params else None
+            argument = passed.get(param) or (passed.get(slot) if slot else None)
+            parts.append(self.spec_kind(path, argument, depth + 1))
+        return combine(parts)
+
+    def _self_method_kind(self, path: str, method: str, depth: int) -> Kind:
+        """The layers a class's own helper method returns (`self._make_stage(2)`),
+        looked up in the class and its project bases."""
+        owner, _, name = method.partition(".")
+        todo, seen = [(path, owner)], set()
+        while todo:
+            current = todo.pop(0)
+            if current in seen or current[1] not in self.summaries[current[0]].classes:
+                continue
+            seen.add(current)
+            facts = self.function_facts(current[0], f"{current[1]}.{name}")
+            if facts is not None:
+                function = f"{current[1]}.{name}"
+                returned = [
+                    self._returned_kind(current[0], function, facts, r, depth + 1)
+                    for r in facts["returns"]
+                ]
+                return combine(returned) if returned else None
+            for base in self.class_info(*current)["bases"]:
+                found = self.lookup(current[0], base)
+                if found is not None and found[1] == "class":
+                    todo.append((found[0], found[2]))
         return None
 
     def _norm_layer_kind(self, path: str, norm_layer: str) -> Kind:
@@ -334,7 +458,7 @@ class ProjectIndex:
         result: Kind = self._memoised(("class", path, name), lambda: self._class_kind(path, name))
         return result
 
-    def _class_kind(self, path: str, name: str) -> Kind:
+    def _class_kind(self, path: str, name: str, with_held: bool = True) -> Kind:
         info = self.summaries[path].classes[name]
         parts: list[Kind] = []
         norm = self.norm_kind(path, "~" + name)
@@ -357,6 +481,8 @@ class ProjectIndex:
                 )
         if info["unknown_bases"]:
             parts.append(None)
+        if with_held and info.get("param_layers"):
+            parts.append(None)  # modules passed in: known per instantiation only
         result = combine(parts) if parts else "none"
         if result == "bn" and self.keeps_bn_frozen(path, name):
             result = "frozen"
@@ -447,6 +573,12 @@ class ProjectIndex:
             return None
         bindings = facts["bindings"].get(key, [])
         kinds_found = [self._binding_kind(path, function, b, depth) for b in bindings]
+        # `model, optimizer = build(cfg)`: the item `build` returns at that place.
+        kinds_found += [
+            self._result_kind(path, function, result, depth)
+            for result in facts.get("results", {}).get(key, ())
+            if result["item"] is not None
+        ]
         known = [k for k in kinds_found if k is not None]
         if known:
             return combine(known)
@@ -492,6 +624,21 @@ class ProjectIndex:
                 return combine(returned) if returned else None
         return None
 
+    def _result_kind(self, path: str, function: str, result: Json, depth: int) -> Kind:
+        """Kind of the item a project function returns in a tuple at `result["item"]`."""
+        callee = self.resolve_function(path, function, result["fn"])
+        facts = self.function_facts(*callee) if callee is not None else None
+        if callee is None or facts is None:
+            return None
+        position = result["item"]
+        kinds_found = [
+            self.key_kind(*callee, items[position], depth + 1)
+            for items in facts.get("returned_items", ())
+            if position < len(items) and items[position] is not None
+        ]
+        known = [k for k in kinds_found if k is not None]
+        return combine(known) if known else None
+
     def resolve_function(self, path: str, function: str, callee: str) -> tuple[str, str] | None:
         """The project function a call event names: (path, function name)."""
         if callee.startswith("self."):
@@ -504,6 +651,17 @@ class ProjectIndex:
                 return path, f"{owner}.{method}"
             return None
         found = self.lookup(path, callee)
+        if found is None and "." in callee:
+            # `solver.Solver.train`: a method called on an instance of a project class.
+            owner, _, method = callee.rpartition(".")
+            cls = self.lookup(path, owner)
+            if (
+                cls is not None
+                and cls[1] == "class"
+                and self.function_facts(cls[0], f"{cls[2]}.{method}") is not None
+            ):
+                return cls[0], f"{cls[2]}.{method}"
+            return None
         if found is None or found[1] != "function":
             return None
         return found[0], found[2]
@@ -592,6 +750,14 @@ class ProjectIndex:
             )
         mode: str | None = self._memo[memo]
         return mode
+
+
+def _star_sources(summary: FileSummary) -> list[str]:
+    """The modules a file star-imports, in order."""
+    sources: list[str] = []
+    while f"*{len(sources)}" in summary.imports:
+        sources.append(summary.imports[f"*{len(sources)}"])
+    return sources
 
 
 def call_parameters(facts: Json) -> list[str]:

@@ -15,19 +15,38 @@ containers `items` (children in order) or for `a if c else b` `alts`.
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from bnlint.index.flow import ForwardFlow
-from bnlint.index.functions import _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.momentum_params import momentum_facts
+from bnlint.index.norm_args import is_norm_parameter, norm_arguments
+from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 8
+SUMMARY_VERSION = 13
+_BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
-_INTERESTING = ("torch", "nn", "Module", "eval", "train", "model", "Loader", "requires_grad")
+_INTERESTING = (
+    "torch",
+    "nn",
+    "Module",
+    "eval",
+    "train",
+    "model",
+    "Loader",
+    "loader",
+    "add_argument",
+    "requires_grad",
+    "momentum",
+    "MOMENTUM",
+)
 _LAYER_KEYWORDS = (
     "bias",
     "affine",
@@ -39,15 +58,30 @@ _LAYER_KEYWORDS = (
     "num_features",
     "out_channels",
     "p",
+    # segmentation_models_pytorch: the encoder and whether the decoder has BatchNorm.
+    "encoder_name",
+    "decoder_use_batchnorm",
+    "psp_use_batchnorm",
+    # Whether a factory loads released weights (`resnet50(weights=...)`).
+    "pretrained",
+    "weights",
 )
 
 Json = dict[str, Any]
+# Library constructors never hold a project module passed to them.
+_LIBRARY_ROOTS = _LIBRARIES
+_SELF_CALL = re.compile(r"\bself\.(\w+)\(")
+# `return model, optimizer`: a factory whose items callers unpack (bnlint.index.loaders,
+# ProjectIndex._result_kind) needs its bindings.
+_RETURNS_TUPLE = re.compile(r"\breturn\s+\w+\s*,")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
     ".train(",
     "requires_grad",
     "Loader",
+    "loader",  # loaders handed on by name (bnlint.index.loaders)
+    "add_argument",  # batch-size options (bnlint.index.loaders)
     "backward",
     "no_grad",
     "inference_mode",
@@ -71,6 +105,11 @@ class FileSummary:
     aliases: dict[str, Any] = field(default_factory=dict)
     classes: dict[str, Json] = field(default_factory=dict)
     functions: dict[str, Json] = field(default_factory=dict)
+    # Norm classes this file passes to or defaults for norm-like parameters
+    # (`norm_layer=nn.BatchNorm2d`): see `norm_args.py`.
+    norm_args: dict[str, list[str]] = field(default_factory=dict)
+    # Momentum-named configuration defaults (`bnlint.index.settings`).
+    settings: dict[str, Any] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
     unparsable: bool = False
     # A hash of what the summary says, positions left out (see `meaning`); kept with the
@@ -96,6 +135,8 @@ class FileSummary:
             "aliases": self.aliases,
             "classes": self.classes,
             "functions": self.functions,
+            "norm_args": self.norm_args,
+            "settings": self.settings,
             "unparsable": self.unparsable,
         }
         if with_meaning:
@@ -113,13 +154,26 @@ class FileSummary:
             aliases=dict(data["aliases"]),
             classes=dict(data["classes"]),
             functions=dict(data["functions"]),
+            norm_args=dict(data.get("norm_args", {})),
+            settings=dict(data.get("settings", {})),
             unparsable=bool(data.get("unparsable", False)),
             _meaning=data.get("meaning"),
         )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.classes or self.functions or self.aliases or self.unparsable)
+        re_exports = any(key.startswith("*") for key in self.imports) or (
+            bool(self.imports) and _is_package_init(self.path)
+        )
+        return not (
+            self.classes
+            or self.functions
+            or self.aliases
+            or self.norm_args
+            or self.settings
+            or self.unparsable
+            or re_exports
+        )
 
 
 def _without_positions(data: Any) -> Any:
@@ -130,6 +184,12 @@ def _without_positions(data: Any) -> Any:
     return data
 
 
+def _is_package_init(path: str) -> bool:
+    """A package's `__init__.py`: its imports alone are what the package exports
+    (`from .unet import Unet` makes `pkg.Unet` a name other files use)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] == "__init__.py"
+
+
 def digest_of(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -138,7 +198,9 @@ def summarize_file(path: str, text: str) -> FileSummary:
     """The summary of `text` (reported as `path`). Never raises on bad input: a file
     that does not parse has an empty summary (BN000 reports it)."""
     summary = FileSummary(path=path, digest=digest_of(text))
-    if not any(word in text for word in _INTERESTING):
+    # A package's `__init__` and a star import may only re-export names defined elsewhere.
+    re_exports = _is_package_init(path) or "import *" in text
+    if not re_exports and not any(word in text for word in _INTERESTING):
         return summary
     try:
         tree = ast.parse(text)
@@ -158,6 +220,20 @@ class Names:
         self.imports = imports
         self.local = local
         self.aliases = aliases
+        self.has_star_imports = any(key.startswith("*") for key in imports)
+
+    def star(self, node: ast.expr) -> str | None:
+        """`*Name` for a called name this file neither defines nor imports by name,
+        when the file has `from x import *` (resolved by `ProjectIndex`)."""
+        if (
+            self.has_star_imports
+            and isinstance(node, ast.Name)
+            and node.id not in _BUILTINS
+            and node.id not in self.imports
+            and node.id not in self.local
+        ):
+            return "*" + node.id
+        return None
 
     def qualify(self, node: ast.expr | None) -> str | None:
         dotted = dotted_name(node)
@@ -222,31 +298,31 @@ class Positions:
 class _Summarizer:
     def __init__(self, summary: FileSummary, text: str) -> None:
         self.summary = summary
+        self.text = text
         self.positions = Positions(text)
+        # A file that freezes something somewhere: its constructors may call its freeze
+        # helpers under any name (`lock(self.stem)`), so each of them is walked (BN005).
+        self.freezes_somewhere = "requires_grad" in text or ".eval(" in text
+        # The text's lines as the parser numbers them (None: keep every line).
+        # The facts of the last constructor walked: loaders and freezes read the same.
+        self._constructor: tuple[ast.AST, Json] | None = None
 
     def run(self, tree: ast.Module) -> None:
+        if "omentum" in self.text or "OMENTUM" in self.text:
+            self.summary.settings = settings_of(tree, self.positions)
         top = list(_top_level(tree.body))
         imports = self.summary.imports
         local: set[str] = set()
         for statement in top:
-            if isinstance(statement, ast.Import):
-                for alias in statement.names:
-                    if alias.asname:
-                        imports[alias.asname] = alias.name
-                    else:
-                        head = alias.name.split(".")[0]
-                        imports[head] = head
-            elif isinstance(statement, ast.ImportFrom):
+            if isinstance(statement, ast.ImportFrom) and any(
+                alias.name == "*" for alias in statement.names
+            ):
+                # `from models import *`: names this file does not define may come
+                # from there (`*<n>` keys, in order; see `ProjectIndex`).
                 source = "." * statement.level + (statement.module or "")
-                for alias in statement.names:
-                    if alias.name == "*":
-                        continue
-                    joined = (
-                        f"{source}.{alias.name}"
-                        if source and not source.endswith(".")
-                        else source + alias.name
-                    )
-                    imports[alias.asname or alias.name] = joined
+                imports[f"*{sum(k.startswith('*') for k in imports)}"] = source
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                imports.update(_imported_names(statement))
             elif isinstance(statement, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
                 local.add(statement.name)
         names = Names(imports, local, self.summary.aliases)
@@ -257,12 +333,19 @@ class _Summarizer:
                 target = statement.targets[0]
                 if isinstance(target, ast.Name):
                     value = _alias_value(statement.value, names)
+                    previous = self.summary.aliases.get(target.id)
+                    if isinstance(previous, str) and isinstance(value, str) and previous != value:
+                        # `if gn: Norm = nn.GroupNorm / else: Norm = nn.BatchNorm2d`: which
+                        # class the name holds depends on the run, so it is unknown.
+                        value = {"const": "?", "alternatives": [previous, value]}
                     if value is not None:
                         self.summary.aliases[target.id] = value
             elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
                 value = _alias_value(statement.value, names) if statement.value else None
                 if value is not None:
                     self.summary.aliases[statement.target.id] = value
+        _drop_mutated_dicts(self.summary.aliases, tree)
+        self.summary.norm_args = norm_arguments(tree, self.text, names)
         layers = LayerBuilder(names, self.positions)
         for statement in top:
             if isinstance(statement, ast.ClassDef):
@@ -292,15 +375,43 @@ class _Summarizer:
         names: Names,
         layers: LayerBuilder,
         owner: str | None,
+        submodules: Iterable[str] = (),
     ) -> Json | None:
         """Mode facts for functions whose text can hold them; for the others (most of a
-        model zoo) only the layers they return, which is all other files need."""
+        model zoo) only the layers they return, which is all other files need. A
+        method that runs one of its class's submodules (`self.img_enc(images)` in a
+        helper object's `embed()`) holds a forward that a training step may reach."""
         lines = self.positions.lines[function.lineno - 1 : function.end_lineno]
         text = "\n".join(lines)
+        if "import " in text:
+            # Imports inside the function (`from models.resnet import get_resnet` in a
+            # branch of `get_model()`) name its models too.
+            inner = _local_imports(function)
+            if inner:
+                names = Names({**names.imports, **inner}, names.local, names.aliases)
+                owned = layers.owner
+                layers = LayerBuilder(names, self.positions)
+                layers.owner = owned
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
-        if any(word in text for word in _MODE_WORDS):
-            return facts.run(function)
-        return facts.run_returns(function)
+        previous = layers.reading(function)
+        try:
+            if any(word in text for word in _MODE_WORDS) or _RETURNS_TUPLE.search(text):
+                result: Json | None = facts.run(function)
+            elif (submodules := set(submodules)) and any(
+                m.group(1) in submodules for m in _SELF_CALL.finditer(text)
+            ):
+                result = facts.run(function)
+            else:
+                result = facts.run_returns(function)
+        finally:
+            layers.norm_params = previous
+        if result is not None and _may_switch_to_eval(text) and _switches_to_eval(function):
+            # A loader that hands back models it put in eval (`m.fuse().eval()`).
+            result["sets_eval"] = True
+        return result
+
+    def _text(self, node: ast.stmt) -> str:
+        return "\n".join(self.positions.lines[node.lineno - 1 : node.end_lineno])
 
     def summarize_class(self, node: ast.ClassDef, names: Names, layers: LayerBuilder) -> Json:
         bases = [names.qualify(base) for base in node.bases]
@@ -314,6 +425,16 @@ class _Summarizer:
             "norm_eval": False,
             "methods": {},
         }
+        # A plain object that holds models (`class VSE:` with `self.img_enc`), not a
+        # module: its methods that run those models are followed (BN006); a module's
+        # own helper methods stay as they were (the caller owns their mode).
+        holder = not any(
+            isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef) and member.name == "forward"
+            for member in node.body
+        ) and not any(
+            base is not None and (base.startswith("torch.") or base.endswith("Module"))
+            for base in bases
+        )
         for statement in node.body:
             if isinstance(statement, ast.Assign | ast.AnnAssign):
                 # Class-level `norm_eval = True` style flags.
@@ -324,22 +445,223 @@ class _Summarizer:
                     info["norm_eval"] = True
             if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
+            layers.owner = node.name
             if any(
                 "norm_eval" in arg.arg or "freeze_bn" in arg.arg for arg in _all_args(statement)
             ):
                 info["norm_eval"] = True
             for attr, spec in layers.self_layers(statement):
                 info["layers"].setdefault(attr, spec)
+            if statement.name == "__init__":
+                init_text = self._text(statement)
+                if _may_switch_to_eval(init_text) and _switches_to_eval(statement):
+                    info["evals_at_init"] = True
+                held = _held_modules(self._text(node), statement)
+                if held:
+                    info["param_layers"] = held
+                    info["init_params"] = [a.arg for a in _all_args(statement)][1:]
             if statement.name == "train":
                 info["train_override"] = True
                 info["refreezes"] = _refreezes(statement)
             elif statement.name == "forward":
                 info["forward"] = ForwardFlow(names, self.positions).run(statement)
+            if statement.name == "__init__":
+                self._init_loaders(statement, names, layers, node.name, info)
+                _init_attributes(statement, info)
             if statement.name not in ("__init__", "forward"):
-                facts = self.function_facts(statement, names, layers, node.name)
+                facts = self.function_facts(
+                    statement, names, layers, node.name, submodules=info["layers"] if holder else ()
+                )
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
+            elif statement.name == "__init__":
+                self._constructor_freezes(info, node, statement, names, layers)
+            layers.owner = None
+        if any(
+            "momentum" in line for line in self.positions.lines[node.lineno - 1 : node.end_lineno]
+        ):
+            momentum = momentum_facts(node, names)
+            if momentum is not None:
+                info["momentum"] = momentum
         return info
+
+    def _constructor_freezes(
+        self,
+        info: Json,
+        node: ast.ClassDef,
+        init: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+    ) -> None:
+        """What the constructor may freeze on `self` (BN005): its freeze, BN-eval and
+        eval events on `self` keys and its calls that pass `self` keys or call methods
+        (`_freeze_module(self.layer1)`, `self.freeze_bn()`), as `info["init"]`; and
+        `info["shadowed"]`, methods that an instance attribute of the same name hides
+        (`self.freeze_bn = freeze_bn`: `model.freeze_bn` is then a flag). Only
+        constructors that name a freeze, in files that freeze something, are walked."""
+        methods = {
+            s.name for s in node.body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+        shadowed = sorted(
+            {
+                attr
+                for statement in _statements(init.body)
+                for attr, _ in _self_assignments(statement)
+            }
+            & methods
+        )
+        if shadowed:
+            info["shadowed"] = shadowed
+        text = "\n".join(self.positions.lines[init.lineno - 1 : init.end_lineno])
+        if not self.freezes_somewhere and not any(word in text for word in _FREEZE_WORDS):
+            return
+        facts = self._constructor_facts(init, names, layers, node.name)
+        events = [event for event in facts["events"] if _on_self(event)]
+        if events:
+            info["init"] = events
+
+    def _init_loaders(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+        owner: str,
+        info: Json,
+    ) -> None:
+        """Loaders a constructor stores on `self` (`self.train_loader = DataLoader(...)`),
+        which the class's other methods iterate (bnlint.index.loaders)."""
+        text = "\n".join(self.positions.lines[function.lineno - 1 : function.end_lineno])
+        if "Loader" not in text:
+            return
+        facts = self._constructor_facts(function, names, layers, owner)
+        loaders = {k: v for k, v in facts["loaders"].items() if k.startswith("self.")}
+        if loaders:
+            info["init_loaders"] = loaders
+
+    def _constructor_facts(
+        self,
+        init: ast.FunctionDef | ast.AsyncFunctionDef,
+        names: Names,
+        layers: LayerBuilder,
+        owner: str,
+    ) -> Json:
+        """`FunctionFacts` of a constructor, walked once for `_init_loaders` and
+        `_constructor_freezes` (both read the same facts of the same `__init__`)."""
+        if self._constructor is None or self._constructor[0] is not init:
+            facts = FunctionFacts(names, layers, self.positions, owner=owner).run(init)
+            self._constructor = (init, facts)
+        return self._constructor[1]
+
+
+def _init_attributes(function: ast.FunctionDef | ast.AsyncFunctionDef, info: Json) -> None:
+    """Constructor parameters kept on `self` (`self.train_loader = train_loader`), so a
+    loader passed to `Trainer(model, loader)` reaches the methods that iterate it."""
+    params = [a.arg for a in [*function.args.posonlyargs, *function.args.args]][1:]
+    params += [a.arg for a in function.args.kwonlyargs]
+    kept: dict[str, str] = {}
+    for statement in _statements(function.body):
+        for attr, value in _self_assignments(statement):
+            if isinstance(value, ast.Name) and value.id in params:
+                kept.setdefault(value.id, attr)
+    if kept:
+        info["init_params"] = params
+        info["init_attrs"] = kept
+
+
+def _drop_mutated_dicts(aliases: dict[str, Any], tree: ast.Module) -> None:
+    """A module-level config dict written anywhere in the file (`CFG["bs"] = 4`,
+    `CFG.update(...)`) is not the literal any more."""
+    dicts = {name for name, value in aliases.items() if isinstance(value, dict) and "dict" in value}
+    if not dicts:
+        return
+    for node in ast.walk(tree):
+        base = None
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
+            base = node.value
+            while isinstance(base, ast.Subscript):
+                base = base.value
+        elif isinstance(node, ast.Attribute) and node.attr in ("update", "setdefault", "pop"):
+            base = node.value
+        if isinstance(base, ast.Name) and base.id in dicts:
+            del aliases[base.id]
+            dicts.discard(base.id)
+
+
+def _local_imports(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
+    imports: dict[str, str] = {}
+    for statement in _statements(function.body):
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            imports.update(_imported_names(statement))
+    return imports
+
+
+def _imported_names(statement: ast.Import | ast.ImportFrom) -> dict[str, str]:
+    """local name → qualified name for one import statement (`*` left out)."""
+    imports: dict[str, str] = {}
+    if isinstance(statement, ast.Import):
+        for alias in statement.names:
+            if alias.asname:
+                imports[alias.asname] = alias.name
+            else:
+                head = alias.name.split(".")[0]
+                imports[head] = head
+        return imports
+    source = "." * statement.level + (statement.module or "")
+    for alias in statement.names:
+        if alias.name == "*":
+            continue
+        joined = (
+            f"{source}.{alias.name}" if source and not source.endswith(".") else source + alias.name
+        )
+        imports[alias.asname or alias.name] = joined
+    return imports
+
+
+def _may_switch_to_eval(text: str) -> bool:
+    return ".eval()" in text or "train(False" in text or "train(mode=False" in text
+
+
+def _switches_to_eval(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function calls `.eval()` or `.train(False)` on something."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "eval" and not node.args and not node.keywords:
+                return True
+            if node.func.attr == "train" and node.args and literal(node.args[0]) is False:
+                return True
+    return False
+
+
+def _held_modules(class_text: str, init: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
+    """attr → parameter for `self.features = features` in `__init__` where the class
+    calls `self.features(...)`: a module the caller builds and passes in. The walk for
+    the calls enters only the class's nodes on lines that name a held attribute."""
+    params = {a.arg for a in _all_args(init)[1:]}
+    held: dict[str, str] = {}
+    for statement in init.body:
+        for attr, value in _self_assignments(statement):
+            if isinstance(value, ast.Name) and value.id in params and f"self.{attr}(" in class_text:
+                held[attr] = value.id
+    return held
+
+
+# Constructor text that can freeze something (BN005): only such constructors are walked.
+_FREEZE_WORDS = ("requires_grad", ".eval(", "freeze", "Freeze", "fix", ".train(False")
+
+
+def _on_self(event: Json) -> bool:
+    """A constructor event about the instance: a mode/freeze event on `self` or one of
+    its attributes, a call of one of its methods, or a call that passes one of them."""
+
+    def is_self(key: Any) -> bool:
+        return isinstance(key, str) and (key == "self" or key.startswith("self."))
+
+    if event["k"] in ("freeze", "bn_eval", "eval", "train", "method", "average"):
+        return is_self(event.get("key"))
+    if event["k"] == "call":
+        passed = [*event["args"], *event["kwargs"].values()]
+        return str(event["fn"]).startswith("self.") or any(is_self(key) for key in passed)
+    return False
 
 
 def _all_args(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
@@ -396,6 +718,13 @@ def _alias_value(value: ast.expr, names: Names) -> Any:
     constant = literal(value)
     if constant != "?" and isinstance(constant, int) and not isinstance(constant, bool):
         return {"const": constant}
+    if isinstance(value, ast.Dict):
+        # A config dict (`CONFIG = {"batch_size": 1, ...}`) read by loaders.
+        from bnlint.index.functions import _dict_literal
+
+        entries = _dict_literal(value)
+        if entries and any(not isinstance(v, str) or v != "?" for v in entries.values()):
+            return {"dict": entries}
     return None
 
 
@@ -406,6 +735,20 @@ class LayerBuilder:
     def __init__(self, names: Names, positions: Positions) -> None:
         self.names = names
         self.positions = positions
+        # The class whose methods are being read: `self._make_stage(2)` in it is a
+        # layer built by that class's own helper method.
+        self.owner: str | None = None
+        # Norm-like parameters of the function being read: `norm_layer(planes)` builds
+        # whatever class the callers pass (`$norm_layer`, see `norm_args.py`).
+        self.norm_params: frozenset[str] = frozenset()
+
+    def reading(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+        """Enter `function`: its norm-like parameters; returns the previous ones."""
+        previous = self.norm_params
+        self.norm_params = frozenset(
+            arg.arg for arg in _all_args(function) if is_norm_parameter(arg.arg)
+        )
+        return previous
 
     def spec(self, node: ast.expr, env: dict[str, Json] | None = None) -> Json | None:
         env = env or {}
@@ -424,6 +767,15 @@ class LayerBuilder:
             # `resnet34(...).cuda()`: the same module tree as the inner call.
             return self.spec(node.func.value, env)
         callee = self.names.qualify(node.func)
+        if callee is None and self.owner is not None and dotted_name(node.func) is not None:
+            head, _, method = (dotted_name(node.func) or "").partition(".")
+            if head == "self" and method and "." not in method:
+                return {
+                    "call": None,
+                    "self_method": f"{self.owner}.{method}",
+                    "kw": {},
+                    "pos": self.positions.of(node),
+                }
         if (callee or "").rsplit(".", 1)[-1] in _WRAPPERS and node.args:
             # `nn.DataParallel(resnet50())`: the wrapped model's tree.
             return self.spec(node.args[0], env)
@@ -431,6 +783,10 @@ class LayerBuilder:
             # A local variable bound to a class: `norm = nn.BatchNorm2d; norm(c)`.
             bound = env[node.func.id]
             callee = bound.get("ref") if isinstance(bound, dict) else None
+        elif callee is None and dotted_name(node.func) in self.norm_params:
+            callee = f"${dotted_name(node.func)}"
+        elif callee is None:
+            callee = self.names.star(node.func)
         spec: Json = {"call": callee, "kw": {}, "pos": self.positions.of(node)}
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
@@ -438,7 +794,10 @@ class LayerBuilder:
                 break
             # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
             spec["kw"][f"#{index}"] = literal(arg)
+            self._module_argument(spec, f"#{index}", arg, env)
         for keyword in node.keywords:
+            if keyword.arg is not None:
+                self._module_argument(spec, keyword.arg, keyword.value, env)
             if keyword.arg is None:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
@@ -452,6 +811,9 @@ class LayerBuilder:
             and isinstance(node.args[0].value, str)
         ):
             spec["arg0"] = node.args[0].value
+        width = _width_name(node)
+        if width is not None:
+            spec["width"] = width
         last = (callee or "").rsplit(".", 1)[-1]
         if last in ("Sequential", "ModuleList", "ModuleDict"):
             spec["items"] = self._items(node, env)
@@ -462,8 +824,11 @@ class LayerBuilder:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 bound = env.get(arg.value.id) if isinstance(arg.value, ast.Name) else None
+                parts = self._children_of(arg.value, env)
                 if bound is not None and "list" in bound:
                     items.extend(bound["list"])
+                elif parts is not None:
+                    items.append(parts)
                 else:
                     items.append(None)
             elif isinstance(arg, ast.List | ast.Tuple):
@@ -488,12 +853,59 @@ class LayerBuilder:
                 items.append(self.spec(arg, env))
         return items
 
+    def _module_argument(self, spec: Json, slot: str, arg: ast.expr, env: dict[str, Json]) -> None:
+        """Keep the layers passed to a constructor (`VGG(make_layers(cfg))`,
+        `Wrapper(backbone)`): a class that holds a passed module is known per call."""
+        if not isinstance(arg, ast.Call | ast.Name) or (spec["call"] or "").split(".")[0] in (
+            _LIBRARY_ROOTS
+        ):
+            return
+        inner = self.spec(arg, env)
+        if inner is not None and (inner.get("call") or "items" in inner or "self_method" in inner):
+            spec.setdefault("args", {})[slot] = inner
+
+    def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
+        """The model whose children `list(net.children())[:-1]` (or `net.children()`,
+        `net.modules()`) lists: a Sequential rebuilt from them keeps its BatchNorm."""
+        while isinstance(node, ast.Subscript):
+            node = node.value
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("list", "tuple")
+            and node.args
+        ):
+            node = node.args[0]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("children", "modules")
+            and isinstance(node.func.value, ast.Name)
+        ):
+            bound = env.get(node.func.value.id)
+            if bound is not None and "call" in bound:
+                return bound
+        return None
+
     def track(self, statement: ast.stmt, env: dict[str, Json]) -> None:
         """Update `env` (local name → spec, list of specs, or class reference)."""
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target, value = statement.targets[0], statement.value
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and "list" in env.get(target.value.id, {})
+            ):
+                # `modules["conv"] = nn.Conv2d(...)` fills an OrderedDict of layers.
+                env[target.value.id]["list"].append(self.spec(value, env))
+                return
             if isinstance(target, ast.Name):
-                if isinstance(value, ast.List):
+                parts = self._children_of(value, env)
+                if parts is not None:
+                    env[target.id] = {"list": [parts]}
+                elif _is_empty_mapping(value):
+                    env[target.id] = {"list": []}
+                elif isinstance(value, ast.List):
                     env[target.id] = {"list": [self.spec(e, env) for e in value.elts]}
                 elif isinstance(value, ast.Name | ast.Attribute):
                     ref = self.names.qualify(value)
@@ -529,6 +941,7 @@ class LayerBuilder:
         """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order."""
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
+        previous = self.reading(method)
         for statement in _statements(method.body):
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
@@ -538,6 +951,38 @@ class LayerBuilder:
                 spec = self.spec(value, env)
                 if spec is not None:
                     yield attr, spec
+        self.norm_params = previous
+
+
+def _width_name(node: ast.Call) -> str | None:
+    """The variable a layer's width is written with, for a norm or a Linear: the
+    name says what the output is (`BatchNorm1d(num_classes)`, `Linear(512, emb_dim)`)."""
+    callee = dotted_name(node.func) or ""
+    last = callee.rsplit(".", 1)[-1]
+    if "Norm" in last or last in ("BN", "BatchNorm"):
+        position, keyword = 0, "num_features"
+    elif last.endswith("Linear"):
+        position, keyword = 1, "out_features"
+    else:
+        return None
+    value: ast.expr | None = node.args[position] if len(node.args) > position else None
+    for item in node.keywords:
+        if item.arg == keyword:
+            value = item.value
+    name = dotted_name(value) if value is not None else None
+    return name.rsplit(".", 1)[-1] if name else None
+
+
+def _is_empty_mapping(value: ast.expr) -> bool:
+    """`{}`, `dict()`, `OrderedDict()`: a mapping about to be filled with layers."""
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return (
+        isinstance(value, ast.Call)
+        and not value.args
+        and not value.keywords
+        and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in ("dict", "OrderedDict")
+    )
 
 
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
@@ -555,6 +1000,11 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from _statements(handler.body)
 
 
+# Attributes through which a library classifier produces its output: a Sequential
+# assigned there becomes the model's head (`self.backbone.fc = nn.Sequential(...)`).
+CLASSIFIER_ATTRIBUTES = frozenset({"fc", "classifier", "head", "last_linear"})
+
+
 def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
     if isinstance(statement, ast.Assign):
         for target in statement.targets:
@@ -564,6 +1014,16 @@ def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
                 and target.value.id == "self"
             ):
                 yield target.attr, statement.value
+            elif (
+                isinstance(target, ast.Attribute)
+                and target.attr in CLASSIFIER_ATTRIBUTES
+                and isinstance(target.value, ast.Attribute)
+                and isinstance(target.value.value, ast.Name)
+                and target.value.value.id == "self"
+                and isinstance(statement.value, ast.Call)
+                and (dotted_name(statement.value.func) or "").endswith("Sequential")
+            ):
+                yield f"{target.value.attr}.{target.attr}", statement.value
     elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
         target = statement.target
         if (
@@ -577,8 +1037,8 @@ def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
         name = dotted_name(call.func)
         if name == "self.add_module" and len(call.args) == 2:
             key = literal(call.args[0])
-            if isinstance(key, str):
-                yield key, call.args[1]
+            # A computed name (`self.add_module(f"net_{k}", net)`) still adds the layer.
+            yield (key if isinstance(key, str) else f"*{statement.lineno}"), call.args[1]
         elif name == "setattr" and len(call.args) == 3 and dotted_name(call.args[0]) == "self":
             key = literal(call.args[1])
             if isinstance(key, str):

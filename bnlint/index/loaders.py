@@ -1,0 +1,287 @@
+"""Where a DataLoader goes: the loops that draw from it and the batch size it gets.
+
+Real training code rarely iterates a loader where it is built. It returns loaders from
+factories (`train_loader, val_loader = make_loaders(cfg)`), keeps them in dicts
+(`loaders["train"]`, `{split: DataLoader(...) for split in splits}`), on `self`, in
+module globals read by a `train()` function, passes them to training functions, and
+wraps them (`tqdm`, `enumerate`, `iter` + `next`). This module follows a loader key
+through those hops, each one read from the summaries (no guessing: a hop that cannot
+be read ends the trail), and finds the batch size a loader gets from argparse options
+declared in another file or parameter defaults.
+
+Collection keys: `loaders[train]` is the item "train" of the dict `loaders`,
+`loaders[]` an item whose name is not a literal (a comprehension, `loaders[phase]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from bnlint.index.project import ProjectIndex, argument_key, call_parameters
+
+Json = dict[str, Any]
+Place = tuple[str, str, Json, str]  # path, function, facts, the loader's key there
+
+_MAX_HOPS = 4
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`loaders[train]` → (`loaders`, `[train]`); `train_loader` → (`train_loader`, "")."""
+    base, bracket, rest = key.partition("[")
+    return base, bracket + rest
+
+
+def display_name(key: str, function: str) -> str:
+    """How a message names a loader key: `loaders["train"]`, `loaders[...]`, or the
+    loader a factory returns."""
+    base, item = split_key(key)
+    if base.startswith("<return"):
+        base = f"{function.rsplit('.', 1)[-1]}(...)"
+        if not item:
+            return f"`{base}`"
+    if item == "[]":
+        return f"`{base}[...]`"
+    if item:
+        return f"`{base}[{item[1:-1]!r}]`"
+    return f"`{key}`"
+
+
+def iterates(iterated: str | None, key: str) -> bool:
+    """A loop over `iterated` draws from the loader `key`: the same key, or an item of
+    the same collection whose name one side does not know (`loaders[phase]`)."""
+    if iterated is None:
+        return False
+    if iterated == key:
+        return True
+    base, item = split_key(key)
+    other_base, other_item = split_key(iterated)
+    if not item or not other_item or base != other_base:
+        return False
+    return item == "[]" or other_item == "[]"
+
+
+def loader_places(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
+) -> Iterator[Place]:
+    """Every (path, function, facts, key) where the loader made at `key` is available:
+    here, in project functions it is passed to, in callers it is returned to, in the
+    functions of this file that read a module-level loader, and in the methods of a
+    class that keeps it on `self`. Each place is visited once."""
+    seen: set[tuple[str, str, str]] = set()
+    todo: list[tuple[Place, int]] = [((path, function, facts, key), 0)]
+    while todo:
+        place, hops = todo.pop()
+        marker = (place[0], place[1], place[3])
+        if marker in seen:
+            continue
+        seen.add(marker)
+        yield place
+        if hops < _MAX_HOPS:
+            todo.extend((found, hops + 1) for found in _next_places(index, *place))
+
+
+def _next_places(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
+) -> Iterator[Place]:
+    base, item = split_key(key)
+    # Passed to a project function: `train(model, train_loader)`, `train(loaders)`.
+    for event in facts["events"]:
+        if event["k"] != "call":
+            continue
+        passed = [k for k in (*event["args"], *event["kwargs"].values()) if k in (key, base)]
+        if not passed:
+            continue
+        callee = index.resolve_function(path, function, event["fn"])
+        if callee is None:
+            yield from _constructor_places(index, path, event, key)
+            continue
+        callee_facts = index.function_facts(*callee)
+        if callee_facts is None:
+            continue
+        params = call_parameters(callee_facts)
+        for parameter in params:
+            argument = argument_key(event, params, parameter)
+            if argument == key:
+                yield (*callee, callee_facts, parameter)
+            elif argument == base and item:
+                yield (*callee, callee_facts, parameter + item)
+    # Returned to callers: `train_loader, val_loader = make_loaders(cfg)`.
+    returned = facts.get("loader_returns", {})
+    if base in returned:
+        position = returned[base]
+        for caller_path, caller, event in index.callers(path, function):
+            caller_facts = index.function_facts(caller_path, caller)
+            if caller_facts is None:
+                continue
+            for bound, results in caller_facts.get("results", {}).items():
+                if {"fn": event["fn"], "item": position} in results:
+                    yield caller_path, caller, caller_facts, bound + item
+    # A module-level loader read by the file's functions (`def train(): for b in loader`).
+    if function == "<module>":
+        for other, other_facts in index.functions(path):
+            if other != "<module>" and not _binds(other_facts, base):
+                yield path, other, other_facts, key
+    # A loader kept on `self`, iterated by the class's other methods.
+    owner = facts.get("owner")
+    if key.startswith("self.") and owner:
+        for other, other_facts in index.functions(path):
+            if other.startswith(owner + ".") and other != function:
+                yield path, other, other_facts, key
+
+
+def _constructor_places(index: ProjectIndex, path: str, event: Json, key: str) -> Iterator[Place]:
+    """`Trainer(model, train_loader)` whose constructor keeps the loader on `self`: the
+    methods of the class, with the loader as `self.<attr>`."""
+    found = index.lookup(path, event["fn"])
+    if found is None or found[1] != "class":
+        return
+    info = index.class_info(found[0], found[2])
+    params = info.get("init_params", [])
+    base, item = split_key(key)
+    for parameter, attr in info.get("init_attrs", {}).items():
+        argument = argument_key(event, params, parameter)
+        if argument == key:
+            inner = f"self.{attr}"
+        elif argument == base and item:
+            inner = f"self.{attr}{item}"
+        else:
+            continue
+        for method, facts in index.functions(found[0]):
+            if method.startswith(found[2] + "."):
+                yield found[0], method, facts, inner
+
+
+def _binds(facts: Json, name: str) -> bool:
+    return name in facts["params"] or name in facts["bindings"] or name in facts.get("results", {})
+
+
+def file_loaders(index: ProjectIndex, path: str) -> Iterator[tuple[str, Json, str, Json]]:
+    """(function, facts, key, loader) for every DataLoader made in `path`: in its
+    functions and script code, and kept on `self` by a constructor (whose stand-in facts
+    name only the class, enough for `loader_places` to reach its methods)."""
+    for function, facts in index.functions(path):
+        for key, loader in facts["loaders"].items():
+            yield function, facts, key, loader
+    summary = index.summaries.get(path)
+    if summary is None:
+        return
+    for owner, info in summary.classes.items():
+        for key, loader in info.get("init_loaders", {}).items():
+            init: Json = {
+                "events": [],
+                "params": [],
+                "bindings": {},
+                "loops": [],
+                "owner": owner,
+                "defaults": {},
+            }
+            yield f"{owner}.__init__", init, key, loader
+
+
+def training_loops(
+    index: ProjectIndex, path: str, function: str, facts: Json, key: str
+) -> Iterator[tuple[str, str, Json, Json]]:
+    """Loops that call `backward()` while drawing batches from the loader `key` (made in
+    `function`), wherever the loader reaches. Yields (path, function, facts, loop)."""
+    for place_path, place_function, place_facts, place_key in loader_places(
+        index, path, function, facts, key
+    ):
+        for loop in place_facts["loops"]:
+            if not loop["backward"]:
+                continue
+            if iterates(loop["iter"], place_key) or any(
+                iterates(drawn, place_key) for drawn in loop.get("draws", ())
+            ):
+                yield place_path, place_function, place_facts, loop
+
+
+def argparse_default(
+    index: ProjectIndex, path: str, option: str
+) -> tuple[Any, str, list[int]] | None:
+    """The default of the argparse option `option` (its dest) with where it is declared:
+    this file's parser first, otherwise the project's, when every parser of the project
+    that declares it agrees on the default. None when no parser declares it."""
+    found = _declared(index, path, option)
+    if not found:
+        found = [
+            declared
+            for other, declarations in _project_options(index).get(option, {}).items()
+            if other != path
+            for declared in declarations
+        ]
+    if not found:
+        return None
+    values = {repr(value) for value, _, _ in found}
+    if len(values) != 1:
+        return "?", found[0][1], found[0][2]
+    return found[0]
+
+
+def _project_options(index: ProjectIndex) -> dict[str, dict[str, list[tuple[Any, str, list[int]]]]]:
+    """option → path → its declarations, over the whole project, computed once."""
+
+    def compute() -> dict[str, dict[str, list[tuple[Any, str, list[int]]]]]:
+        table: dict[str, dict[str, list[tuple[Any, str, list[int]]]]] = {}
+        for path in index.summaries:
+            for _, facts in index.functions(path):
+                for option, default in facts.get("argparse", {}).items():
+                    where = facts.get("argparse_at", {}).get(option, facts["pos"])
+                    table.setdefault(option, {}).setdefault(path, []).append((default, path, where))
+        return table
+
+    result: dict[str, dict[str, list[tuple[Any, str, list[int]]]]] = index._memoised(
+        ("argparse options",), compute
+    )
+    return result
+
+
+def _declared(index: ProjectIndex, path: str, option: str) -> list[tuple[Any, str, list[int]]]:
+    found = []
+    for _, facts in index.functions(path):
+        if option in facts.get("argparse", {}):
+            where = facts.get("argparse_at", {}).get(option, facts["pos"])
+            found.append((facts["argparse"][option], path, where))
+    return found
+
+
+def parameter_batch_size(
+    index: ProjectIndex, path: str, function: str, facts: Json, parameter: str
+) -> Any:
+    """The batch size a loader reads from `parameter`: what every caller passes (an
+    integer literal, an argparse option, or the default when it passes nothing), or
+    the default when nothing calls the function. "?" when callers disagree or pass
+    something else."""
+    default = facts["defaults"].get(parameter, "?")
+    callers = index.callers(path, function)
+    if not callers:
+        return default
+    params = call_parameters(facts)
+    sizes = [
+        _passed_size(index, caller_path, event, params, parameter, default)
+        for caller_path, _, event in callers
+    ]
+    first = sizes[0]
+    same = all(type(size) is type(first) and size == first for size in sizes)
+    return first if same else "?"
+
+
+def _passed_size(
+    index: ProjectIndex, path: str, event: Json, params: list[str], parameter: str, default: Any
+) -> Any:
+    values = event.get("values", {})
+    if parameter in values:
+        return values[parameter]
+    position = params.index(parameter) if parameter in params else -1
+    if str(position) in values:
+        return values[str(position)]
+    passed = argument_key(event, params, parameter)
+    in_call = parameter in event["kwargs"] or 0 <= position < len(event["args"])
+    if not in_call:
+        return default
+    if passed is not None and passed.count(".") == 1:
+        # `make_loader(ds, args.batch_size)`: an argparse option of the project.
+        declared = argparse_default(index, path, passed.split(".")[1])
+        if declared is not None:
+            return declared[0]
+    return "?"

@@ -1,0 +1,370 @@
+"""Loader flow (bnlint.index.loaders): the training loops a DataLoader reaches through
+factories, dicts, globals, `self`, wrappers and `next()`, and the batch size it gets
+from an argparse option declared in another file."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from bnlint.config import Selection, load_settings
+from bnlint.engine.run import check_paths
+from bnlint.index import ProjectIndex, summarize_file
+from bnlint.index.loaders import argparse_default, file_loaders, iterates, training_loops
+from bnlint.index.modes import batch_size
+
+
+def index_of(files: dict[str, str]) -> ProjectIndex:
+    summaries = {path: summarize_file(path, textwrap.dedent(text)) for path, text in files.items()}
+    return ProjectIndex.from_summaries("/project", summaries)
+
+
+def loops_fed_by(index: ProjectIndex, path: str, key: str) -> list[tuple[str, str, int]]:
+    """(path, function, loop line) of the training loops the loader `key` of `path` feeds."""
+    found = []
+    for function, facts, loader_key, _ in file_loaders(index, path):
+        if loader_key == key:
+            for loop_path, loop_function, _, loop in training_loops(
+                index, path, function, facts, key
+            ):
+                found.append((loop_path, loop_function, loop["pos"][0]))
+    return found
+
+
+TRAIN = """
+    def fit(net, loader, optimizer):
+        for x, y in loader:
+            optimizer.zero_grad()
+            net(x).sum().backward()
+"""
+
+
+def test_loader_returned_in_a_tuple_reaches_the_loop_of_the_function_it_is_passed_to() -> None:
+    index = index_of(
+        {
+            "/project/data.py": """
+                from torch.utils.data import DataLoader
+
+                def make_loaders(a, b):
+                    train_loader = DataLoader(a, shuffle=True)
+                    val_loader = DataLoader(b)
+                    return train_loader, val_loader
+            """,
+            "/project/engine.py": TRAIN,
+            "/project/main.py": """
+                from data import make_loaders
+                from engine import fit
+
+                def main(net, opt):
+                    tr, va = make_loaders(1, 2)
+                    fit(net, tr, opt)
+            """,
+        }
+    )
+    assert loops_fed_by(index, "/project/data.py", "train_loader") == [
+        ("/project/engine.py", "fit", 3)
+    ]
+    assert loops_fed_by(index, "/project/data.py", "val_loader") == []
+
+
+def test_items_of_a_loader_dict_reach_a_loop_over_a_subscript_with_a_variable() -> None:
+    index = index_of(
+        {
+            "/project/main.py": """
+                from torch.utils.data import DataLoader
+
+                def loaders_for(sets):
+                    return {s: DataLoader(sets[s], shuffle=True) for s in sets}
+
+                def train(model, loaders):
+                    for phase in ("train", "val"):
+                        for x in loaders[phase]:
+                            model(x).sum().backward()
+
+                def main(model, sets):
+                    dls = loaders_for(sets)
+                    train(model, dls)
+            """
+        }
+    )
+    assert loops_fed_by(index, "/project/main.py", "<return0>[]") == [
+        ("/project/main.py", "train", 9)
+    ]
+
+
+def test_named_dict_items_only_reach_loops_over_their_own_name() -> None:
+    assert iterates("loaders[train]", "loaders[train]")
+    assert iterates("loaders[]", "loaders[test]")
+    assert not iterates("loaders[train]", "loaders[test]")
+    assert not iterates("other[train]", "loaders[train]")
+
+
+def test_module_level_loader_reaches_a_function_that_reads_it_and_not_one_that_rebinds_it() -> None:
+    index = index_of(
+        {
+            "/project/train.py": """
+                from torch.utils.data import DataLoader
+                from tqdm import tqdm
+
+                loader = DataLoader(ds, batch_size=4, shuffle=True)
+
+                def train(net):
+                    bar = tqdm(loader)
+                    for x in bar:
+                        net(x).sum().backward()
+
+                def other(net, loader):
+                    for x in loader:
+                        net(x).sum().backward()
+            """
+        }
+    )
+    assert loops_fed_by(index, "/project/train.py", "loader") == [("/project/train.py", "train", 9)]
+
+
+def test_loader_set_in_a_constructor_reaches_the_methods_of_its_class() -> None:
+    index = index_of(
+        {
+            "/project/trainer.py": """
+                from torch.utils.data import DataLoader
+
+                class Trainer:
+                    def __init__(self, ds, model):
+                        self.model = model
+                        self.loader = DataLoader(ds, shuffle=True)
+
+                    def epoch(self):
+                        with tqdm(self.loader) as batches:
+                            for x in batches:
+                                self.model(x).sum().backward()
+            """
+        }
+    )
+    assert loops_fed_by(index, "/project/trainer.py", "self.loader") == [
+        ("/project/trainer.py", "Trainer.epoch", 11)
+    ]
+
+
+def test_next_on_an_iterator_of_the_loader_draws_from_it_inside_a_step_loop() -> None:
+    index = index_of(
+        {
+            "/project/train.py": """
+                from torch.utils.data import DataLoader
+
+                def run(net, ds):
+                    loader = DataLoader(ds, batch_size=2)
+                    batches = iter(loader)
+                    for step in range(100):
+                        x = next(batches)
+                        net(x).sum().backward()
+            """
+        }
+    )
+    assert loops_fed_by(index, "/project/train.py", "loader") == [("/project/train.py", "run", 7)]
+
+
+OPTIONS = """
+    import argparse
+
+    def get_args():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--batch-size", type=int, default=1)
+        return parser.parse_args()
+"""
+
+
+def test_batch_size_read_from_an_argparse_option_declared_in_another_file() -> None:
+    index = index_of(
+        {
+            "/project/options.py": OPTIONS,
+            "/project/train.py": """
+                from torch.utils.data import DataLoader
+
+                def loaders(args, ds):
+                    return DataLoader(ds, batch_size=args.batch_size, shuffle=True)
+            """,
+        }
+    )
+    assert argparse_default(index, "/project/train.py", "batch_size") == (
+        1,
+        "/project/options.py",
+        [6, 4, 6, 60],
+    )
+    ((_, facts, _, loader),) = list(file_loaders(index, "/project/train.py"))
+    assert batch_size(index, "/project/train.py", facts, loader) == 1
+
+
+def test_options_declared_twice_with_different_defaults_are_unknown() -> None:
+    index = index_of(
+        {
+            "/project/a.py": OPTIONS,
+            "/project/b.py": OPTIONS.replace("default=1", "default=16"),
+            "/project/train.py": "x = 1\n",
+        }
+    )
+    declared = argparse_default(index, "/project/train.py", "batch_size")
+    assert declared is not None and declared[0] == "?"
+
+
+def test_bn003_reports_the_option_default_in_the_options_file(project: Path) -> None:
+    (project / "options.py").write_text(textwrap.dedent(OPTIONS))
+    (project / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+            import torchvision
+            from torch.utils.data import DataLoader
+            from options import get_args
+
+            args = get_args()
+            net = torchvision.models.resnet18()
+            opt = torch.optim.SGD(net.parameters(), lr=0.1)
+            loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True)
+            for x, y in loader:
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(net(x), y).backward()
+                opt.step()
+            """
+        )
+    )
+    settings = load_settings(project)
+    enabled = settings.enabled_codes(Selection(select=("BN003",)))
+    result = check_paths([project / "options.py"], settings, enabled, cwd=project, use_cache=False)
+    assert [(f.code, f.start.line) for f in result.findings] == [("BN003", 6)]
+    assert "train.py:10" in result.findings[0].message
+
+
+def test_loader_passed_to_a_constructor_reaches_the_methods_that_iterate_its_attribute() -> None:
+    index = index_of(
+        {
+            "/project/trainer.py": """
+                class Trainer:
+                    def __init__(self, model, train_loader, epochs=3):
+                        self.model = model
+                        self.data = train_loader
+
+                    def train_epoch(self):
+                        for x in self.data:
+                            self.model(x).sum().backward()
+            """,
+            "/project/main.py": """
+                from torch.utils.data import DataLoader
+                from trainer import Trainer
+
+                def main(model, ds):
+                    loader = DataLoader(ds, batch_size=4)
+                    Trainer(model, loader).train_epoch()
+            """,
+        }
+    )
+    assert loops_fed_by(index, "/project/main.py", "loader") == [
+        ("/project/trainer.py", "Trainer.train_epoch", 8)
+    ]
+
+
+def _only_loader_size(index: ProjectIndex, path: str) -> object:
+    ((function, facts, _, loader),) = list(file_loaders(index, path))
+    return batch_size(index, path, facts, loader, function)
+
+
+def test_batch_size_read_from_a_kwargs_dict_and_a_config_dict() -> None:
+    spread = index_of(
+        {
+            "/project/a.py": """
+                from torch.utils.data import DataLoader
+                opts = {"batch_size": 1, "shuffle": True}
+                loader = DataLoader(ds, **opts)
+            """
+        }
+    )
+    assert _only_loader_size(spread, "/project/a.py") == 1
+    nested = index_of(
+        {
+            "/project/a.py": """
+                from torch.utils.data import DataLoader
+                CFG = {"train": {"bs": 1}}
+                def make(ds):
+                    return DataLoader(ds, batch_size=CFG["train"]["bs"])
+            """
+        }
+    )
+    assert _only_loader_size(nested, "/project/a.py") == 1
+
+
+def test_a_kwargs_dict_with_a_key_that_is_not_a_literal_keeps_the_batch_unknown() -> None:
+    index = index_of(
+        {
+            "/project/a.py": """
+                from torch.utils.data import DataLoader
+                def make(ds, n):
+                    opts = {"batch_size": n, "shuffle": True}
+                    return DataLoader(ds, **opts)
+            """
+        }
+    )
+    assert _only_loader_size(index, "/project/a.py") == "?"
+
+
+def test_parameter_batch_size_is_what_every_caller_passes() -> None:
+    helper = textwrap.dedent(
+        """
+        from torch.utils.data import DataLoader
+        def make(ds, bs=1):
+            return DataLoader(ds, batch_size=bs)
+        """
+    )
+    uncalled = index_of({"/project/a.py": helper})
+    assert _only_loader_size(uncalled, "/project/a.py") == 1
+    passes_32 = index_of({"/project/a.py": helper + "\nx = make(ds, 32)\ny = make(ds, bs=32)\n"})
+    assert _only_loader_size(passes_32, "/project/a.py") == 32
+    disagree = index_of({"/project/a.py": helper + "\nx = make(ds)\ny = make(ds, 8)\n"})
+    assert _only_loader_size(disagree, "/project/a.py") == "?"
+
+
+def test_bn003_reports_an_option_of_another_file_once_at_the_option(project: Path) -> None:
+    (project / "options.py").write_text(textwrap.dedent(OPTIONS))
+    (project / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import torchvision
+            from torch.utils.data import DataLoader
+            from options import get_args
+
+            args = get_args()
+            net = torchvision.models.resnet18()
+            loader = DataLoader(ds, batch_size=args.batch_size)
+            for x, y in loader:
+                net(x).sum().backward()
+            """
+        )
+    )
+    settings = load_settings(project)
+    enabled = settings.enabled_codes(Selection(select=("BN003",)))
+    result = check_paths([project], settings, enabled, cwd=project, use_cache=False)
+    assert [(Path(f.path).name, f.start.line) for f in result.findings] == [("options.py", 6)]
+
+
+def test_model_unpacked_from_a_tuple_a_factory_returns_has_the_kind_of_that_item() -> None:
+    index = index_of(
+        {
+            "/project/build.py": """
+                import torch
+                import torchvision
+
+                def build(cfg):
+                    net = torchvision.models.resnet50()
+                    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+                    return net, opt, "resnet50"
+            """,
+            "/project/main.py": """
+                from build import build
+
+                def main(cfg):
+                    model, optimizer, name = build(cfg)
+                    model = model.cuda()
+                    return model
+            """,
+        }
+    )
+    assert index.key_kind("/project/main.py", "main", "model") == "bn"
+    assert index.key_kind("/project/main.py", "main", "optimizer") is None
