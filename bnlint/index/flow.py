@@ -217,7 +217,7 @@ class ForwardFlow:
         return {self._new(None, ("?",))}
 
     def _call(self, node: ast.Call) -> int:
-        layer = _self_attr(node.func)
+        layer = self_attribute(node.func)
         if layer is not None:
             inputs: set[int] = set()
             for index, arg in enumerate(node.args):
@@ -294,7 +294,7 @@ def _root(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _self_attr(node: ast.expr) -> str | None:
+def self_attribute(node: ast.AST) -> str | None:
     """`attr` for `self.attr` (a direct child module), else None."""
     if (
         isinstance(node, ast.Attribute)

@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bnlint.index.flow import OTHER, ForwardFlow
+from bnlint.index.flow import OTHER, ForwardFlow, self_attribute
 from bnlint.index.graph import Edge, leaf
 from bnlint.index.project import ProjectIndex
 from bnlint.index.summary import Json, LayerBuilder, Names, Positions, dotted_name
@@ -171,23 +171,13 @@ def _rebinding_calls(forward: Function) -> dict[str, list[tuple[str, ast.Call]]]
         target, call = node.targets[0], node.value
         if not (isinstance(target, ast.Name) and isinstance(call, ast.Call) and call.args):
             continue
-        attribute = _self_attribute(call.func)
+        attribute = self_attribute(call.func)
         first = call.args[0]
         if attribute is not None and isinstance(first, ast.Name) and first.id == target.id:
             found.setdefault(attribute, []).append((target.id, call))
     for calls in found.values():
         calls.sort(key=lambda item: (item[1].lineno, item[1].col_offset))
     return found
-
-
-def _self_attribute(node: ast.expr) -> str | None:
-    if (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "self"
-    ):
-        return node.attr
-    return None
 
 
 def _choices(spec: Json | None) -> list[Json]:
@@ -424,7 +414,7 @@ def functional_dropout_edges(
             continue
         layers = index.class_layers(path, statement.name)
         for dropout, layer_call in _functional_pairs(forward, names):
-            attribute = _self_attribute(layer_call.func)
+            attribute = self_attribute(layer_call.func)
             if attribute is None or attribute not in layers:
                 continue
             consumer_path, consumer_spec = layers[attribute]
@@ -477,7 +467,7 @@ def _functional_pairs(forward: Function, names: Names) -> Iterator[tuple[ast.Cal
         inner = node.args[0] if isinstance(node, ast.Call) and node.args else None
         if (
             isinstance(node, ast.Call)
-            and _self_attribute(node.func)
+            and self_attribute(node.func)
             and isinstance(inner, ast.Call)
             and _is_functional_dropout(inner, names)
         ):
@@ -515,7 +505,7 @@ def _pairs_in_block(block: list[ast.stmt], names: Names) -> Iterator[tuple[ast.C
                 n
                 for n in ast.walk(later)
                 if isinstance(n, ast.Call)
-                and _self_attribute(n.func) is not None
+                and self_attribute(n.func) is not None
                 and n.args
                 and isinstance(n.args[0], ast.Name)
                 and n.args[0].id == variable

@@ -13,6 +13,8 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bnlint.index.flow import self_attribute
+
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
@@ -107,7 +109,7 @@ class FileValues:
             if function is not None:
                 return self._in_function(node.id, function, depth)
             return self._constant(node.id)
-        attribute = _self_attribute(node)
+        attribute = self_attribute(node)
         if attribute is not None and function is not None:
             owner = self.class_of(function)
             if owner is not None:
@@ -162,11 +164,11 @@ class FileValues:
             for node in ast.walk(method):
                 if isinstance(node, ast.Assign):
                     for target in node.targets:
-                        if _self_attribute(target) == attribute:
+                        if self_attribute(target) == attribute:
                             values.append(node.value if len(node.targets) == 1 else None)
                 elif (
                     isinstance(node, ast.AnnAssign | ast.AugAssign)
-                    and _self_attribute(node.target) == attribute
+                    and self_attribute(node.target) == attribute
                 ):
                     values.append(node.value if isinstance(node, ast.AnnAssign) else None)
         if len(values) != 1 or values[0] is None:
@@ -180,7 +182,7 @@ class FileValues:
         owner = self.class_of(function)
         if owner is not None and function.name != "__init__":
             for node in ast.walk(owner):
-                if isinstance(node, ast.Call) and _self_attribute(node.func) == function.name:
+                if isinstance(node, ast.Call) and self_attribute(node.func) == function.name:
                     yield node
             return
         if owner is not None:
@@ -255,16 +257,6 @@ def _asserts_set(test: ast.expr, subject: str) -> bool:
         if ast.dump(right) == subject and isinstance(op, ast.Lt) and number(left) == 0:
             return True
     return False
-
-
-def _self_attribute(node: ast.AST) -> str | None:
-    if (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "self"
-    ):
-        return node.attr
-    return None
 
 
 def _assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr | None]]:
