@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -57,11 +58,23 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
             scopes[key] = _LocalNames(function, names)
         return scopes[key]
 
-    lines = text.splitlines()
+    # Lines where a mention starts, as a running count: a node whose lines hold none
+    # cannot pass or default a norm, so neither it nor anything inside it is entered
+    # (most of a model file: forward, helpers, training loops).
+    starts = [0] * (text.count("\n") + 2)
+    line, position = 1, 0
+    for match in _TEXT.finditer(text):
+        line += text.count("\n", position, match.start())
+        position = match.start()
+        starts[line] += 1
+    before = list(accumulate(starts))
 
-    def mentions_norm(node: ast.stmt) -> bool:
-        end = getattr(node, "end_lineno", None) or node.lineno
-        return _TEXT.search("\n".join(lines[node.lineno - 1 : end])) is not None
+    def mentions_norm(node: ast.AST) -> bool:
+        first: int | None = getattr(node, "lineno", None)
+        if first is None:
+            return True  # `arguments`, operators: entered, their parts are checked
+        last: int = getattr(node, "end_lineno", None) or first
+        return before[min(last, len(before) - 1)] > before[first - 1]
 
     def visit(node: ast.AST, function: Function | None) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
@@ -90,9 +103,7 @@ def norm_arguments(tree: ast.Module, text: str, names: Names) -> dict[str, list[
                     continue  # passed through: recorded where its values come from
                 _add(found, keyword.arg, local.values(value))
         for child in ast.iter_child_nodes(node):
-            # Only the statements whose text names a norm argument are entered: most
-            # of a model file (forward, helpers, training loops) is skipped.
-            if not isinstance(child, ast.stmt) or mentions_norm(child):
+            if mentions_norm(child):
                 visit(child, function)
 
     for statement in tree.body:
@@ -131,17 +142,23 @@ def _defaults(
             yield arg.arg, kw_default
 
 
-def _own_nodes(function: Function) -> Iterator[ast.AST]:
-    """The nodes of a function, not those of the functions and classes nested in it."""
+def _own_statements(function: Function) -> Iterator[ast.AST]:
+    """The statements of a function (imports and assignments are nothing else), not
+    those of the functions and classes nested in it: `_own_nodes` without entering
+    expressions, which hold no statements, in the same order."""
     nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-    body: list[ast.AST] = (
-        list(function.body) if not isinstance(function, ast.Lambda) else [function.body]
-    )
-    todo = [node for node in body if not isinstance(node, nested)]
+    holds = (ast.stmt, ast.excepthandler, ast.match_case)
+    if isinstance(function, ast.Lambda):
+        return
+    todo: list[ast.AST] = [node for node in function.body if not isinstance(node, nested)]
     while todo:
         node = todo.pop()
         yield node
-        todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, nested))
+        todo.extend(
+            c
+            for c in ast.iter_child_nodes(node)
+            if isinstance(c, holds) and not isinstance(c, nested)
+        )
 
 
 class _LocalNames:
@@ -155,7 +172,7 @@ class _LocalNames:
         if function is None:
             return  # module names are the file's own (`names`)
         self.params = _parameters(function)
-        for node in _own_nodes(function):
+        for node in _own_statements(function):
             if isinstance(node, ast.ImportFrom):
                 source = "." * node.level + (node.module or "")
                 for alias in node.names:
