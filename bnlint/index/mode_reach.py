@@ -40,6 +40,7 @@ from bnlint.index.ast_names import import_aliases, is_local_bn_model, resolve
 from bnlint.index.functions import key_of
 from bnlint.index.kinds import factory_kind
 from bnlint.index.modes import part_kind
+from bnlint.index.module_evidence import MODULE_ONLY_METHODS
 from bnlint.index.project import argument_key, call_parameters
 from bnlint.index.summary import Positions
 
@@ -66,38 +67,25 @@ SAME_MODULE_METHODS = frozenset(
         "to_empty",
     }
 )
-# Methods of a model that never change its mode.
-_MODE_KEEPING_METHODS = SAME_MODULE_METHODS | {
-    "forward",
-    "parameters",
-    "named_parameters",
-    "buffers",
-    "named_buffers",
-    "modules",
-    "named_modules",
-    "children",
-    "named_children",
-    "state_dict",
-    "load_state_dict",
-    "zero_grad",
-    "register_forward_hook",
-    "register_forward_pre_hook",
-    "register_full_backward_hook",
-    "register_buffer",
-    "register_parameter",
-    "add_module",
-    "get_submodule",
-    "get_parameter",
-    "share_memory",
-    "size",
-    "numel",
-    "dim",
-    "item",
-    "tolist",
-    "detach",
-    "clone",
-    "data",
-}
+# Methods of a model that never change its mode: the module-only methods (but `apply`,
+# whose function may call `eval()`), `forward`, and tensor-like reads.
+_MODE_KEEPING_METHODS = (
+    SAME_MODULE_METHODS
+    | (MODULE_ONLY_METHODS - {"apply"})
+    | {
+        "forward",
+        "get_parameter",
+        "share_memory",
+        "size",
+        "numel",
+        "dim",
+        "item",
+        "tolist",
+        "detach",
+        "clone",
+        "data",
+    }
+)
 # Wrappers whose result is the same module object (mode calls on it reach the model).
 _SAME_OBJECT_WRAPPERS = frozenset(
     {
