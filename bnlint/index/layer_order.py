@@ -99,14 +99,7 @@ def reaching_edges(
             continue
         if classes is not None and statement.name not in classes:
             continue
-        forward = next(
-            (
-                s
-                for s in statement.body
-                if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef) and s.name == "forward"
-            ),
-            None,
-        )
+        forward = _forward_of(statement)
         if forward is None:
             continue
         rebinding = _rebinding_calls(forward)
@@ -402,14 +395,7 @@ def functional_dropout_edges(
     for statement in tree.body:
         if not isinstance(statement, ast.ClassDef) or statement.name not in summary.classes:
             continue
-        forward = next(
-            (
-                s
-                for s in statement.body
-                if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef) and s.name == "forward"
-            ),
-            None,
-        )
+        forward = _forward_of(statement)
         if forward is None:
             continue
         layers = index.class_layers(path, statement.name)
@@ -513,3 +499,14 @@ def _pairs_in_block(block: list[ast.stmt], names: Names) -> Iterator[tuple[ast.C
             if isinstance(later, ast.Assign | ast.Return) and len(uses) == len(layer_calls) == 1:
                 yield dropout, layer_calls[0]
             break
+
+
+def _forward_of(node: ast.ClassDef) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The class's own `forward`, if it defines one."""
+    for statement in node.body:
+        if (
+            isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+            and statement.name == "forward"
+        ):
+            return statement
+    return None
