@@ -7,7 +7,10 @@
 The tracer runs from each stage's `setup` to its `teardown` (or its exception); then
 the findings so far are logged (logger `bnlint`) on global rank 0 and written to
 `report_file` (default `<default_root_dir>/bnlint-report.json`, the JSON that
-`bnlint check --runtime-report` merges with the static findings).
+`bnlint check --runtime-report` merges with the static findings). Under a
+multi-process strategy (`ddp`, `ddp_spawn`, on one machine) every rank traces and rank
+0 writes one report of all ranks' findings, each naming the ranks that saw it; it waits
+for the others at most `rank_timeout` seconds (default 60).
 
 `BNLintCallback` subclasses `lightning.pytorch.Callback` when `lightning` is installed,
 else `pytorch_lightning.Callback`; `bnlint.integrations.pytorch_lightning` has the
@@ -89,6 +92,7 @@ def _build(package: str) -> type[Any]:
             output_format: str | None = None,
             sample_every: int | None = 50,
             options: Mapping[str, Any] | None = None,
+            rank_timeout: float | None = None,
         ) -> None:
             super().__init__()
             self.session = TraceSession(
@@ -98,6 +102,7 @@ def _build(package: str) -> type[Any]:
                 options=options,
                 report_file=report_file,
                 output_format=output_format,
+                rank_timeout=rank_timeout,
             )
             self.report_path: Path | None = None
             self._overrides: list[str] = []
@@ -109,17 +114,20 @@ def _build(package: str) -> type[Any]:
 
         def setup(self, trainer: Any, pl_module: nn.Module, stage: str) -> None:
             self._overrides = train_overrides(pl_module)
+            self.session.set_ranks(trainer.global_rank, trainer.world_size)
             self.session.start()
 
         def teardown(self, trainer: Any, pl_module: nn.Module, stage: str) -> None:
-            self._finish(trainer)
+            self._finish(trainer, failed=False)
 
         def on_exception(self, trainer: Any, pl_module: nn.Module, exception: Any) -> None:
-            self._finish(trainer)
+            self._finish(trainer, failed=True)
 
-        def _finish(self, trainer: Any) -> None:
+        def _finish(self, trainer: Any, *, failed: bool) -> None:
             self.session.stop()
-            path = self.session.report(trainer.default_root_dir, write=trainer.is_global_zero)
+            path = self.session.report(
+                trainer.default_root_dir, write=trainer.is_global_zero, failed=failed
+            )
             if path is not None:
                 self.report_path = path
 

@@ -9,8 +9,11 @@ or `predict()` alone is traced too) and runs until `train()` ends, or until a
 standalone `evaluate()`/`predict()` ends; then the findings so far are logged (logger
 `bnlint`) by the main process and written to `report_file` (default
 `<output_dir>/bnlint-report.json`, the JSON that `bnlint check --runtime-report`
-merges). The `Trainer` calls `model.train()` before every training step and
-`model.eval()` for evaluation, so a `train()` override is called there.
+merges). Under `torchrun` every process traces and the main process writes one report
+of all ranks' findings, each naming the ranks that saw it (it waits for the others at
+most `rank_timeout` seconds, default 60). The `Trainer` calls `model.train()` before
+every training step and `model.eval()` for evaluation, so a `train()` override is
+called there.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class BNLintTrainerCallback(transformers.TrainerCallback):
         output_format: str | None = None,
         sample_every: int | None = 50,
         options: Mapping[str, Any] | None = None,
+        rank_timeout: float | None = None,
     ) -> None:
         self.session = TraceSession(
             select=select,
@@ -53,6 +57,7 @@ class BNLintTrainerCallback(transformers.TrainerCallback):
             options=options,
             report_file=report_file,
             output_format=output_format,
+            rank_timeout=rank_timeout,
         )
         self.report_path: Path | None = None
         self._training = False
@@ -62,6 +67,7 @@ class BNLintTrainerCallback(transformers.TrainerCallback):
         return self.session.findings
 
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.session.set_ranks(args.process_index, args.world_size)
         self.session.start()
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

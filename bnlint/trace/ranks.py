@@ -55,18 +55,24 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Ranks | None:
         return None
     if world_size <= 1:
         return None
-    directory = env.get("BNLINT_RANK_DIR")
+    return Ranks(rank, world_size, run_directory(env))
+
+
+def run_directory(environ: Mapping[str, str], stage: str = "") -> Path:
+    """The directory every rank of this run names alike (`BNLINT_RANK_DIR`, else one
+    unique per launcher run and elastic restart on this machine); `stage` tells apart
+    the several hand-overs of one run (a framework callback reports after each stage)."""
+    directory = environ.get("BNLINT_RANK_DIR")
     if not directory:
-        # Unique per torchrun run (and per elastic restart) on this machine.
         parts = (
-            env.get("TORCHELASTIC_RUN_ID", "none"),
-            env.get("TORCHELASTIC_RESTART_COUNT", "0"),
-            env.get("MASTER_ADDR", "localhost"),
-            env.get("MASTER_PORT", "0"),
+            environ.get("TORCHELASTIC_RUN_ID", "none"),
+            environ.get("TORCHELASTIC_RESTART_COUNT", "0"),
+            environ.get("MASTER_ADDR", "localhost"),
+            environ.get("MASTER_PORT", "0"),
         )
         safe = "-".join("".join(c if c.isalnum() else "_" for c in part) for part in parts)
         directory = os.path.join(tempfile.gettempdir(), f"bnlint-ranks-{safe}")
-    return Ranks(rank, world_size, Path(directory))
+    return Path(directory) / stage if stage else Path(directory)
 
 
 def announce(ranks: Ranks) -> None:
