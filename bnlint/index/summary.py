@@ -962,7 +962,9 @@ class LayerBuilder:
         ):
             return
         inner = self.spec(arg, env)
-        if inner is not None and (inner.get("call") or "items" in inner or "self_method" in inner):
+        if inner is not None and (
+            inner.get("call") or "items" in inner or "self_method" in inner or "choose" in inner
+        ):
             spec.setdefault("args", {})[slot] = inner
 
     def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
