@@ -91,3 +91,34 @@ def test_class_alone_is_taken_with_its_constructor_defaults() -> None:
     bn_default = ENCODERS.replace('backbone="Plain"', 'backbone="WithBN"')
     index = index_of({"/project/nets.py": bn_default})
     assert index.class_kind("/project/nets.py", "Net") == "bn"
+
+
+BRANCHES = """
+    from torch import nn
+
+    class Detector(nn.Module):
+        def __init__(self, classes, backbone="vgg"):
+            super().__init__()
+            if backbone == "vgg":
+                self.features = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU())
+            elif backbone in ("resnet50", "resnet101"):
+                self.features = nn.Sequential(nn.Conv2d(3, 64, 7), nn.BatchNorm2d(64))
+            else:
+                self.features = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64))
+            self.head = nn.Linear(64, classes)
+"""
+
+
+def test_if_elif_chain_on_a_constructor_name_takes_the_branch_it_names() -> None:
+    def kind(call: str) -> str | None:
+        index = index_of({"/project/nets.py": BRANCHES, "/project/train.py": call})
+        return index.key_kind("/project/train.py", "<module>", "model")
+
+    head = "from nets import Detector\n"
+    assert kind(head + "model = Detector(20)\n") == "none"
+    assert kind(head + "model = Detector(20, backbone='resnet101')\n") == "bn"
+    assert kind(head + "model = Detector(20, backbone='mobilenet')\n") == "bn"  # the else
+    assert kind(head + "model = Detector(20, backbone=choose())\n") is None
+    every_bn = BRANCHES.replace("nn.ReLU()", "nn.BatchNorm2d(64)")
+    index = index_of({"/project/nets.py": every_bn, "/project/train.py": head + "model = Detector(20, backbone=x())\n"})
+    assert index.key_kind("/project/train.py", "<module>", "model") == "bn"

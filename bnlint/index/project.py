@@ -357,6 +357,14 @@ class ProjectIndex:
         table agrees on."""
         choose = spec["choose"]
         name = choices.resolve(self, path, choose["by"], given)
+        if "cases" in choose:
+            # An if/elif chain on the name: the branch it takes, or all of them.
+            cases = choose["cases"]
+            if name != "?":
+                taken = [c for labels, c in cases if labels is not None and name in labels]
+                taken = taken or [c for labels, c in cases if labels is None]
+                return self.spec_kind(path, taken[0], depth + 1, given) if taken else None
+            return choices.every([self.spec_kind(path, c, depth + 1, given) for _, c in cases])
         if name != "?":
             callee = choices.candidate(self, path, choose, name)
             if callee is None:

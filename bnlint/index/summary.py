@@ -19,7 +19,7 @@ import builtins
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1049,6 +1049,9 @@ class LayerBuilder:
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
         previous = self.reading(method)
+        chains = self._name_chains(method)
+        # attr -> the chain's choice: `if backbone == "vgg": self.features = ...`.
+        chosen: dict[str, Json] = {}
         for statement in _statements(method.body):
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
@@ -1056,9 +1059,71 @@ class LayerBuilder:
                 if isinstance(value, ast.Name) and value.id in params and value.id not in env:
                     continue
                 spec = self.spec(value, env)
-                if spec is not None:
+                if spec is None:
+                    continue
+                case = chains.get(id(statement))
+                if case is None:
                     yield attr, spec
+                    continue
+                choice = chosen.setdefault(attr, {"by": case[0], "cases": []})
+                if choice["by"] == case[0]:
+                    choice["cases"].append([case[1], spec])
+        for attr, choice in chosen.items():
+            yield attr, {"call": None, "choose": choice, "pos": choice["cases"][0][1]["pos"]}
         self.norm_params = previous
+
+    def _name_chains(self, method: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[int, Any]:
+        """Statements inside an if/elif chain on a name (`if backbone == "vgg": ...
+        elif backbone in ("r50", "r101"): ... else: ...`), by id: (the name value
+        tested, the labels of their branch, None for the `else`)."""
+        found: dict[int, Any] = {}
+        for statement in _statements(method.body):
+            if not isinstance(statement, ast.If) or id(statement) in found:
+                continue
+            branch: ast.stmt = statement
+            tested: Any = None
+            while isinstance(branch, ast.If):
+                test = _name_test(branch.test, self.params, self._constant)
+                if test is None or (tested is not None and test[0] != tested):
+                    break
+                tested = test[0]
+                for inner in _statements(branch.body):
+                    found.setdefault(id(inner), (tested, test[1]))
+                orelse = branch.orelse
+                if len(orelse) == 1 and isinstance(orelse[0], ast.If):
+                    found[id(orelse[0])] = (tested, None)  # the `elif` itself: not a layer
+                    branch = orelse[0]
+                    continue
+                for inner in _statements(orelse):
+                    found.setdefault(id(inner), (tested, None))
+                break
+            if tested is not None and choices.params_read(tested):
+                self.read_params.add(tested["param"])
+        return found
+
+
+def _name_test(
+    test: ast.expr, params: frozenset[str], constant: Callable[[str], Any]
+) -> tuple[Any, list[str]] | None:
+    """`name == "vgg"`, `"vgg" == name`, `name in ("a", "b")`: (the name value, its
+    labels); None for any other test."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return None
+    left, right = test.left, test.comparators[0]
+    if isinstance(test.ops[0], ast.Eq):
+        if isinstance(left, ast.Constant):
+            left, right = right, left
+        labels = [right.value] if isinstance(right, ast.Constant) else []
+    elif isinstance(test.ops[0], ast.In) and isinstance(right, ast.Tuple | ast.List | ast.Set):
+        labels = [e.value for e in right.elts if isinstance(e, ast.Constant)]
+        if len(labels) != len(right.elts):
+            return None
+    else:
+        return None
+    if not labels or not all(isinstance(label, str) for label in labels):
+        return None
+    value = choices.name_value(left, params, constant)
+    return None if value is None else (value, labels)
 
 
 def _width_name(node: ast.Call) -> str | None:
