@@ -120,5 +120,6 @@ def test_if_elif_chain_on_a_constructor_name_takes_the_branch_it_names() -> None
     assert kind(head + "model = Detector(20, backbone='mobilenet')\n") == "bn"  # the else
     assert kind(head + "model = Detector(20, backbone=choose())\n") is None
     every_bn = BRANCHES.replace("nn.ReLU()", "nn.BatchNorm2d(64)")
-    index = index_of({"/project/nets.py": every_bn, "/project/train.py": head + "model = Detector(20, backbone=x())\n"})
+    unknown = head + "model = Detector(20, backbone=x())\n"
+    index = index_of({"/project/nets.py": every_bn, "/project/train.py": unknown})
     assert index.key_kind("/project/train.py", "<module>", "model") == "bn"

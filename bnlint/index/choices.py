@@ -91,7 +91,9 @@ def chooser(
         and len(node.args) == 2
     ):
         module = qualify(node.args[0])
-        return None if module is None else {"by": _by(node.args[1], params, constant), "space": module}
+        return (
+            None if module is None else {"by": _by(node.args[1], params, constant), "space": module}
+        )
     return None
 
 

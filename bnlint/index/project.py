@@ -321,9 +321,7 @@ class ProjectIndex:
         result: str | None = self._memo[memo]
         return result
 
-    def spec_kind(
-        self, path: str, spec: Json | None, depth: int = 0, given: Given = None
-    ) -> Kind:
+    def spec_kind(self, path: str, spec: Json | None, depth: int = 0, given: Given = None) -> Kind:
         """Whether the module tree a layer spec builds trains BatchNorm: "bn", "frozen"
         (only frozen BN), "none" (known to have none) or None (unknown). `given`: the
         names the enclosing scope's parameters hold (bnlint.index.choices), None when
@@ -337,9 +335,7 @@ class ProjectIndex:
             return combine(alternatives) if alternatives else None
         call = spec.get("call")
         if "items" in spec:
-            return combine(
-                [self.spec_kind(path, item, depth + 1, given) for item in spec["items"]]
-            )
+            return combine([self.spec_kind(path, item, depth + 1, given) for item in spec["items"]])
         if "self_method" in spec:
             return self._self_method_kind(path, spec["self_method"], depth)
         if "choose" in spec:
@@ -374,7 +370,10 @@ class ProjectIndex:
         if not among:
             return None
         return choices.every(
-            [self._call_kind(path, {**spec, "call": c, "choose": None}, depth, given) for c in among]
+            [
+                self._call_kind(path, {**spec, "call": c, "choose": None}, depth, given)
+                for c in among
+            ]
         )
 
     def _call_kind(self, path: str, spec: Json, depth: int, given: Given = None) -> Kind:

@@ -1120,10 +1120,11 @@ def _name_test(
             return None
     else:
         return None
-    if not labels or not all(isinstance(label, str) for label in labels):
+    names = [label for label in labels if isinstance(label, str)]
+    if not names or len(names) != len(labels):
         return None
     value = choices.name_value(left, params, constant)
-    return None if value is None else (value, labels)
+    return None if value is None else (value, names)
 
 
 def _width_name(node: ast.Call) -> str | None:
