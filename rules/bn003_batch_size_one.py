@@ -11,8 +11,11 @@ in any file of the project. An option declared in another file is reported at it
 a factory (alone, in a tuple or a dict), kept in a dict, a module global read by a
 `train()` function, an attribute on `self` or passed to a trainer's constructor,
 passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn with
-`next()`. Loaders only iterated for evaluation, frozen BN (`FrozenBatchNorm2d`,
-`norm_eval`, detection models) and models not known to have BN stay silent.
+`next()`. A model chosen by name (`globals()[arch]`, `getattr(models, arch)`, a dict of
+constructors, an if/elif chain on a backbone name) is the one its statically known
+name picks, or a BN model when every candidate has BN. Loaders only iterated for
+evaluation, frozen BN (`FrozenBatchNorm2d`, `norm_eval`, detection models) and models
+not known to have BN stay silent.
 
 The runtime check reads the input shape of every training-mode BatchNorm forward:
 one value per channel (N x spatial == 1, where torch raises) is an error, recorded

@@ -193,7 +193,8 @@ def _known_int(index: ProjectIndex, path: str, node: ast.expr) -> int | None:
     summary = index.summaries.get(path)
     if isinstance(node, ast.Name) and summary is not None:
         alias = summary.aliases.get(node.id)
-        return alias["const"] if isinstance(alias, dict) else None
+        constant = alias.get("const") if isinstance(alias, dict) else None
+        return constant if isinstance(constant, int) and not isinstance(constant, bool) else None
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         for _, facts in index.functions(path):
             default = facts.get("argparse", {}).get(node.attr)

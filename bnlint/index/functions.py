@@ -609,7 +609,9 @@ class FunctionFacts:
         ):
             return {"method": func.attr, "owner": self.owner}
         spec = self.layers.spec(value, self.env)
-        return {"spec": spec} if spec is not None and spec.get("call") else None
+        if spec is None or not (spec.get("call") or spec.get("choose")):
+            return None
+        return {"spec": spec}
 
     def _loader(self, call: ast.Call) -> Json:
         loader: Json = {"pos": self.positions.of(call), "batch": "missing"}

@@ -13,11 +13,13 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from bnlint.index import kinds
+from bnlint.index import choices, kinds
 from bnlint.index.summary import FileSummary, digest_of, summarize_file
 
 Json = dict[str, Any]
 Kind = str | None
+# The names a scope's parameters hold (bnlint.index.choices); None: scope not known.
+Given = Mapping[str, Any] | None
 _DEPTH = 6
 
 
@@ -319,32 +321,62 @@ class ProjectIndex:
         result: str | None = self._memo[memo]
         return result
 
-    def spec_kind(self, path: str, spec: Json | None, depth: int = 0) -> Kind:
+    def spec_kind(self, path: str, spec: Json | None, depth: int = 0, given: Given = None) -> Kind:
         """Whether the module tree a layer spec builds trains BatchNorm: "bn", "frozen"
-        (only frozen BN), "none" (known to have none) or None (unknown)."""
+        (only frozen BN), "none" (known to have none) or None (unknown). `given`: the
+        names the enclosing scope's parameters hold (bnlint.index.choices), None when
+        the scope is not known."""
         if depth > _DEPTH:
             self._partial = True
         if spec is None or depth > _DEPTH:
             return None
         if "alts" in spec:
-            alternatives = [self.spec_kind(path, alt, depth + 1) for alt in spec["alts"]]
+            alternatives = [self.spec_kind(path, alt, depth + 1, given) for alt in spec["alts"]]
             return combine(alternatives) if alternatives else None
         call = spec.get("call")
         if "items" in spec:
-            return combine([self.spec_kind(path, item, depth + 1) for item in spec["items"]])
+            return combine([self.spec_kind(path, item, depth + 1, given) for item in spec["items"]])
         if "self_method" in spec:
             return self._self_method_kind(path, spec["self_method"], depth)
+        if "choose" in spec:
+            return self._chosen_kind(path, spec, depth, given)
         if spec.get("kw", {}).get("norm_eval") is True:
-            return (
-                "frozen"
-                if self._call_kind(path, spec, depth) == "bn"
-                else self._call_kind(path, spec, depth)
-            )
+            kind = self._call_kind(path, spec, depth, given)
+            return "frozen" if kind == "bn" else kind
         if call is None:
             return None
-        return self._call_kind(path, spec, depth)
+        return self._call_kind(path, spec, depth, given)
 
-    def _call_kind(self, path: str, spec: Json, depth: int) -> Kind:
+    def _chosen_kind(self, path: str, spec: Json, depth: int, given: Given) -> Kind:
+        """A model chosen by name (`globals()[name](...)`, `{"a": A}[name](...)`): the
+        candidate the name picks when it is known, else the kind every candidate of a
+        table agrees on."""
+        choose = spec["choose"]
+        name = choices.resolve(self, path, choose["by"], given)
+        if "cases" in choose:
+            # An if/elif chain on the name: the branch it takes, or all of them.
+            cases = choose["cases"]
+            if name != "?":
+                taken = [c for labels, c in cases if labels is not None and name in labels]
+                taken = taken or [c for labels, c in cases if labels is None]
+                return self.spec_kind(path, taken[0], depth + 1, given) if taken else None
+            return choices.every([self.spec_kind(path, c, depth + 1, given) for _, c in cases])
+        if name != "?":
+            callee = choices.candidate(self, path, choose, name)
+            if callee is None:
+                return None
+            return self._call_kind(path, {**spec, "call": callee, "choose": None}, depth, given)
+        among = choices.candidates(choose)
+        if not among:
+            return None
+        return choices.every(
+            [
+                self._call_kind(path, {**spec, "call": c, "choose": None}, depth, given)
+                for c in among
+            ]
+        )
+
+    def _call_kind(self, path: str, spec: Json, depth: int, given: Given = None) -> Kind:
         call = spec.get("call")
         norm = self.norm_kind(path, call)
         if norm in ("bn", "frozen"):
@@ -376,19 +408,37 @@ class ProjectIndex:
             return None
         target, what, local = found
         if what == "class":
-            # A class's kind does not depend on how it was reached: memoised, cycles
+            # A class's kind does not depend on how it was reached (but for the names
+            # passed to a constructor that chooses its layers by name): memoised, cycles
             # guarded by the memo, so the depth count starts afresh. A vendored copy
             # of a known library family (`import smp` of a project folder) is that
             # family when its own code is beyond the index (registries, branches).
-            kind = self.class_kind(target, local)
+            info = self.summaries[target].classes[local]
+            if info.get("reads_names"):
+                values = choices.call_values(
+                    self, path, spec, given, info["init_params"], info.get("init_defaults", {})
+                )
+                kind = self._class_kind_given(target, local, values)
+            else:
+                kind = self.class_kind(target, local)
             if kind is None and family is not None:
                 return family
-            if kind == "bn" or "param_layers" not in self.summaries[target].classes[local]:
+            if kind == "bn" or "param_layers" not in info:
                 return kind
-            return self._held_kind(path, target, local, spec, depth)
+            return self._held_kind(path, target, local, spec, depth, given)
         if what == "function":
             if family is not None:
                 return family
+            facts = self.summaries[target].functions[local]
+            if facts.get("reads_names"):
+                values = choices.call_values(
+                    self, path, spec, given, call_parameters(facts), facts["defaults"]
+                )
+                chosen: Kind = self._memoised(
+                    ("returns-given", target, local, choices.frozen(values)),
+                    lambda: self._returns_kind(target, local, values),
+                )
+                return chosen
             # Like a class, what a factory returns does not depend on how it was reached.
             returned: Kind = self._memoised(
                 ("returns", target, local), lambda: self._returns_kind(target, local)
@@ -396,12 +446,16 @@ class ProjectIndex:
             return returned
         return None
 
-    def _returns_kind(self, path: str, function: str) -> Kind:
+    def _returns_kind(self, path: str, function: str, given: Given = None) -> Kind:
         facts = self.summaries[path].functions[function]
-        returned = [self._returned_kind(path, function, facts, r, 1) for r in facts["returns"]]
+        returned = [
+            self._returned_kind(path, function, facts, r, 1, given) for r in facts["returns"]
+        ]
         return combine(returned) if returned else None
 
-    def _held_kind(self, path: str, target: str, name: str, spec: Json, depth: int) -> Kind:
+    def _held_kind(
+        self, path: str, target: str, name: str, spec: Json, depth: int, given: Given = None
+    ) -> Kind:
         """An instance of a class that holds modules passed to its constructor
         (`self.features = features`): its own layers and the modules passed here."""
         info = self.summaries[target].classes[name]
@@ -411,7 +465,7 @@ class ProjectIndex:
         for param in info["param_layers"].values():
             slot = f"#{params.index(param)}" if param in params else None
             argument = passed.get(param) or (passed.get(slot) if slot else None)
-            parts.append(self.spec_kind(path, argument, depth + 1))
+            parts.append(self.spec_kind(path, argument, depth + 1, given))
         return combine(parts)
 
     def _self_method_kind(self, path: str, method: str, depth: int) -> Kind:
@@ -446,26 +500,52 @@ class ProjectIndex:
         return "none" if norm == "other-norm" else None
 
     def _returned_kind(
-        self, path: str, function: str, facts: Json, returned: Json, depth: int
+        self,
+        path: str,
+        function: str,
+        facts: Json,
+        returned: Json,
+        depth: int,
+        given: Given = None,
     ) -> Kind:
         if "spec" in returned:
-            return self.spec_kind(path, returned["spec"], depth)
+            return self.spec_kind(path, returned["spec"], depth, given)
+        if given is not None:
+            # `model = globals()[name](...); return model`: the bindings, with the names.
+            bound = [b["spec"] for b in facts["bindings"].get(returned["key"], []) if "spec" in b]
+            if bound:
+                return combine([self.spec_kind(path, b, depth, given) for b in bound])
         return self.key_kind(path, function, returned["key"], depth)
 
     def class_kind(self, path: str, name: str, depth: int = 0) -> Kind:
         """Kind of a project `nn.Module` class: its layers, its bases' layers, and its
-        `train()` override or `norm_eval` flag (which make its BN frozen)."""
+        `train()` override or `norm_eval` flag (which make its BN frozen). A class that
+        chooses layers by a constructor parameter's name is taken with its defaults."""
+        info = self.summaries[path].classes[name]
+        if info.get("reads_names"):
+            return self._class_kind_given(path, name, dict(info.get("init_defaults", {})))
         result: Kind = self._memoised(("class", path, name), lambda: self._class_kind(path, name))
         return result
 
-    def _class_kind(self, path: str, name: str, with_held: bool = True) -> Kind:
+    def _class_kind_given(self, path: str, name: str, given: dict[str, Any]) -> Kind:
+        """The kind of an instance built with these names for its constructor's
+        parameters (bnlint.index.choices)."""
+        result: Kind = self._memoised(
+            ("class-given", path, name, choices.frozen(given)),
+            lambda: self._class_kind(path, name, given=given),
+        )
+        return result
+
+    def _class_kind(
+        self, path: str, name: str, with_held: bool = True, given: Given = None
+    ) -> Kind:
         info = self.summaries[path].classes[name]
         parts: list[Kind] = []
         norm = self.norm_kind(path, "~" + name)
         if norm in ("bn", "frozen"):
             parts.append(norm)
         for layer in info["layers"].values():
-            parts.append(self.spec_kind(path, layer))
+            parts.append(self.spec_kind(path, layer, 0, given))
         for base in info["bases"]:
             found = self.lookup(path, base)
             if found is not None and found[1] == "class":

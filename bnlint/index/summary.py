@@ -19,17 +19,18 @@ import builtins
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bnlint.index import choices
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 13
+SUMMARY_VERSION = 14
 _BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
@@ -338,6 +339,8 @@ class _Summarizer:
                         # `if gn: Norm = nn.GroupNorm / else: Norm = nn.BatchNorm2d`: which
                         # class the name holds depends on the run, so it is unknown.
                         value = {"const": "?", "alternatives": [previous, value]}
+                    elif _other_string(previous, value):
+                        value = {"const": "?"}  # a name set to two models: unknown
                     if value is not None:
                         self.summary.aliases[target.id] = value
             elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
@@ -365,6 +368,7 @@ class _Summarizer:
             )
         ]
         if module_code:
+            layers.params = frozenset()  # module code: every name is a module name
             facts = FunctionFacts(names, layers, self.positions).run_module(module_code)
             if facts["events"] or facts["layers"] or facts["bindings"]:
                 self.summary.functions["<module>"] = facts
@@ -405,6 +409,10 @@ class _Summarizer:
                 result = facts.run_returns(function)
         finally:
             layers.norm_params = previous
+        if result is not None and layers.read_params:
+            # What it returns depends on the name a parameter holds (bnlint.index.choices).
+            result["reads_names"] = sorted(layers.read_params)
+            result["defaults"] = {**_string_defaults(function), **result["defaults"]}
         if result is not None and _may_switch_to_eval(text) and _switches_to_eval(function):
             # A loader that hands back models it put in eval (`m.fuse().eval()`).
             result["sets_eval"] = True
@@ -452,6 +460,12 @@ class _Summarizer:
                 info["norm_eval"] = True
             for attr, spec in layers.self_layers(statement):
                 info["layers"].setdefault(attr, spec)
+            if statement.name == "__init__" and layers.read_params:
+                # Layers chosen by a constructor parameter's value (`backbone="vgg"`):
+                # known per instantiation (bnlint.index.choices).
+                info["reads_names"] = sorted(layers.read_params)
+                info["init_params"] = [a.arg for a in _all_args(statement)][1:]
+                info["init_defaults"] = _string_defaults(statement)
             if statement.name == "__init__":
                 init_text = self._text(statement)
                 if _may_switch_to_eval(init_text) and _switches_to_eval(statement):
@@ -664,6 +678,31 @@ def _on_self(event: Json) -> bool:
     return False
 
 
+def _defaults(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[tuple[str, Any]]:
+    """(parameter, literal default) for each parameter with a literal default."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = [
+        *zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=False),
+        *zip(args.kwonlyargs, args.kw_defaults, strict=False),
+    ]
+    for arg, default in pairs:
+        if isinstance(default, ast.Constant):
+            yield arg.arg, default.value
+
+
+def _string_defaults(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
+    """The parameters whose default is a string literal (a name that may choose a model)."""
+    return {name: value for name, value in _defaults(function) if isinstance(value, str)}
+
+
+def _number_defaults(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """Parameters defaulting to a number or a flag: they never hold a model's name."""
+    return frozenset(
+        name for name, value in _defaults(function) if isinstance(value, bool | int | float)
+    )
+
+
 def _all_args(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
     args = function.args
     return [*args.posonlyargs, *args.args, *args.kwonlyargs]
@@ -705,6 +744,16 @@ def _top_level(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _top_level(statement.body)
 
 
+def _other_string(previous: Any, value: Any) -> bool:
+    """A module-level name given a second, different string constant."""
+    return (
+        isinstance(previous, dict)
+        and isinstance(previous.get("const"), str)
+        and isinstance(value, dict)
+        and previous != value
+    )
+
+
 def _alias_value(value: ast.expr, names: Names) -> Any:
     """What a module-level name stands for: a qualified class/function name, a partial
     of one, or a literal constant (for batch sizes). None when nothing useful."""
@@ -717,6 +766,9 @@ def _alias_value(value: ast.expr, names: Names) -> Any:
         return None
     constant = literal(value)
     if constant != "?" and isinstance(constant, int) and not isinstance(constant, bool):
+        return {"const": constant}
+    if isinstance(constant, str) and constant != "?" and choices.name_value(value, ()):
+        # `BACKBONE = "resnet50"`: a name that chooses a model (bnlint.index.choices).
         return {"const": constant}
     if isinstance(value, ast.Dict):
         # A config dict (`CONFIG = {"batch_size": 1, ...}`) read by loaders.
@@ -741,14 +793,52 @@ class LayerBuilder:
         # Norm-like parameters of the function being read: `norm_layer(planes)` builds
         # whatever class the callers pass (`$norm_layer`, see `norm_args.py`).
         self.norm_params: frozenset[str] = frozenset()
+        # Parameters of the function being read, and those of them whose value a spec
+        # reads as a name that chooses a model (bnlint.index.choices).
+        self.params: frozenset[str] = frozenset()
+        self.read_params: set[str] = set()
 
     def reading(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
         """Enter `function`: its norm-like parameters; returns the previous ones."""
         previous = self.norm_params
+        numbers = _number_defaults(function)
+        self.params = frozenset(a.arg for a in _all_args(function) if a.arg not in numbers)
+        self.read_params = set()
         self.norm_params = frozenset(
             arg.arg for arg in _all_args(function) if is_norm_parameter(arg.arg)
         )
         return previous
+
+    def _constant(self, name: str) -> Any:
+        """A module-level string constant (`BACKBONE = "resnet50"`)."""
+        alias = self.names.aliases.get(name)
+        return alias.get("const") if isinstance(alias, dict) else None
+
+    def _chooser(self, node: ast.expr) -> Json | None:
+        choose = choices.chooser(node, self.params, self.names.qualify, self._constant)
+        if choose is not None and choices.params_read(choose["by"]):
+            self.read_params.add(choose["by"]["param"])
+        return choose
+
+    def _names(self, spec: Json, node: ast.Call) -> None:
+        """The name values a call passes to a project callee (a model chosen by the name
+        it is given is known when the name is): `spec["names"]`, by slot."""
+        found: dict[str, Any] = {}
+        for position, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                break
+            value = choices.name_value(arg, self.params, self._constant)
+            if value is not None:
+                found[f"#{position}"] = value
+        for keyword in node.keywords:
+            if keyword.arg is not None:
+                value = choices.name_value(keyword.value, self.params, self._constant)
+                found[keyword.arg] = "?" if value is None else value
+        for value in found.values():
+            if choices.params_read(value):
+                self.read_params.add(value["param"])
+        if found:
+            spec["names"] = found
 
     def spec(self, node: ast.expr, env: dict[str, Json] | None = None) -> Json | None:
         env = env or {}
@@ -779,15 +869,26 @@ class LayerBuilder:
         if (callee or "").rsplit(".", 1)[-1] in _WRAPPERS and node.args:
             # `nn.DataParallel(resnet50())`: the wrapped model's tree.
             return self.spec(node.args[0], env)
+        choose: Json | None = None
         if callee is None and isinstance(node.func, ast.Name) and node.func.id in env:
             # A local variable bound to a class: `norm = nn.BatchNorm2d; norm(c)`.
             bound = env[node.func.id]
             callee = bound.get("ref") if isinstance(bound, dict) else None
+            choose = bound.get("choose") if isinstance(bound, dict) else None
+        elif callee is None and isinstance(node.func, ast.Subscript | ast.Call):
+            # `globals()[name](...)`, `getattr(models, arch)(...)`.
+            choose = self._chooser(node.func)
         elif callee is None and dotted_name(node.func) in self.norm_params:
             callee = f"${dotted_name(node.func)}"
         elif callee is None:
             callee = self.names.star(node.func)
         spec: Json = {"call": callee, "kw": {}, "pos": self.positions.of(node)}
+        if choose is not None:
+            spec["choose"] = choose
+        if choose is not None or (
+            callee is not None and callee.lstrip("~.*").split(".")[0] not in _LIBRARY_ROOTS
+        ):
+            self._names(spec, node)
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
                 spec["kw"]["*"] = True
@@ -861,7 +962,9 @@ class LayerBuilder:
         ):
             return
         inner = self.spec(arg, env)
-        if inner is not None and (inner.get("call") or "items" in inner or "self_method" in inner):
+        if inner is not None and (
+            inner.get("call") or "items" in inner or "self_method" in inner or "choose" in inner
+        ):
             spec.setdefault("args", {})[slot] = inner
 
     def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
@@ -901,7 +1004,11 @@ class LayerBuilder:
                 return
             if isinstance(target, ast.Name):
                 parts = self._children_of(value, env)
-                if parts is not None:
+                choose = self._chooser(value)
+                if choose is not None:
+                    # `net_definition = globals()[model_name]`, called below.
+                    env[target.id] = {"choose": choose}
+                elif parts is not None:
                     env[target.id] = {"list": [parts]}
                 elif _is_empty_mapping(value):
                     env[target.id] = {"list": []}
@@ -942,6 +1049,9 @@ class LayerBuilder:
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
         previous = self.reading(method)
+        chains = self._name_chains(method)
+        # attr -> the chain's choice: `if backbone == "vgg": self.features = ...`.
+        chosen: dict[str, Json] = {}
         for statement in _statements(method.body):
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
@@ -949,9 +1059,72 @@ class LayerBuilder:
                 if isinstance(value, ast.Name) and value.id in params and value.id not in env:
                     continue
                 spec = self.spec(value, env)
-                if spec is not None:
+                if spec is None:
+                    continue
+                case = chains.get(id(statement))
+                if case is None:
                     yield attr, spec
+                    continue
+                choice = chosen.setdefault(attr, {"by": case[0], "cases": []})
+                if choice["by"] == case[0]:
+                    choice["cases"].append([case[1], spec])
+        for attr, choice in chosen.items():
+            yield attr, {"call": None, "choose": choice, "pos": choice["cases"][0][1]["pos"]}
         self.norm_params = previous
+
+    def _name_chains(self, method: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[int, Any]:
+        """Statements inside an if/elif chain on a name (`if backbone == "vgg": ...
+        elif backbone in ("r50", "r101"): ... else: ...`), by id: (the name value
+        tested, the labels of their branch, None for the `else`)."""
+        found: dict[int, Any] = {}
+        for statement in _statements(method.body):
+            if not isinstance(statement, ast.If) or id(statement) in found:
+                continue
+            branch: ast.stmt = statement
+            tested: Any = None
+            while isinstance(branch, ast.If):
+                test = _name_test(branch.test, self.params, self._constant)
+                if test is None or (tested is not None and test[0] != tested):
+                    break
+                tested = test[0]
+                for inner in _statements(branch.body):
+                    found.setdefault(id(inner), (tested, test[1]))
+                orelse = branch.orelse
+                if len(orelse) == 1 and isinstance(orelse[0], ast.If):
+                    found[id(orelse[0])] = (tested, None)  # the `elif` itself: not a layer
+                    branch = orelse[0]
+                    continue
+                for inner in _statements(orelse):
+                    found.setdefault(id(inner), (tested, None))
+                break
+            if tested is not None and choices.params_read(tested):
+                self.read_params.add(tested["param"])
+        return found
+
+
+def _name_test(
+    test: ast.expr, params: frozenset[str], constant: Callable[[str], Any]
+) -> tuple[Any, list[str]] | None:
+    """`name == "vgg"`, `"vgg" == name`, `name in ("a", "b")`: (the name value, its
+    labels); None for any other test."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return None
+    left, right = test.left, test.comparators[0]
+    if isinstance(test.ops[0], ast.Eq):
+        if isinstance(left, ast.Constant):
+            left, right = right, left
+        labels = [right.value] if isinstance(right, ast.Constant) else []
+    elif isinstance(test.ops[0], ast.In) and isinstance(right, ast.Tuple | ast.List | ast.Set):
+        labels = [e.value for e in right.elts if isinstance(e, ast.Constant)]
+        if len(labels) != len(right.elts):
+            return None
+    else:
+        return None
+    names = [label for label in labels if isinstance(label, str)]
+    if not names or len(names) != len(labels):
+        return None
+    value = choices.name_value(left, params, constant)
+    return None if value is None else (value, names)
 
 
 def _width_name(node: ast.Call) -> str | None:
