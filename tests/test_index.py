@@ -100,6 +100,48 @@ def test_known_factories_and_bn_free_architectures() -> None:
     assert kinds == {"a": "bn", "b": "bn", "c": "none", "d": "frozen", "e": "frozen"}
 
 
+def test_builder_looked_up_by_a_written_out_name_is_that_builder() -> None:
+    index = index_of(
+        {
+            "/project/zoo/vits.py": """
+                from torch import nn
+
+                def vit_tiny(patch_size=16):
+                    return nn.Sequential(nn.Linear(48, 192), nn.LayerNorm(192))
+            """,
+            "/project/s.py": """
+                import torchvision
+                import torchvision.models as models
+                from zoo import vits
+
+                a = getattr(torchvision.models, "resnet18")(weights=None)
+                b = models.__dict__["mobilenet_v2"]()
+                c = vits.__dict__["vit_tiny"](patch_size=8)
+                d = getattr(models, "vit_b_16")()
+            """,
+        }
+    )
+    kinds = {key: index.key_kind("/project/s.py", "<module>", key) for key in "abcd"}
+    assert kinds == {"a": "bn", "b": "bn", "c": "none", "d": "none"}
+
+
+def test_builder_picked_by_a_run_time_name_stays_unknown_whatever_its_keywords() -> None:
+    # `zero_init_residual` is a ResNet parameter, but torchvision's ConvNeXt (no BN)
+    # takes and ignores any keyword, so the call does not narrow the pick to ResNets.
+    index = index_of(
+        {
+            "/project/s.py": """
+                import torchvision
+
+                a = getattr(torchvision.models, arch)(zero_init_residual=True)
+                b = torchvision.models.__dict__[arch](pretrained=True)
+                c = getattr(torchvision.models, "resnet18", None)()
+            """
+        }
+    )
+    assert [index.key_kind("/project/s.py", "<module>", key) for key in "abc"] == [None] * 3
+
+
 def test_unknown_models_stay_unknown() -> None:
     index = index_of(
         {
