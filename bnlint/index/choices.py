@@ -144,7 +144,10 @@ def candidate(index: ProjectIndex, path: str, choose: Json, name: str) -> str | 
 
 
 def candidates(choose: Json) -> list[str] | None:
-    """Every callee a table can pick; None for a namespace (its candidates are open)."""
+    """Every callee a table can pick; None for a namespace (its candidates are open).
+    The call's keywords do not narrow a namespace soundly: torchvision's
+    `ConvNeXt.__init__` takes and ignores `**kwargs`, so
+    `getattr(models, arch)(zero_init_residual=True)` may build a ConvNeXt (no BatchNorm)."""
     if "among" in choose:
         return list(choose["among"].values())
     return None

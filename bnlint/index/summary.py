@@ -30,7 +30,7 @@ from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 14
+SUMMARY_VERSION = 15
 _BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
@@ -856,7 +856,7 @@ class LayerBuilder:
         ):
             # `resnet34(...).cuda()`: the same module tree as the inner call.
             return self.spec(node.func.value, env)
-        callee = self.names.qualify(node.func) or self._picked_by_name(node.func)
+        callee = self.names.qualify(node.func)
         if callee is None and self.owner is not None and dotted_name(node.func) is not None:
             head, _, method = (dotted_name(node.func) or "").partition(".")
             if head == "self" and method and "." not in method:
@@ -919,35 +919,6 @@ class LayerBuilder:
         if last in ("Sequential", "ModuleList", "ModuleDict"):
             spec["items"] = self._items(node, env)
         return spec
-
-    def _picked_by_name(self, func: ast.expr) -> str | None:
-        """`getattr(models, "resnet50")` and `resnet.__dict__["resnet18"]` name the
-        builder `<models>.resnet50` as plainly as an attribute would. A name computed at
-        run time (`getattr(torchvision.models, arch)`) stays unknown: the keywords of the
-        call do not narrow it soundly, since torchvision's `ConvNeXt.__init__` takes and
-        ignores `**kwargs` (`convnext_tiny(zero_init_residual=True)` builds a ConvNeXt,
-        with no BatchNorm)."""
-        owner: ast.expr | None = None
-        name: ast.expr | None = None
-        if (
-            isinstance(func, ast.Call)
-            and isinstance(func.func, ast.Name)
-            and func.func.id == "getattr"
-            and len(func.args) == 2  # a third argument is a fallback of any kind
-            and not func.keywords
-        ):
-            owner, name = func.args
-        elif (
-            isinstance(func, ast.Subscript)
-            and isinstance(func.value, ast.Attribute)
-            and func.value.attr == "__dict__"
-        ):
-            owner, name = func.value.value, func.slice
-        picked = literal(name) if name is not None else None
-        if owner is None or not isinstance(picked, str) or not picked.isidentifier():
-            return None
-        module = self.names.qualify(owner)
-        return None if module is None else f"{module}.{picked}"
 
     def _items(self, node: ast.Call, env: dict[str, Json]) -> list[Json | None]:
         items: list[Json | None] = []
