@@ -73,6 +73,10 @@ MAX_INTERNAL_ERRORS = 20
 # A module's value reads back off while they find the same thing: the interval between
 # two samples doubles up to this many times `sample_every` (see `Tracer._sampled`).
 MAX_SAMPLE_BACKOFF = 8
+# The facts of a BatchNorm call that only persistent findings read and that change only
+# by an assignment the tracer cannot see (`requires_grad` of the affine parameters,
+# `track_running_stats`, the buffers' dtype) are read at least every this many calls.
+MAX_FULL_INTERVAL = 32
 # Mode changes remembered until the BatchNorms they reach run forward again.
 MAX_MODE_RECORDS = 64
 # Functions that run training-mode BN under no_grad on purpose to re-estimate running
@@ -541,6 +545,10 @@ class _ModuleState:
     # (flags, grad mode, input shape and dtype, producer) and the tracer's stamp; set
     # only when nothing else is needed per call (see `Tracer._on_batchnorm`).
     quick_key: tuple[Any, ...] | None = None
+    # The quick path runs while `forwards` is below this: then the full path runs (a
+    # value read is due, or the facts outside the quick key are read again).
+    next_full: int = 0
+    full_gap: int = 1
     # Value reads: the forward count of the next one, the current interval, and what
     # the last one found (finding keys) with the training flag it ran under.
     next_sample: int = 1
@@ -963,12 +971,13 @@ class Tracer:
                 return
         x = args[0] if args else None
         quick = state.quick_key
-        if quick is not None:
-            # The steady state (an eval loop, a training loop): one tuple of the facts
-            # that can change unseen, compared with the previous call's. Everything
-            # else the full path reads either moves the stamp when it changes (mode
-            # records, world size) or keeps `quick_key` unset (timeline, averaged
-            # models, pending updates, training under no_grad).
+        if quick is not None and state.forwards < state.next_full:
+            # The steady state (an eval loop, a training loop): the facts that can
+            # change with no event the tracer sees and that a single call can show
+            # (mode flag, grad mode, input shape and dtype, producer) in one tuple,
+            # compared with the previous call's. The rest is read again by the full
+            # path: on a stamp change (mode records, world size), and every
+            # `next_full`-th call for the facts that only persistent findings read.
             if isinstance(x, _Tensor):
                 shape, dtype = x.shape, x.dtype
             else:
@@ -981,17 +990,11 @@ class Tracer:
                 shape,
                 dtype,
                 id(previous),
-                _affine_frozen(module._parameters),
-                module.track_running_stats,
-                _running_var_dtype(module._buffers),
             ):
-                state.forwards = forwards = state.forwards + 1
+                state.forwards += 1
                 if state.memo_findings:
                     self._count_again(state.memo_findings)
-                if forwards >= state.next_sample:
-                    self._sampled(state, module, x)
                 return
-            state.quick_key = None
         self._on_batchnorm_call(state, module, x, previous)
 
     def _on_batchnorm_call(self, state: _ModuleState, module: Any, x: Any, previous: Any) -> None:
@@ -1040,7 +1043,8 @@ class Tracer:
         if self.timeline is not None:
             # Before the checks: a finding this call produces is placed on this call.
             self._record_timeline(state, module, training, shape)
-        if key == state.memo_key:
+        repeated = key == state.memo_key
+        if repeated:
             # The same call as last time: count what it found again, build nothing.
             if state.memo_findings:
                 self._count_again(state.memo_findings)
@@ -1056,34 +1060,44 @@ class Tracer:
             if nbt is not None:
                 state.pending_call = state.last_call
                 state.pending_version = (id(nbt), nbt._version)
-        if training is not state.sample_training and state.sample_found is not None:
+        if (
+            training is not state.sample_training
+            and state.sample_found is not None
+            and self._sampling
+        ):
             # A new phase (training ↔ eval): its values are read again soon.
             state.sample_gap = self._sampling
             state.next_sample = min(state.next_sample, state.forwards + self._sampling)
         state.forwards += 1
         if state.forwards >= state.next_sample:
             self._sampled(state, module, x)
-        if not (
+        if (
             pending
             or no_grad_training
             or state.in_averaged_model
             or self.timeline is not None
             or state.memo_key is None
         ):
-            # Nothing but the facts below can change this call: the next call with the
-            # same facts only counts again (see the quick path above).
-            state.quick_key = (
-                self._stamp,
-                training,
-                grad_enabled,
-                inference_mode,
-                shape,
-                dtype,
-                id(previous),
-                affine_frozen,
-                track_running_stats,
-                buffer_dtype,
-            )
+            state.quick_key = None
+            return
+        # Nothing but the facts in the quick key can change this call from one call to
+        # the next; the others (affine parameters frozen, track_running_stats, the
+        # buffers' dtype) are read here again after an interval that doubles while the
+        # call stays the same, up to `MAX_FULL_INTERVAL` calls.
+        if repeated:
+            state.full_gap = min(state.full_gap * 2, MAX_FULL_INTERVAL)
+        else:
+            state.full_gap = 1
+        state.next_full = min(state.next_sample, state.forwards + state.full_gap) - 1
+        state.quick_key = (
+            self._stamp,
+            training,
+            grad_enabled,
+            inference_mode,
+            shape,
+            dtype,
+            id(previous),
+        )
 
     def _sampled(self, state: _ModuleState, module: Any, x: Any) -> None:
         """A forward due for value reads: read them if they can be read, and plan the
