@@ -1060,14 +1060,8 @@ class Tracer:
             if nbt is not None:
                 state.pending_call = state.last_call
                 state.pending_version = (id(nbt), nbt._version)
-        if (
-            training is not state.sample_training
-            and state.sample_found is not None
-            and self._sampling
-        ):
-            # A new phase (training ↔ eval): its values are read again soon.
-            state.sample_gap = self._sampling
-            state.next_sample = min(state.next_sample, state.forwards + self._sampling)
+        if training is not state.sample_training and state.sample_found is not None:
+            self._sample_soon(state)  # a new phase (training ↔ eval)
         state.forwards += 1
         if state.forwards >= state.next_sample:
             self._sampled(state, module, x)
@@ -1098,6 +1092,15 @@ class Tracer:
             dtype,
             id(previous),
         )
+
+    def _sample_soon(self, state: _ModuleState) -> None:
+        """Something a value read depends on changed (the module switched between
+        training and eval, statistics were loaded): read within `sample_every`
+        forwards again, never sooner than that after the previous read."""
+        if self._sampling:
+            state.sample_gap = self._sampling
+            state.next_sample = min(state.next_sample, state.forwards + self._sampling)
+            state.next_full = min(state.next_full, state.next_sample - 1)
 
     def _sampled(self, state: _ModuleState, module: Any, x: Any) -> None:
         """A forward due for value reads: read them if they can be read, and plan the
@@ -1433,6 +1436,8 @@ class Tracer:
     def _on_load(self, module: nn.Module, result: Any) -> None:
         if self._scope is not None and id(module) not in self._scope:
             return
+        for state in self._modules.values():
+            self._sample_soon(state)
         for sub in module.modules():
             nbt = sub._buffers.get("num_batches_tracked")
             if nbt is not None and id(sub) in self._averaged:
