@@ -16,18 +16,21 @@ for all active tracers and removed when the last one stops:
   BatchNorm output (BN001), then is removed again.
 
 Nothing here changes a result: hooks return None and never touch tensor data, except the
-sampled value reads (the first forward of each module, then every `sample_every`-th:
-running-variance health, and in eval the initial-buffer check and the input shift of a
-model's first BatchNorm). Every hook body is guarded: an exception becomes a BN999
-finding and the user's program goes on; after `MAX_INTERNAL_ERRORS` the tracer stops
-checking.
+sampled value reads (the first forward of each module, then every `sample_every`-th,
+backing off while they find the same thing: running-variance health, and in eval the
+initial-buffer check and the input shift of a model's first BatchNorm). Every hook
+body is guarded: an exception becomes a BN999 finding and the user's program goes on;
+after `MAX_INTERNAL_ERRORS` the tracer stops checking.
 
 The hot path, one BatchNorm forward, is kept to a few attribute reads: each tracer
 knows per event type which rules subscribe (fixed when it is built); a module's static
 facts (qualified name, construction site, class facts) are computed once; and a call
 whose flags, shapes and dtypes equal the module's previous call is not rebuilt or
 re-checked: the findings it produced are counted again (the contract in
-`bnlint.events`). Stack walks happen only when a finding is new.
+`bnlint.events`). In the steady state that comparison is one tuple of what a single call
+can show (mode flag, grad mode, input shape and dtype, producer, the tracer's stamp);
+the facts only persistent findings read are compared at a doubling interval. Stack
+walks happen only when a finding is new.
 """
 
 from __future__ import annotations
@@ -978,10 +981,10 @@ class Tracer:
             # compared with the previous call's. The rest is read again by the full
             # path: on a stamp change (mode records, world size), and every
             # `next_full`-th call for the facts that only persistent findings read.
+            shape: Any = None
+            dtype: Any = None
             if isinstance(x, _Tensor):
                 shape, dtype = x.shape, x.dtype
-            else:
-                shape = dtype = None
             if quick == (
                 self._stamp,
                 module.training,
@@ -1009,10 +1012,7 @@ class Tracer:
         buffers, parameters = module._buffers, module._parameters
         if state.pending_call is not None:
             self._confirm_pending(state, buffers.get("num_batches_tracked"))
-        shape: Any = None
-        dtype: Any = None
-        if isinstance(x, _Tensor):
-            shape, dtype = x.shape, x.dtype
+        shape, dtype = (x.shape, x.dtype) if isinstance(x, _Tensor) else (None, None)
         training = module.training
         grad_enabled = _is_grad_enabled()
         inference_mode = _is_inference_mode_enabled()
@@ -1121,11 +1121,9 @@ class Tracer:
         if running_var is None:
             state.next_sample = sys.maxsize  # no statistics, nothing to read
             return
-        if (
-            running_var.is_meta
-            or _THREAD.export_depth
-            or torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
-        ):
+        if running_var.is_meta or _THREAD.export_depth:
+            return
+        if torch.jit.is_tracing():  # type: ignore[no-untyped-call,attr-defined]
             return
         call = state.last_call
         assert call is not None
