@@ -15,6 +15,14 @@ identical repeat (same flags, shapes, dtypes, producer, mode sites, world size) 
 rebuilt, and the findings the previous call produced are counted again. A rule's
 handling of a `BatchNormCall` must therefore depend on the event alone, or update its
 `memory` idempotently per module (BN006: "this module last ran in eval").
+
+What a single call can show (the `training` flag, grad and inference mode, the input's
+shape and dtype, the producer, anything `train()`/`eval()` or `backward()` changes) is
+compared on every call. Three facts that only persistent findings read and that change
+only by an assignment the tracer cannot see (`affine_frozen`, `track_running_stats`,
+`buffer_dtype`) are read again after an interval that doubles while the calls repeat,
+up to `MAX_FULL_INTERVAL` (32) calls: a change in them reaches the rules up to that
+many calls late, and the previous call's findings are counted meanwhile.
 """
 
 from __future__ import annotations
@@ -127,7 +135,10 @@ class RunningStatsUpdated:
 @dataclass(frozen=True, slots=True)
 class RunningStatsSample:
     """Values of a module's running statistics, read on a sampled subset of forwards
-    (the first, then every `sample_every`-th) because reading values syncs devices."""
+    because reading values syncs devices: the first, then every `sample_every`-th, the
+    interval doubling (up to 8 times) while each read finds what the previous one found,
+    back to `sample_every` when the module switches between training and eval or a
+    state dict is loaded."""
 
     call: BatchNormCall
     variance_finite: bool

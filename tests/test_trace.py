@@ -325,11 +325,15 @@ def test_per_forward_checks_read_no_tensor_data() -> None:
 
 def test_value_checks_run_only_on_sampled_forwards() -> None:
     model = mlp()
+    sampled = []
     with bnlint.trace(rules=[EveryForward], sample_every=5) as t:
-        for _ in range(12):
+        for forward in range(1, 41):
+            before = len(t._rules.memory["BN997"].get("samples", []))
             model(mlp_batch()[0])
-    samples = t._rules.memory["BN997"]["samples"]
-    assert samples == ["1", "1", "1"]  # forwards 1, 6 and 11
+            if len(t._rules.memory["BN997"]["samples"]) > before:
+                sampled.append(forward)
+    # Every 5th at first, the interval doubling while each read finds what the last did.
+    assert sampled == [1, 6, 16, 36]
 
 
 # -- where findings point -----------------------------------------------------------------

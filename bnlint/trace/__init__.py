@@ -53,7 +53,9 @@ def trace(
     classes directly. `sample_every`: the checks that read tensor values (BN020's
     running-variance health; in eval, BN017's initial-buffer check, once per module, and
     BN021's input shift at a model's first BatchNorm) run on each module's first forward
-    and then every `sample_every`-th; None turns them off. `options`: the `[tool.bnlint]` settings
+    and then every `sample_every`-th, the interval doubling (up to 8 times) while the
+    reads find the same thing and starting again after `train()`/`eval()` switches the
+    module or a state dict is loaded; None turns them off. `options`: the `[tool.bnlint]` settings
     by name (`small-batch-threshold`, `transductive-batchnorm`, ...), as
     `bnlint.config.load_settings(...).options` gives them. `timeline`: also record
     each BatchNorm's mode, batch size and running-statistics drift along the run

@@ -16,18 +16,21 @@ for all active tracers and removed when the last one stops:
   BatchNorm output (BN001), then is removed again.
 
 Nothing here changes a result: hooks return None and never touch tensor data, except the
-sampled value reads (the first forward of each module, then every `sample_every`-th:
-running-variance health, and in eval the initial-buffer check and the input shift of a
-model's first BatchNorm). Every hook body is guarded: an exception becomes a BN999
-finding and the user's program goes on; after `MAX_INTERNAL_ERRORS` the tracer stops
-checking.
+sampled value reads (the first forward of each module, then every `sample_every`-th,
+backing off while they find the same thing: running-variance health, and in eval the
+initial-buffer check and the input shift of a model's first BatchNorm). Every hook
+body is guarded: an exception becomes a BN999 finding and the user's program goes on;
+after `MAX_INTERNAL_ERRORS` the tracer stops checking.
 
 The hot path, one BatchNorm forward, is kept to a few attribute reads: each tracer
 knows per event type which rules subscribe (fixed when it is built); a module's static
 facts (qualified name, construction site, class facts) are computed once; and a call
 whose flags, shapes and dtypes equal the module's previous call is not rebuilt or
 re-checked: the findings it produced are counted again (the contract in
-`bnlint.events`). Stack walks happen only when a finding is new.
+`bnlint.events`). In the steady state that comparison is one tuple of what a single call
+can show (mode flag, grad mode, input shape and dtype, producer, the tracer's stamp);
+the facts only persistent findings read are compared at a doubling interval. Stack
+walks happen only when a finding is new.
 """
 
 from __future__ import annotations
@@ -70,6 +73,13 @@ from bnlint.trace.timeline import Timeline
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_INTERNAL_ERRORS = 20
+# A module's value reads back off while they find the same thing: the interval between
+# two samples doubles up to this many times `sample_every` (see `Tracer._sampled`).
+MAX_SAMPLE_BACKOFF = 8
+# The facts of a BatchNorm call that only persistent findings read and that change only
+# by an assignment the tracer cannot see (`requires_grad` of the affine parameters,
+# `track_running_stats`, the buffers' dtype) are read at least every this many calls.
+MAX_FULL_INTERVAL = 32
 # Mode changes remembered until the BatchNorms they reach run forward again.
 MAX_MODE_RECORDS = 64
 # Functions that run training-mode BN under no_grad on purpose to re-estimate running
@@ -534,6 +544,20 @@ class _ModuleState:
     memo_key: tuple[Any, ...] | None = None
     memo_findings: tuple[tuple[str, str, str, Site | None], ...] = ()
     last_call: BatchNormCall | None = None
+    # The facts of the previous call that can change without an event the tracer sees
+    # (flags, grad mode, input shape and dtype, producer) and the tracer's stamp; set
+    # only when nothing else is needed per call (see `Tracer._on_batchnorm`).
+    quick_key: tuple[Any, ...] | None = None
+    # The quick path runs while `forwards` is below this: then the full path runs (a
+    # value read is due, or the facts outside the quick key are read again).
+    next_full: int = 0
+    full_gap: int = 1
+    # Value reads: the forward count of the next one, the current interval, and what
+    # the last one found (finding keys) with the training flag it ran under.
+    next_sample: int = 1
+    sample_gap: int = 0
+    sample_found: tuple[tuple[str, str, str, Site | None], ...] | None = None
+    sample_training: bool | None = None
     initial_checked: bool = False  # BN017's initial-buffer read done
     in_averaged_model: bool = False  # description.in_averaged_model, read per forward
     # BN021's (statistics versions, (1/std, -mean/std)) at the last input-shift sample.
@@ -655,6 +679,9 @@ class Tracer:
         self._wants_loaders = self._rules.wants(TrainingLoaderEpoch)
         self._loader_iterations: list[_LoaderIteration] = []
         self._world = 1
+        # Moves whenever a BatchNorm call's facts can change through a tracer-level
+        # event (a train()/eval() record, the world size): part of each quick key.
+        self._stamp = 0
         self._averaged: dict[int, weakref.ref[Any]] = {}
         # BN018: per module, (num_batches_tracked, its version) when last made fresh.
         self._stats_fresh: dict[int, tuple[weakref.ref[Any], int]] = {}
@@ -687,7 +714,7 @@ class Tracer:
                 self._learn_names(model)
                 self._scope = {id(sub) for sub in model.modules()}
                 _PROBE_TARGETS[id(model)] = weakref.ref(model)
-            self._world = _world_size()
+            self._set_world(_world_size())
             if not _ACTIVE:
                 _install()
             _ACTIVE.append(self)
@@ -945,48 +972,69 @@ class Tracer:
             state = self._state_for(module)
             if state is None:
                 return
+        x = args[0] if args else None
+        quick = state.quick_key
+        if quick is not None and state.forwards < state.next_full:
+            # The steady state (an eval loop, a training loop): the facts that can
+            # change with no event the tracer sees and that a single call can show
+            # (mode flag, grad mode, input shape and dtype, producer) in one tuple,
+            # compared with the previous call's. The rest is read again by the full
+            # path: on a stamp change (mode records, world size), and every
+            # `next_full`-th call for the facts that only persistent findings read.
+            shape: Any = None
+            dtype: Any = None
+            if isinstance(x, _Tensor):
+                shape, dtype = x.shape, x.dtype
+            if quick == (
+                self._stamp,
+                module.training,
+                _is_grad_enabled(),
+                _is_inference_mode_enabled(),
+                shape,
+                dtype,
+                id(previous),
+            ):
+                state.forwards += 1
+                if state.memo_findings:
+                    self._count_again(state.memo_findings)
+                return
+        self._on_batchnorm_call(state, module, x, previous)
+
+    def _on_batchnorm_call(self, state: _ModuleState, module: Any, x: Any, previous: Any) -> None:
+        """A BatchNorm call that the quick key did not match: read every fact, build
+        the call event if it differs from the module's previous one, run the checks."""
         if not self._wants_batchnorm:
             return
         if state.mode_seq != self._mode_seq:
             self._apply_mode_records(state, id(module))
         # The module's own dicts: nn.Module.__getattr__ costs microseconds per lookup.
-        # `num_batches_tracked` is read only where it is needed (rare cases): an eval
-        # forward reads the input's shape and dtype, four flags, and two dicts.
+        # `num_batches_tracked` is read only where it is needed (rare cases).
         buffers, parameters = module._buffers, module._parameters
         if state.pending_call is not None:
             self._confirm_pending(state, buffers.get("num_batches_tracked"))
-        x = args[0] if args else None
-        shape: Any = None
-        dtype: Any = None
-        if isinstance(x, _Tensor):
-            shape, dtype = x.shape, x.dtype
+        shape, dtype = (x.shape, x.dtype) if isinstance(x, _Tensor) else (None, None)
         training = module.training
         grad_enabled = _is_grad_enabled()
         inference_mode = _is_inference_mode_enabled()
-        weight = parameters.get("weight")
-        affine_frozen = weight is not None and not weight.requires_grad
-        if affine_frozen:
-            bias = parameters.get("bias")
-            affine_frozen = bias is None or not bias.requires_grad
+        affine_frozen = _affine_frozen(parameters)
+        track_running_stats = module.track_running_stats
         running_var = buffers.get("running_var")
+        buffer_dtype = running_var.dtype if running_var is not None else None
         # Only in the rare training-without-grad case: is update_bn (or the like) running?
-        reestimation = (
-            training
-            and (inference_mode or not grad_enabled)
-            and sites.on_stack(STATS_REESTIMATION_FUNCTIONS)
-        )
+        no_grad_training = training and (inference_mode or not grad_enabled)
+        reestimation = no_grad_training and sites.on_stack(STATS_REESTIMATION_FUNCTIONS)
         averaged_stale = state.in_averaged_model and self._averaged_stats_stale(
             module, buffers.get("num_batches_tracked"), training
         )
         key = (
             training,
-            module.track_running_stats,
+            track_running_stats,
             grad_enabled,
             inference_mode,
             affine_frozen,
             shape,
             dtype,
-            running_var.dtype if running_var is not None else None,
+            buffer_dtype,
             id(previous),  # an id: the key must not keep a module alive
             reestimation,
             averaged_stale,
@@ -995,7 +1043,8 @@ class Tracer:
         if self.timeline is not None:
             # Before the checks: a finding this call produces is placed on this call.
             self._record_timeline(state, module, training, shape)
-        if key == state.memo_key:
+        repeated = key == state.memo_key
+        if repeated:
             # The same call as last time: count what it found again, build nothing.
             if state.memo_findings:
                 self._count_again(state.memo_findings)
@@ -1005,22 +1054,87 @@ class Tracer:
             state.memo_findings = tuple(self._emit(call, state, self._call_rules))
             state.memo_key = key
             state.last_call = call
-        if self._wants_updates and affine_frozen and training and module.track_running_stats:
+        pending = self._wants_updates and affine_frozen and training and track_running_stats
+        if pending:
             nbt = buffers.get("num_batches_tracked")
             if nbt is not None:
                 state.pending_call = state.last_call
                 state.pending_version = (id(nbt), nbt._version)
+        if training is not state.sample_training and state.sample_found is not None:
+            self._sample_soon(state)  # a new phase (training ↔ eval)
         state.forwards += 1
+        if state.forwards >= state.next_sample:
+            self._sampled(state, module, x)
         if (
-            self._sampling
-            and running_var is not None
-            and (state.forwards - 1) % self._sampling == 0
-            and not running_var.is_meta
-            and _THREAD.export_depth == 0
-            and not torch.jit.is_tracing()  # type: ignore[no-untyped-call,attr-defined]
+            pending
+            or no_grad_training
+            or state.in_averaged_model
+            or self.timeline is not None
+            or state.memo_key is None
         ):
-            assert state.last_call is not None
-            self._sample(state.last_call, module, x, state)
+            state.quick_key = None
+            return
+        # Nothing but the facts in the quick key can change this call from one call to
+        # the next; the others (affine parameters frozen, track_running_stats, the
+        # buffers' dtype) are read here again after an interval that doubles while the
+        # call stays the same, up to `MAX_FULL_INTERVAL` calls.
+        if repeated:
+            state.full_gap = min(state.full_gap * 2, MAX_FULL_INTERVAL)
+        else:
+            state.full_gap = 1
+        state.next_full = min(state.next_sample, state.forwards + state.full_gap) - 1
+        state.quick_key = (
+            self._stamp,
+            training,
+            grad_enabled,
+            inference_mode,
+            shape,
+            dtype,
+            id(previous),
+        )
+
+    def _sample_soon(self, state: _ModuleState) -> None:
+        """Something a value read depends on changed (the module switched between
+        training and eval, statistics were loaded): read within `sample_every`
+        forwards again, never sooner than that after the previous read."""
+        if self._sampling:
+            state.sample_gap = self._sampling
+            state.next_sample = min(state.next_sample, state.forwards + self._sampling)
+            state.next_full = min(state.next_full, state.next_sample - 1)
+
+    def _sampled(self, state: _ModuleState, module: Any, x: Any) -> None:
+        """A forward due for value reads: read them if they can be read, and plan the
+        next. The interval starts at `sample_every`, doubles (up to
+        `MAX_SAMPLE_BACKOFF` times) while each read finds what the previous one found,
+        and goes back to `sample_every` when a read finds something else or the module
+        switches between training and eval. A condition that persists (non-finite
+        statistics, shifted eval inputs) is still read within that many forwards; a
+        finding that only a single forward shows can be read later than every
+        `sample_every`-th forward, or not at all (bench/RESULTS.md, issue 12)."""
+        sampling = self._sampling
+        if not sampling:
+            state.next_sample = sys.maxsize
+            return
+        gap = state.sample_gap or sampling
+        state.next_sample = state.forwards + gap
+        running_var = module._buffers.get("running_var")
+        if running_var is None:
+            state.next_sample = sys.maxsize  # no statistics, nothing to read
+            return
+        if running_var.is_meta or _THREAD.export_depth:
+            return
+        if torch.jit.is_tracing():  # type: ignore[no-untyped-call,attr-defined]
+            return
+        call = state.last_call
+        assert call is not None
+        found = self._sample(call, module, x, state)
+        if found == state.sample_found and call.training is state.sample_training:
+            gap = min(gap * 2, sampling * MAX_SAMPLE_BACKOFF)
+        else:
+            gap = sampling
+        state.sample_gap, state.sample_found = gap, found
+        state.sample_training = call.training
+        state.next_sample = state.forwards + gap
 
     def _record_timeline(
         self, state: _ModuleState, module: _BatchNorm, training: bool, shape: Any
@@ -1158,7 +1272,10 @@ class Tracer:
             if module is not None and state.pending_call is not None:
                 self._confirm_pending(state, module._buffers.get("num_batches_tracked"))
 
-    def _sample(self, call: BatchNormCall, module: _BatchNorm, x: Any, state: _ModuleState) -> None:
+    def _sample(
+        self, call: BatchNormCall, module: _BatchNorm, x: Any, state: _ModuleState
+    ) -> tuple[tuple[str, str, str, Site | None], ...]:
+        """Read the values and hand them to the rules; the keys of what they found."""
         # The value reads, on sampled forwards only: each syncs an accelerator.
         buffers, parameters = module._buffers, module._parameters
         running_var, running_mean = buffers["running_var"], buffers["running_mean"]
@@ -1194,9 +1311,10 @@ class Tracer:
             with torch.no_grad():
                 terms = self._z_terms(state, running_mean, running_var, module)
                 z = _median_input_z(x, terms)
-        self._emit(RunningStatsSample(call, finite, positive, initial, trained), state)
+        found = self._emit(RunningStatsSample(call, finite, positive, initial, trained), state)
         if z is not None:
-            self._emit(InputShiftSample(call, z), state)
+            found += self._emit(InputShiftSample(call, z), state)
+        return tuple(found)
 
     def _z_terms(
         self, state: _ModuleState, running_mean: Any, running_var: Any, module: Any
@@ -1229,6 +1347,7 @@ class Tracer:
                 return
         subtree = self._subtree(root)
         self._mode_seq += 1
+        self._stamp += 1
         records.append(_ModeRecord(self._mode_seq, id(root), subtree, training, site))
         if len(self._mode_records) > MAX_MODE_RECORDS:
             del self._mode_records[0]
@@ -1261,8 +1380,13 @@ class Tracer:
             state.mode_site = record.site
         state.mode_seq = self._mode_seq
 
+    def _set_world(self, world: int) -> None:
+        if world != self._world:
+            self._world = world
+            self._stamp += 1
+
     def _on_backward(self) -> None:
-        self._world = _world_size()
+        self._set_world(_world_size())
         self._emit(Backward(), None)
         if not self._loader_iterations:
             return
@@ -1310,6 +1434,8 @@ class Tracer:
     def _on_load(self, module: nn.Module, result: Any) -> None:
         if self._scope is not None and id(module) not in self._scope:
             return
+        for state in self._modules.values():
+            self._sample_soon(state)
         for sub in module.modules():
             nbt = sub._buffers.get("num_batches_tracked")
             if nbt is not None and id(sub) in self._averaged:
@@ -1352,6 +1478,20 @@ class Tracer:
         state = self._state_for(bn) if isinstance(bn, _BatchNorm) else None
         description = state.description if state is not None else None
         self._emit(ModelOutput(type(model).__name__, description, through), state)
+
+
+def _affine_frozen(parameters: dict[str, Any]) -> bool:
+    """The module has affine parameters and none of them requires grad."""
+    weight = parameters.get("weight")
+    if weight is None or weight.requires_grad:
+        return False
+    bias = parameters.get("bias")
+    return bias is None or not bias.requires_grad
+
+
+def _running_var_dtype(buffers: dict[str, Any]) -> Any:
+    running_var = buffers.get("running_var")
+    return running_var.dtype if running_var is not None else None
 
 
 def _is_referent(reference: weakref.ref[Any], value: object) -> bool:
