@@ -14,7 +14,17 @@ from a project loader or wrapper that hands the model back in eval, and not in e
 caller of the function (followed up the chain of helpers that pass the model on). An
 evaluation path that explicitly calls `.train()` is reported too.
 
-Models are followed through the project: factories and helper methods that build
+A `.train()` call made inside an evaluation is reported even when the model's kind is
+unknown (a network assembled from parts the caller passes in): under
+`no_grad`/`inference_mode`, in the loop over validation/test batches (or in a function
+named for evaluation), right before a forward whose output is read. The finding is at
+the `.train()` call, as a warning that says what happens *if* the model has BatchNorm
+or Dropout. Monte Carlo dropout (several passes per batch, or a function that speaks
+of dropout), statistics refreshes whose outputs are thrown away, and a `.train()`
+placed before the evaluation block stay silent.
+
+Models are followed through the project: closures (a validation pass defined inside
+the training function runs that function's model), factories and helper methods that build
 layers, classes that hold a module passed to their constructor, methods of project
 objects (`solver.train(loader, model)`), imports inside functions. Lightning modules
 (the trainer switches modes), statistics re-estimation (`update_bn`, PreciseBN),
@@ -59,8 +69,11 @@ def validate(model, loader):
 ```
 
 ## Fix safety
-No fix is applied automatically: where to put `eval()` and how to restore the
-previous mode depends on the surrounding code (the suggestion names the line).
+A forgotten `eval()` gets no fix: where to put it and how to restore the previous
+mode depends on the surrounding code (the suggestion names the line). A `.train()`
+called inside an evaluation gets an unsafe fix that turns it into `.eval()`: it changes
+what the evaluation computes (on purpose), and the model stays in eval mode after the
+block until the training code calls `.train()` again.
 """
 
 from __future__ import annotations
@@ -380,7 +393,7 @@ class EvalModeMissing(Rule):
             node,
             message=(
                 f"`{key}.train()` switches `{key}` to training mode inside an evaluation "
-                f"{where} (under `no_grad`, line {forward['pos'][0]} runs it next): if "
+                f"{where} (gradients off, line {forward['pos'][0]} runs it next): if "
                 "the model has BatchNorm or Dropout, the evaluation uses batch statistics "
                 "and random dropout, and BatchNorm's running statistics are overwritten "
                 "with evaluation data"

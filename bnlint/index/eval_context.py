@@ -48,7 +48,7 @@ def explicit_train_in_evaluation(facts: Json, position: int, key: str, named: bo
     """The `.train()` event that puts `key` in training mode for the forward at
     `position`, when both sit inside one evaluation: the forward runs under
     `no_grad`/`inference_mode` over a validation/test loader (or in a function named for
-    evaluation), its output is read, and the `.train()` call is itself under `no_grad`
+    evaluation), once per batch, its output is read, and the `.train()` call is itself under `no_grad`
     or in the loop over that loader. None otherwise, and when anything else that may set
     the mode (`.eval()`, `.train(flag)`, a call given the model) comes in between.
 
@@ -59,6 +59,10 @@ def explicit_train_in_evaluation(facts: Json, position: int, key: str, named: bo
     nograd = bool(facts.get("nograd") or forward.get("nograd"))
     eval_data = any(EVAL_LOADER.search(i) for i in forward.get("iter", ()))
     if forward.get("discarded") or not nograd or not (eval_data or named):
+        return None
+    if "loop" in forward and forward.get("iter") and not facts["loops"][forward["loop"]]["iter"]:
+        # Several passes over each batch (`for _ in range(samples)`): Monte Carlo
+        # dropout keeps training mode on purpose.
         return None
     for event in reversed(events[:position]):
         target = event.get("key")

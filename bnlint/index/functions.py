@@ -194,6 +194,9 @@ class FunctionFacts:
         # Names a nested function reads from its enclosing functions (their parameters
         # and local names): `model(x)` there runs the encloser's model.
         self.closure = closure
+        # Functions defined in this one so far: a call of one is a call of a project
+        # function (the index names it `outer/inner`), not an opaque object's.
+        self.inner: set[str] = set()
         self.events: list[Json] = []
         self.bindings: dict[str, list[Json]] = {}
         self.loaders: dict[str, Json] = {}
@@ -326,7 +329,10 @@ class FunctionFacts:
             self._statement(statement)
 
     def _statement(self, statement: ast.stmt) -> None:
-        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            self.inner.add(statement.name)
+            return
+        if isinstance(statement, ast.ClassDef):
             return
         if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
             self.layers.track(statement, self.env)
@@ -844,6 +850,9 @@ class FunctionFacts:
         self._draw(call)
         if isinstance(func, ast.Name):
             if func.id in _NOT_FORWARD:
+                return
+            if func.id in self.inner and func.id not in self.bindings:
+                self._project_call(func.id, call)
                 return
             callee = self.names.qualify(func)
             if callee is not None:

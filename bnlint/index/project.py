@@ -924,4 +924,14 @@ def mode_before(
                 mode = index.final_mode(callee[0], callee[1], key, depth + 1)
                 if mode is not None:
                     return mode
+            root = key.split(".")[0]
+            if (
+                enclosing_function(callee[1]) is not None
+                and root not in params
+                and root not in facts["bindings"]
+            ):
+                # A nested function that sets the mode of its encloser's model.
+                mode = index.final_mode(callee[0], callee[1], key, depth + 1)
+                if mode is not None:
+                    return mode
     return None
