@@ -82,9 +82,7 @@ VALIDATION_WITH_TRAIN_CALL = """
     """
 
 
-def test_a_train_call_inside_the_evaluation_of_an_unknown_model_is_a_warning_at_the_call() -> (
-    None
-):
+def test_a_train_call_inside_the_evaluation_of_an_unknown_model_is_a_warning_at_the_call() -> None:
     findings = lint(textwrap.dedent(VALIDATION_WITH_TRAIN_CALL), ["BN002"])
     assert [(f.start.line, f.severity) for f in findings] == [(15, Severity.WARNING)]
     # The model's kind is unknown: the message must not claim that it has BatchNorm.
@@ -106,5 +104,7 @@ def test_an_unknown_model_switched_to_train_before_the_evaluation_block_stays_si
 
 
 def test_an_unknown_model_whose_evaluation_calls_eval_instead_stays_silent() -> None:
-    source = VALIDATION_WITH_TRAIN_CALL.replace("                    net.train()", "                    net.eval()")
+    source = VALIDATION_WITH_TRAIN_CALL.replace(
+        "                    net.train()", "                    net.eval()"
+    )
     assert _severities(source) == []

@@ -48,9 +48,10 @@ def explicit_train_in_evaluation(facts: Json, position: int, key: str, named: bo
     """The `.train()` event that puts `key` in training mode for the forward at
     `position`, when both sit inside one evaluation: the forward runs under
     `no_grad`/`inference_mode` over a validation/test loader (or in a function named for
-    evaluation), once per batch, its output is read, and the `.train()` call is itself under `no_grad`
-    or in the loop over that loader. None otherwise, and when anything else that may set
-    the mode (`.eval()`, `.train(flag)`, a call given the model) comes in between.
+    evaluation), once per batch, its output is read, and the `.train()` call is itself
+    under `no_grad` or in the loop over that loader. None otherwise, and when anything
+    else that may set the mode (`.eval()`, `.train(flag)`, a call given the model) comes
+    in between.
 
     Needs no model kind: the code asks for training mode in the middle of an evaluation,
     which is wrong for any model with BatchNorm or Dropout and pointless otherwise."""
