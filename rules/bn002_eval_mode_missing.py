@@ -14,7 +14,17 @@ from a project loader or wrapper that hands the model back in eval, and not in e
 caller of the function (followed up the chain of helpers that pass the model on). An
 evaluation path that explicitly calls `.train()` is reported too.
 
-Models are followed through the project: factories and helper methods that build
+A `.train()` call made inside an evaluation is reported even when the model's kind is
+unknown (a network assembled from parts the caller passes in): under
+`no_grad`/`inference_mode`, in the loop over validation/test batches (or in a function
+named for evaluation), right before a forward whose output is read. The finding is at
+the `.train()` call, as a warning that says what happens *if* the model has BatchNorm
+or Dropout. Monte Carlo dropout (several passes per batch, or a function that speaks
+of dropout), statistics refreshes whose outputs are thrown away, and a `.train()`
+placed before the evaluation block stay silent.
+
+Models are followed through the project: closures (a validation pass defined inside
+the training function runs that function's model), factories and helper methods that build
 layers, classes that hold a module passed to their constructor, methods of project
 objects (`solver.train(loader, model)`), imports inside functions. Lightning modules
 (the trainer switches modes), statistics re-estimation (`update_bn`, PreciseBN),
@@ -59,35 +69,43 @@ def validate(model, loader):
 ```
 
 ## Fix safety
-No fix is applied automatically: where to put `eval()` and how to restore the
-previous mode depends on the surrounding code (the suggestion names the line).
+A forgotten `eval()` gets no fix: where to put it and how to restore the previous
+mode depends on the surrounding code (the suggestion names the line). A `.train()`
+called inside an evaluation gets an unsafe fix that turns it into `.eval()`: it changes
+what the evaluation computes (on purpose), and the model stays in eval mode after the
+block until the training code calls `.train()` again.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from bnlint.events import BatchNormCall, Event
-from bnlint.finding import Severity
+from bnlint.finding import Applicability, Severity
 from bnlint.index import ProjectIndex, mode_before
 from bnlint.index.eval_context import (
     TRAINING_TEXT,
     built_in_eval,
     certainly_bn,
     dummy_input,
+    explicit_train_in_evaluation,
     is_module_class,
     loaded_for_inference,
     mode_through_lists,
 )
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
-from bnlint.index.project import argument_key, call_parameters, related
-from bnlint.rule import Invalid, Rule, RuntimeReport, cst
+from bnlint.index.project import argument_key, call_parameters, enclosing_function, related
+from bnlint.rule import Invalid, NodeEdit, PendingFix, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
 # How far up the call chain a helper's model is followed to a caller that sets eval.
 _CALLER_DEPTH = 3
+# Words of a function that switches to training mode at test time on purpose: Monte
+# Carlo dropout sampling, statistics adaptation.
+_TRAIN_MODE_ON_PURPOSE = re.compile(r"dropout|monte|\bmc_|_mc\b|adabn|adapt", re.IGNORECASE)
 
 
 class EvalModeMissing(Rule):
@@ -118,7 +136,7 @@ class EvalModeMissing(Rule):
     )
     needs_index = True
     options_widening_triggers = ("eval-function-names",)
-    autofix = "none"  # RULES.md plans an unsafe fix; none is offered yet
+    autofix = "unsafe"
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall,)
 
@@ -148,6 +166,20 @@ class EvalModeMissing(Rule):
             "import torch, torchvision\n"
             "model = torchvision.models.resnet18()\n"
             "with torch.no_grad():\n    out = model(x)\n"
+        ),
+        Invalid(
+            "import torch\n"
+            "def score(model, val_loader):\n"
+            "    with torch.no_grad():\n"
+            "        for x, y in val_loader:\n"
+            "            model.train()\n"
+            "            hits = (model(x).argmax(1) == y).sum()\n",
+            fixed="import torch\n"
+            "def score(model, val_loader):\n"
+            "    with torch.no_grad():\n"
+            "        for x, y in val_loader:\n"
+            "            model.eval()\n"
+            "            hits = (model(x).argmax(1) == y).sum()\n",
         ),
     )
 
@@ -203,7 +235,16 @@ class EvalModeMissing(Rule):
                         continue
                 if not (known or named) or self._in_training_loop(facts, event):
                     continue
-                if index.key_kind(path, function, key) != "bn":
+                kind = index.key_kind(path, function, key)
+                if kind is None and by_context:
+                    # The model's kind is unknown, but the code itself asks for training
+                    # mode in the middle of an evaluation: that call is the evidence.
+                    switch = explicit_train_in_evaluation(facts, position, key, named)
+                    if switch is not None and self._not_on_purpose(facts):
+                        reported.add(key)
+                        self._report_train_call(switch, event, key, function)
+                    continue
+                if kind != "bn":
                     continue
                 events = facts["events"]
                 mode = mode_through_lists(index, path, function, events, position, key)
@@ -221,6 +262,13 @@ class EvalModeMissing(Rule):
                 reported.add(key)
                 certain = known and certainly_bn(index, path, function, key)
                 self._report(event, key, function, mode, certain)
+
+    def _not_on_purpose(self, facts: Json) -> bool:
+        """The function does not speak of Monte Carlo dropout or statistics adaptation,
+        where training mode at test time is the point."""
+        first, last = facts["pos"][0], facts["pos"][2]
+        lines = self.context.source.splitlines()[first - 1 : last]
+        return not any(_TRAIN_MODE_ON_PURPOSE.search(line) for line in lines)
 
     def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
         """Lightning-style hooks: the trainer sets the mode around them."""
@@ -298,7 +346,9 @@ class EvalModeMissing(Rule):
         path = path or self.context.path
         root = key.split(".")[0]
         params = call_parameters(facts)
-        if root not in params and root != "self":
+        # A closure's model is its enclosing function's, under the same name.
+        closure = enclosing_function(function) is not None and root not in facts["bindings"]
+        if root not in params and root != "self" and not closure:
             return False
         callers = index.callers(path, function)
         if not callers or depth > _CALLER_DEPTH:
@@ -307,10 +357,10 @@ class EvalModeMissing(Rule):
             caller_facts = index.function_facts(caller_path, caller)
             if caller_facts is None:
                 return False
-            passed = key if root == "self" else argument_key(event, params, root)
+            passed = key if root == "self" or closure else argument_key(event, params, root)
             if passed is None:
                 return False
-            if root != "self" and "." in key:
+            if root != "self" and not closure and "." in key:
                 passed = passed + key[len(root) :]
             position = caller_facts["events"].index(event)
             mode = mode_before(index, caller_path, caller, caller_facts["events"], position, passed)
@@ -323,6 +373,38 @@ class EvalModeMissing(Rule):
             ):
                 return False
         return True
+
+    def _report_train_call(self, switch: Json, forward: Json, key: str, function: str) -> None:
+        """At the `.train()` an evaluation makes before running a model of unknown kind:
+        a warning that does not claim BatchNorm, and an unsafe fix that asks for eval
+        mode instead."""
+        node = node_at(self.context.module, switch["pos"], cst.Call)
+        if node is None:
+            return
+        where = "at module level" if function == "<module>" else f"in `{function}`"
+        fix = None
+        if isinstance(node.func, cst.Attribute) and not node.args:
+            fix = PendingFix(
+                Applicability.UNSAFE,
+                f"Call `{key}.eval()` instead of `{key}.train()`",
+                (NodeEdit(node.func.attr, "replace", "eval"),),
+            )
+        self.report(
+            node,
+            message=(
+                f"`{key}.train()` switches `{key}` to training mode inside an evaluation "
+                f"{where} (gradients off, line {forward['pos'][0]} runs it next): if "
+                "the model has BatchNorm or Dropout, the evaluation uses batch statistics "
+                "and random dropout, and BatchNorm's running statistics are overwritten "
+                "with evaluation data"
+            ),
+            suggestion=(
+                f"call `{key}.eval()` here instead (or remove the call after a `{key}.eval()` "
+                f"before the evaluation), and `{key}.train()` when training resumes"
+            ),
+            fix=fix,
+            severity=Severity.WARNING,
+        )
 
     def _report(
         self, event: Json, key: str, function: str, mode: str | None, certain: bool

@@ -5,6 +5,8 @@ project loaders that return eval models."""
 
 from __future__ import annotations
 
+import textwrap
+
 from bnlint.index import summarize_file
 from bnlint.index.eval_context import (
     built_in_eval,
@@ -283,3 +285,61 @@ def test_models_switched_through_a_list_helper_and_an_inline_loop() -> None:
     end = len(events)
     assert mode_through_lists(index, "/project/s.py", "run", events, end, "a") == "eval"
     assert mode_through_lists(index, "/project/s.py", "run", events, end, "c") is None
+
+
+CLOSURES = """
+    import torch
+    import torchvision
+
+    def train(loader, epochs):
+        model = torchvision.models.resnet18()
+
+        def validate():
+            with torch.no_grad():
+                for images, labels in loader:
+                    hits = model(images).argmax(1) == labels
+
+        class Probe:
+            def run(self):
+                pass
+
+        for epoch in range(epochs):
+            model.eval()
+            validate()
+
+    class Trainer:
+        def fit(self, net):
+            def epoch():
+                net.train()
+                return net(self.batch)
+
+            return epoch()
+"""
+
+
+def test_nested_functions_are_summarised_under_the_path_of_their_enclosers() -> None:
+    summary = summarize_file("/project/train.py", textwrap.dedent(CLOSURES))
+    assert "train/validate" in summary.functions
+    assert "Trainer.fit/epoch" not in summary.functions
+    assert "fit/epoch" in summary.classes["Trainer"]["methods"]
+    assert summary.classes["Trainer"]["methods"]["fit/epoch"]["owner"] == "Trainer"
+    # A class inside a function is not entered.
+    assert not any("run" in name for name in summary.functions)
+
+
+def test_a_closure_forward_runs_the_enclosing_functions_model() -> None:
+    index = index_of({"/project/train.py": CLOSURES})
+    facts = index.function_facts("/project/train.py", "train/validate")
+    assert facts is not None
+    forwards = [e["key"] for e in facts["events"] if e["k"] == "forward"]
+    assert forwards == ["model"]
+    assert index.key_kind("/project/train.py", "train/validate", "model") == "bn"
+
+
+def test_a_call_of_a_nested_function_resolves_to_it() -> None:
+    index = index_of({"/project/train.py": CLOSURES})
+    path = "/project/train.py"
+    assert index.resolve_function(path, "train", "validate") == (path, "train/validate")
+    assert index.resolve_function(path, "Trainer.fit", "epoch") == (path, "Trainer.fit/epoch")
+    callers = index.callers(path, "train/validate")
+    assert [(caller, event["fn"]) for _, caller, event in callers] == [("train", "validate")]

@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from bnlint.index.functions import DUMMY_INPUTS
-from bnlint.index.project import ProjectIndex, call_parameters, mode_before, related
+from bnlint.index.modes import EVAL_LOADER
+from bnlint.index.project import ProjectIndex, call_parameters, covers, mode_before, related
 
 Json = dict[str, Any]
 _DEPTH = 6
@@ -41,6 +42,43 @@ def loaded_for_inference(facts: Json, position: int, key: str) -> bool:
         if event["k"] in ("call", "opaque") and _TRAINING_CALL.search(str(event.get("fn", ""))):
             return False
     return True
+
+
+def explicit_train_in_evaluation(facts: Json, position: int, key: str, named: bool) -> Json | None:
+    """The `.train()` event that puts `key` in training mode for the forward at
+    `position`, when both sit inside one evaluation: the forward runs under
+    `no_grad`/`inference_mode` over a validation/test loader (or in a function named for
+    evaluation), once per batch, its output is read, and the `.train()` call is itself
+    under `no_grad` or in the loop over that loader. None otherwise, and when anything
+    else that may set the mode (`.eval()`, `.train(flag)`, a call given the model) comes
+    in between.
+
+    Needs no model kind: the code asks for training mode in the middle of an evaluation,
+    which is wrong for any model with BatchNorm or Dropout and pointless otherwise."""
+    events = facts["events"]
+    forward = events[position]
+    nograd = bool(facts.get("nograd") or forward.get("nograd"))
+    eval_data = any(EVAL_LOADER.search(i) for i in forward.get("iter", ()))
+    if forward.get("discarded") or not nograd or not (eval_data or named):
+        return None
+    if "loop" in forward and forward.get("iter") and not facts["loops"][forward["loop"]]["iter"]:
+        # Several passes over each batch (`for _ in range(samples)`): Monte Carlo
+        # dropout keeps training mode on purpose.
+        return None
+    for event in reversed(events[:position]):
+        target = event.get("key")
+        if event["k"] == "train" and target and covers(target, key):
+            inside = facts.get("nograd") or event.get("nograd")
+            inside = inside or any(EVAL_LOADER.search(i) for i in event.get("iter", ()))
+            return event if inside else None
+        if target and related(target, key) and event["k"] in ("eval", "setmode", "bn_eval"):
+            return None
+        if event["k"] in ("call", "opaque") and any(
+            passed and related(passed, key)
+            for passed in [*event.get("args", ()), *event.get("kwargs", {}).values()]
+        ):
+            return None
+    return None
 
 
 def _pretrained(spec: Json | None) -> bool:

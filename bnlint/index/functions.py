@@ -180,12 +180,23 @@ def key_of(node: ast.AST | None) -> str | None:
 
 class FunctionFacts:
     def __init__(
-        self, names: Names, layers: LayerBuilder, positions: Positions, owner: str | None = None
+        self,
+        names: Names,
+        layers: LayerBuilder,
+        positions: Positions,
+        owner: str | None = None,
+        closure: frozenset[str] = frozenset(),
     ) -> None:
         self.names = names
         self.layers = layers
         self.positions = positions
         self.owner = owner
+        # Names a nested function reads from its enclosing functions (their parameters
+        # and local names): `model(x)` there runs the encloser's model.
+        self.closure = closure
+        # Functions defined in this one so far: a call of one is a call of a project
+        # function (the index names it `outer/inner`), not an opaque object's.
+        self.inner: set[str] = set()
         self.events: list[Json] = []
         self.bindings: dict[str, list[Json]] = {}
         self.loaders: dict[str, Json] = {}
@@ -221,6 +232,9 @@ class FunctionFacts:
         # (m → `models[*]`, its elements).
         self.members: dict[str, list[str]] = {}
         self.loop_members: dict[str, list[str]] = {}
+        # The call an expression statement makes (`model(images)` on its own line): a
+        # forward whose output nobody reads refreshes statistics, it does not evaluate.
+        self.bare_call: ast.AST | None = None
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
@@ -315,10 +329,15 @@ class FunctionFacts:
             self._statement(statement)
 
     def _statement(self, statement: ast.stmt) -> None:
-        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            self.inner.add(statement.name)
+            return
+        if isinstance(statement, ast.ClassDef):
             return
         if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
             self.layers.track(statement, self.env)
+        if isinstance(statement, ast.Expr):
+            self.bare_call = statement.value
         if isinstance(statement, ast.Assign):
             self._expressions(statement.value)
             for target in statement.targets:
@@ -832,10 +851,13 @@ class FunctionFacts:
         if isinstance(func, ast.Name):
             if func.id in _NOT_FORWARD:
                 return
+            if func.id in self.inner and func.id not in self.bindings:
+                self._project_call(func.id, call)
+                return
             callee = self.names.qualify(func)
             if callee is not None:
                 self._project_call(callee, call)
-            elif func.id in self.params or func.id in self.bindings:
+            elif func.id in self.params or func.id in self.bindings or func.id in self.closure:
                 self._forward(func.id, call)
                 if func.id not in self.bindings:
                     self._opaque(None, call)  # a callable parameter: `train_fn(model)`
@@ -967,7 +989,7 @@ class FunctionFacts:
         of `self`, and whose name is not one of the common container/logging methods."""
         method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
         root = receiver.split(".")[0]
-        local = root in self.params or root in self.bindings
+        local = root in self.params or root in self.bindings or root in self.closure
         return (local or receiver.startswith("self.")) and method not in _PLAIN_METHODS
 
     def _forward(self, key: str, call: ast.Call) -> None:
@@ -977,6 +999,8 @@ class FunctionFacts:
             _made_up_tensor(first) or (key_of(first) or "") in self.made_up
         )
         extra: Json = {"dummy": True} if dummy else {}
+        if call is self.bare_call:
+            extra["discarded"] = True
         # What the forward runs on (`model(val_images)`): names tell evaluation apart.
         source = _moved_key(first) if isinstance(first, ast.Call) else key_of(first)
         if source is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bnlint.index import choices, kinds
-from bnlint.index.summary import FileSummary, digest_of, summarize_file
+from bnlint.index.summary import NESTED, FileSummary, digest_of, summarize_file
 
 Json = dict[str, Any]
 Kind = str | None
@@ -662,6 +662,11 @@ class ProjectIndex:
         known = [k for k in kinds_found if k is not None]
         if known:
             return combine(known)
+        enclosing = enclosing_function(function)
+        root = key.split(".")[0]
+        if enclosing is not None and root not in facts["params"] and root not in facts["bindings"]:
+            # A closure reads the enclosing function's name (`model` in `train/_epoch`).
+            return self.key_kind(path, enclosing, key, depth + 1)
         if key.startswith("self.") and facts.get("owner"):
             attr = key.split(".")[1]
             owner = facts["owner"]
@@ -730,6 +735,13 @@ class ProjectIndex:
             if self.function_facts(path, f"{owner}.{method}") is not None:
                 return path, f"{owner}.{method}"
             return None
+        if NESTED not in callee and "." not in callee:
+            # A call of a function defined inside the caller or one of its enclosers.
+            scope: str | None = function
+            while scope is not None:
+                if self.function_facts(path, f"{scope}{NESTED}{callee}") is not None:
+                    return path, f"{scope}{NESTED}{callee}"
+                scope = enclosing_function(scope)
         found = self.lookup(path, callee)
         if found is None and "." in callee:
             # `solver.Solver.train`: a method called on an instance of a project class.
@@ -863,6 +875,13 @@ def related(a: str, b: str) -> bool:
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
+def enclosing_function(function: str) -> str | None:
+    """The function a nested function is defined in (`train` for `train/_epoch`,
+    `Trainer.fit` for `Trainer.fit/_epoch`), None for any other."""
+    outer, separator, _ = function.rpartition(NESTED)
+    return outer if separator else None
+
+
 def covers(ancestor: str, key: str) -> bool:
     return key == ancestor or key.startswith(ancestor + ".")
 
@@ -902,6 +921,16 @@ def mode_before(
                     if mode is not None:
                         return mode
             if key.startswith("self.") and event["fn"].startswith("self."):
+                mode = index.final_mode(callee[0], callee[1], key, depth + 1)
+                if mode is not None:
+                    return mode
+            root = key.split(".")[0]
+            if (
+                enclosing_function(callee[1]) is not None
+                and root not in params
+                and root not in facts["bindings"]
+            ):
+                # A nested function that sets the mode of its encloser's model.
                 mode = index.final_mode(callee[0], callee[1], key, depth + 1)
                 if mode is not None:
                     return mode

@@ -30,7 +30,10 @@ from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 15
+SUMMARY_VERSION = 16
+# Separates a nested function's name from its enclosing function's (`train/_epoch`).
+NESTED = "/"
+
 _BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
@@ -359,6 +362,10 @@ class _Summarizer:
                 facts = self.function_facts(statement, names, layers, None)
                 if facts is not None:
                     self.summary.functions[statement.name] = facts
+                for name, inner, closure in self._nested(statement):
+                    facts = self.function_facts(inner, names, layers, None, closure=closure)
+                    if facts is not None and (facts["events"] or facts["returns"]):
+                        self.summary.functions[name] = facts
         module_code = [
             s
             for s in tree.body
@@ -380,6 +387,7 @@ class _Summarizer:
         layers: LayerBuilder,
         owner: str | None,
         submodules: Iterable[str] = (),
+        closure: frozenset[str] = frozenset(),
     ) -> Json | None:
         """Mode facts for functions whose text can hold them; for the others (most of a
         model zoo) only the layers they return, which is all other files need. A
@@ -396,7 +404,7 @@ class _Summarizer:
                 owned = layers.owner
                 layers = LayerBuilder(names, self.positions)
                 layers.owner = owned
-        facts = FunctionFacts(names, layers, self.positions, owner=owner)
+        facts = FunctionFacts(names, layers, self.positions, owner=owner, closure=closure)
         previous = layers.reading(function)
         try:
             if any(word in text for word in _MODE_WORDS) or _RETURNS_TUPLE.search(text):
@@ -417,6 +425,14 @@ class _Summarizer:
             # A loader that hands back models it put in eval (`m.fuse().eval()`).
             result["sets_eval"] = True
         return result
+
+    def _nested(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, frozenset[str]]]:
+        """`nested_functions`, walked only when the body's text defines something."""
+        body = self.positions.lines[function.lineno : function.end_lineno]
+        if any("def " in line for line in body):
+            yield from nested_functions(function)
 
     def _text(self, node: ast.stmt) -> str:
         return "\n".join(self.positions.lines[node.lineno - 1 : node.end_lineno])
@@ -488,6 +504,12 @@ class _Summarizer:
                 )
                 if facts is not None and (facts["events"] or facts["bindings"] or facts["returns"]):
                     info["methods"][statement.name] = facts
+                # A training or validation routine written as a closure inside a method
+                # (`def run_epoch(): ...` in `Trainer.fit`) holds mode facts too.
+                for name, inner, closure in self._nested(statement):
+                    facts = self.function_facts(inner, names, layers, node.name, closure=closure)
+                    if facts is not None and (facts["events"] or facts["returns"]):
+                        info["methods"][name] = facts
             elif statement.name == "__init__":
                 self._constructor_freezes(info, node, statement, names, layers)
             layers.owner = None
@@ -1156,6 +1178,41 @@ def _is_empty_mapping(value: ast.expr) -> bool:
         and not value.keywords
         and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in ("dict", "OrderedDict")
     )
+
+
+def nested_functions(
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+    prefix: str | None = None,
+    outer: frozenset[str] = frozenset(),
+) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, frozenset[str]]]:
+    """Functions defined inside a function, at any depth, named by their path of
+    enclosing functions (`train/_run_epoch`), with the names their enclosing functions
+    bind: real training code keeps its epoch loop or validation pass in such closures,
+    which read the enclosing function's model. Classes inside a function are not
+    entered."""
+    prefix = prefix or function.name
+    closure = outer | _bound_names(function)
+    for statement in _statements(function.body):
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            name = f"{prefix}{NESTED}{statement.name}"
+            yield name, statement, closure
+            yield from nested_functions(statement, name, closure)
+
+
+def _bound_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """The parameters of a function and the names its own statements bind."""
+    names = {arg.arg for arg in _all_args(function)}
+    for statement in _statements(function.body):
+        targets: list[ast.expr] = []
+        if isinstance(statement, ast.Assign):
+            targets = statement.targets
+        elif isinstance(statement, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor):
+            targets = [statement.target]
+        elif isinstance(statement, ast.With | ast.AsyncWith):
+            targets = [item.optional_vars for item in statement.items if item.optional_vars]
+        for target in targets:
+            names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return frozenset(names)
 
 
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
