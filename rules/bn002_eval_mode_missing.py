@@ -29,7 +29,9 @@ layers, classes that hold a module passed to their constructor, methods of proje
 objects (`solver.train(loader, model)`), imports inside functions. Lightning modules
 (the trainer switches modes), statistics re-estimation (`update_bn`, PreciseBN),
 test-time adaptation, a `no_grad` forward inside a training step (a GAN's generator
-while the discriminator trains), smoke tests on random input, a model's own
+while the discriminator trains), a `no_grad` pass over the training loader in a
+function not named for evaluation (a feature bank filled before an epoch: every caller
+passes a loader named for training), smoke tests on random input, a model's own
 `predict(x)`, models without BN and objects whose kind is unknown stay silent; so does
 everything when `transductive-batchnorm` is set.
 
@@ -107,6 +109,9 @@ _CALLER_DEPTH = 3
 # Carlo dropout sampling, statistics adaptation.
 _TRAIN_MODE_ON_PURPOSE = re.compile(r"dropout|monte|\bmc_|_mc\b|adabn|adapt", re.IGNORECASE)
 
+
+# A loader named for training data: `train_loader`, `trainloader`, `loader_train`.
+_TRAINING_LOADER = re.compile(r"train", re.IGNORECASE)
 
 class EvalModeMissing(Rule):
     code = "BN002"
@@ -235,6 +240,8 @@ class EvalModeMissing(Rule):
                         continue
                 if not (known or named) or self._in_training_loop(facts, event):
                     continue
+                if not named and self._over_training_data(index, function, facts, event):
+                    continue
                 kind = index.key_kind(path, function, key)
                 if kind is None and by_context:
                     # The model's kind is unknown, but the code itself asks for training
@@ -289,6 +296,30 @@ class EvalModeMissing(Rule):
         if "loop" not in event or not facts["loops"][event["loop"]]["backward"]:
             return False
         return not (event.get("nograd") and EVAL_LOADER.search(event.get("input", "")))
+
+    def _over_training_data(
+        self, index: ProjectIndex, function: str, facts: Json, event: Json
+    ) -> bool:
+        """A pass over the training loader without gradients, in a function not named
+        for evaluation, is part of training, not an evaluation: a memory bank or
+        clustering features filled before an epoch (DeepCluster's `init_memory`), whose
+        embeddings must match the training forward's. True when the loop iterates a
+        loader parameter and every caller passes a loader named for training."""
+        params = call_parameters(facts)
+        # The loops around the forward, outermost first: the loader is one of them.
+        loaders = [name for name in event.get("iter", []) if name in params]
+        if len(loaders) != 1:
+            return False
+        loader = loaders[0]
+        callers = index.callers(self.context.path, function)
+        if not callers:
+            return False
+        for _, _, call in callers:
+            passed = argument_key(call, params, loader)
+            name = passed.split(".")[-1] if passed else ""
+            if not _TRAINING_LOADER.search(name) or EVAL_LOADER.search(name):
+                return False
+        return True
 
     def _shared_step(
         self, index: ProjectIndex, function: str, facts: Json, event: Json, key: str
