@@ -30,7 +30,7 @@ from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 15
+SUMMARY_VERSION = 16
 _BUILTINS = frozenset(dir(builtins))
 # A file none of whose text matches cannot define a model, a layer helper or a
 # training/evaluation function: it gets an empty summary without being parsed.
@@ -83,6 +83,7 @@ _MODE_WORDS = (
     "Loader",
     "loader",  # loaders handed on by name (bnlint.index.loaders)
     "add_argument",  # batch-size options (bnlint.index.loaders)
+    "batch_size",  # config dicts handed to loader factories (bnlint.index.loaders)
     "backward",
     "no_grad",
     "inference_mode",
