@@ -710,7 +710,9 @@ class FunctionFacts:
         this function's callers in turn (bnlint.index.loaders). None otherwise."""
         constant = _literal(node)
         if constant != "?":
-            return constant if isinstance(constant, int) and not isinstance(constant, bool) else None
+            return (
+                constant if isinstance(constant, int) and not isinstance(constant, bool) else None
+            )
         labels: list[str] = []
         base = node
         while isinstance(base, ast.Subscript):
@@ -1073,9 +1075,7 @@ class FunctionFacts:
         passed = [(str(i), a) for i, a in enumerate(call.args)]
         passed += [(k.arg, k.value) for k in call.keywords if k.arg]
         values = {
-            name: value
-            for name, node in passed
-            if (value := self._passed_value(node)) is not None
+            name: value for name, node in passed if (value := self._passed_value(node)) is not None
         }
         extra: Json = {"values": values} if values else {}
         # Models passed together in a list (`set_mode("eval", [enc, dec])`).
