@@ -5,15 +5,19 @@ Checks for a `DataLoader` whose batch size is 1 and that feeds a loop calling
 `backward()` on a model with trainable BatchNorm. The 1 may be a literal, a missing
 `batch_size` (the default is 1; not for a project DataLoader subclass), a module
 constant, an entry of a config dict or of a `**kwargs` dict literal, a function
-parameter (what every caller passes, or its default), or an argparse option's default
-in any file of the project. An option declared in another file is reported at its
-`default=1`, the line to change. The loader is followed wherever it goes: returned by
-a factory (alone, in a tuple or a dict), kept in a dict, a module global read by a
-`train()` function, an attribute on `self` or passed to a trainer's constructor,
-passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn with
-`next()`. A model chosen by name (`globals()[arch]`, `getattr(models, arch)`, a dict of
-constructors, an if/elif chain on a backbone name) is the one its statically known
-name picks, or a BN model when every candidate has BN. Loaders only iterated for
+parameter (what every caller passes, or its default), an item of a parameter
+(`opts["batch_size"]`, read in the dict literal or the section `cfg["data"]` that the
+callers pass, unless the dict is written or `update()`d before the call), or an argparse
+option's default in any file of the project. An option declared in another file is
+reported at its `default=1`, the line to change. The loader is followed wherever it
+goes: returned by a factory (alone, in a tuple, a list or a dict, also bound whole and
+indexed, and wrapped in a list literal: `folds = [make_fold()]` → `folds[0][0]`), kept
+in a dict, read back by a literal index (`loader = self.folds[0][0]`), a module global
+read by a `train()` function, an attribute on `self` or passed to a trainer's
+constructor, passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn
+with `next()`. A model chosen by name (`globals()[arch]`, `getattr(models, arch)`, a
+dict of constructors, an if/elif chain on a backbone name) is the one its statically
+known name picks, or a BN model when every candidate has BN. Loaders only iterated for
 evaluation, frozen BN (`FrozenBatchNorm2d`, `norm_eval`, detection models) and models
 not known to have BN stay silent.
 

@@ -368,3 +368,85 @@ def test_model_unpacked_from_a_tuple_a_factory_returns_has_the_kind_of_that_item
     )
     assert index.key_kind("/project/main.py", "main", "model") == "bn"
     assert index.key_kind("/project/main.py", "main", "optimizer") is None
+
+
+def test_batch_size_read_from_an_item_of_a_parameter_follows_the_sections_callers_pass() -> None:
+    index = index_of(
+        {
+            "/project/data.py": """
+                from torch.utils.data import DataLoader
+
+                def build(opts):
+                    return DataLoader(opts["ds"], batch_size=opts["train_batch_size"], shuffle=True)
+            """,
+            "/project/main.py": """
+                from data import build
+
+                def run(settings):
+                    train_loader = build(settings["data"])
+                    return train_loader
+
+                def main():
+                    settings = {"data": {"train_batch_size": 1, "val_batch_size": 8}, "lr": 0.1}
+                    run(settings)
+            """,
+        }
+    )
+    ((function, facts, _, loader),) = list(file_loaders(index, "/project/data.py"))
+    assert loader["batch"] == {"param": "opts", "keys": ["train_batch_size"]}
+    assert batch_size(index, "/project/data.py", facts, loader, function) == 1
+
+
+def test_a_section_merged_with_unknown_content_before_the_call_is_unknown() -> None:
+    index = index_of(
+        {
+            "/project/main.py": """
+                from torch.utils.data import DataLoader
+
+                def build(opts):
+                    return DataLoader(opts["ds"], batch_size=opts["train_batch_size"], shuffle=True)
+
+                def main(overrides):
+                    settings = {"data": {"train_batch_size": 1}}
+                    settings.update(overrides)
+                    build(settings["data"])
+            """,
+        }
+    )
+    ((function, facts, _, loader),) = list(file_loaders(index, "/project/main.py"))
+    assert batch_size(index, "/project/main.py", facts, loader, function) == "?"
+
+
+def test_loaders_returned_in_a_list_and_nested_in_a_list_reach_a_trainer_method() -> None:
+    index = index_of(
+        {
+            "/project/main.py": """
+                from torch.utils.data import DataLoader
+
+                def make_fold(a, b):
+                    tr = DataLoader(a, batch_size=1, shuffle=True)
+                    va = DataLoader(b, batch_size=1)
+                    return [tr, va]
+
+                class Trainer:
+                    def __init__(self, net, folds):
+                        self.net = net
+                        self.folds = folds
+
+                    def train(self, epoch, loader):
+                        for x, y in loader:
+                            self.net(x).sum().backward()
+
+                    def run(self):
+                        train_loader = self.folds[0][0]
+                        self.train(0, train_loader)
+
+                folds = [make_fold(1, 2)]
+                Trainer(None, folds).run()
+            """,
+        }
+    )
+    assert loops_fed_by(index, "/project/main.py", "tr") == [
+        ("/project/main.py", "Trainer.train", 15)
+    ]
+    assert loops_fed_by(index, "/project/main.py", "va") == []

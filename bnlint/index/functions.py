@@ -213,6 +213,11 @@ class FunctionFacts:
         self.results: dict[str, list[Json]] = {}
         # Keys a `return a, b, c` hands back, by position (None where not a key).
         self.returned_items: list[list[str | None]] = []
+        # Dicts written in place so far (`cfg["bs"] = 4`, `cfg.update(...)`): a
+        # parameter among them no longer holds what the caller passed.
+        self.written: set[str] = set()
+        # Names bound to an item of a key by literal labels (`tr = self.sets[0][0]`).
+        self.item_aliases: dict[str, str] = {}
         # Loader keys a `return` hands back, with their place in a returned tuple.
         self.loader_returns: dict[str, int | None] = {}
         self.returns: list[Json] = []
@@ -315,6 +320,7 @@ class FunctionFacts:
             ("results", self.results),
             ("returned_items", self.returned_items),
             ("loader_returns", self.loader_returns),
+            ("item_aliases", self.item_aliases),
         ):
             if value:
                 facts[name] = value
@@ -441,6 +447,7 @@ class FunctionFacts:
                 base = base.value
             if isinstance(base, ast.Name):
                 self.dicts.pop(base.id, None)
+                self.written.add(base.id)
         key = key_of(target)
         if key is None:
             return
@@ -457,6 +464,8 @@ class FunctionFacts:
                 self.dicts.pop(key, None)
         self._bind_iteration(target, value)
         self._bind_result(key, value, None)
+        self._bind_listed_results(key, value)
+        self._bind_item(key, value)
         self._loader_collection(key, value)
         if _made_up_tensor(value):
             self.made_up.add(key)
@@ -518,6 +527,32 @@ class FunctionFacts:
             entry = {"fn": callee, "item": item}
             if entry not in self.results.setdefault(key, []):
                 self.results[key].append(entry)
+
+    def _bind_listed_results(self, key: str, value: ast.expr) -> None:
+        """`gen_set = [make_loaders(cfg)]`: the item at each place of a list or tuple
+        literal is bound to what the project function called there returns
+        (`gen_set[0]`), so its loaders are `gen_set[0][0]`, ..."""
+        if isinstance(value, ast.List | ast.Tuple):
+            for position, element in enumerate(value.elts):
+                self._bind_result(f"{key}[{position}]", element, None)
+
+    def _bind_item(self, key: str, value: ast.expr) -> None:
+        """`train_loader = self.loaders[0]`, `data = sets["train"]`: a name bound to an
+        item of a key, by literal labels (read by bnlint.index.loaders)."""
+        labels: list[str] = []
+        node = value
+        while isinstance(node, ast.Subscript):
+            label = _literal(node.slice)
+            if not isinstance(label, str | int) or isinstance(label, bool) or label == "?":
+                self.item_aliases.pop(key, None)
+                return
+            labels.append(f"[{label}]")
+            node = node.value
+        base = key_of(node)
+        if labels and base is not None and "[" not in key:
+            self.item_aliases[key] = base + "".join(reversed(labels))
+        else:
+            self.item_aliases.pop(key, None)
 
     def _callee(self, func: ast.expr) -> str | None:
         """The project-level name of a called function (`make_loaders`,
@@ -686,6 +721,39 @@ class FunctionFacts:
         alias = self.names.aliases.get(node.id)
         return alias.get("dict") if isinstance(alias, dict) else None
 
+    def _passed_value(self, node: ast.expr) -> Any:
+        """What an argument hands a project function, for batch sizes read from a
+        parameter: an integer literal, a readable dict (`{"dict": entries}`, a literal
+        or an item of one), or this function's own parameter or an item of it
+        (`{"param": "cfg", "keys": ["data"]}` for `cfg["data"]`), resolved through
+        this function's callers in turn (bnlint.index.loaders). None otherwise."""
+        constant = _literal(node)
+        if constant != "?":
+            return (
+                constant if isinstance(constant, int) and not isinstance(constant, bool) else None
+            )
+        labels: list[str] = []
+        base = node
+        while isinstance(base, ast.Subscript):
+            label = _literal(base.slice)
+            if not isinstance(label, str) or label == "?":
+                return None
+            labels.append(label)
+            base = base.value
+        labels.reverse()
+        if isinstance(base, ast.Name) and base.id in self.params:
+            if base.id in self.written or base.id in self.dicts or base.id in self.bindings:
+                return None
+            return {"param": base.id, "keys": labels} if labels else {"param": base.id}
+        entries: Any = self._dict_of(base)
+        for label in labels:
+            if not isinstance(entries, dict):
+                return None
+            entries = entries.get(label, "?")
+        if isinstance(entries, dict):
+            return {"dict": entries}
+        return entries if isinstance(entries, int) and not isinstance(entries, bool) else None
+
     def _value(self, node: ast.expr) -> Any:
         """A batch-size expression: a literal, a parameter, a module constant, an
         argparse option (`args.batch_size`), or "?"."""
@@ -699,6 +767,10 @@ class FunctionFacts:
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             return {"option": node.attr}
         if isinstance(node, ast.Subscript):
+            passed = self._passed_value(node)
+            if isinstance(passed, dict) and "param" in passed:
+                # `config["train_batch_size"]` of a parameter: what the callers pass.
+                return passed
             # `cfg["batch_size"]`, `CONFIG["train"]["bs"]` of a dict literal in view.
             labels: list[Any] = []
             while isinstance(node, ast.Subscript):
@@ -870,6 +942,10 @@ class FunctionFacts:
             return
         receiver = key_of(func.value)
         method = func.attr
+        if method in ("update", "setdefault", "pop", "clear") and isinstance(func.value, ast.Name):
+            # `cfg.update(...)`: the dict is no longer the literal, nor the caller's.
+            self.dicts.pop(func.value.id, None)
+            self.written.add(func.value.id)
         if receiver is None and method in ("train", "eval"):
             # `net.to(device).train()`: the mode call acts on the moved model.
             receiver = _moved_key(func.value)
@@ -894,7 +970,11 @@ class FunctionFacts:
                 return
         if method in _MODEL_USE_METHODS:
             self._event("use", receiver, call, method=method)
-        if method in ("eval", "train"):
+        if method in ("eval", "train") and not _is_mode_call(call) and receiver == "self":
+            # `self.train(epoch, loader)` in a plain trainer class: its own method (a
+            # module's `train` takes one `mode`), not a mode switch.
+            self._project_call(f"self.{method}", call)
+        elif method in ("eval", "train"):
             # `for m in [encoder, decoder]: m.eval()` switches each model of the list.
             for target in [receiver, *self.loop_members.get(receiver, [])]:
                 self._mode_event(target, method, call)
@@ -1019,9 +1099,7 @@ class FunctionFacts:
         passed = [(str(i), a) for i, a in enumerate(call.args)]
         passed += [(k.arg, k.value) for k in call.keywords if k.arg]
         values = {
-            name: _literal(node)
-            for name, node in passed
-            if isinstance(_literal(node), int) and not isinstance(_literal(node), bool)
+            name: value for name, node in passed if (value := self._passed_value(node)) is not None
         }
         extra: Json = {"values": values} if values else {}
         # Models passed together in a list (`set_mode("eval", [enc, dec])`).

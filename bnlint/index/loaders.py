@@ -117,6 +117,13 @@ def _next_places(
             for bound, results in caller_facts.get("results", {}).items():
                 if {"fn": event["fn"], "item": position} in results:
                     yield caller_path, caller, caller_facts, bound + item
+                elif position is not None and {"fn": event["fn"], "item": None} in results:
+                    # `loaders = make_loaders(cfg)` of `return [train, val]`: `loaders[0]`.
+                    yield caller_path, caller, caller_facts, f"{bound}[{position}]{item}"
+    # Bound by name to an item of it: `train_loader = self.gen_set[0][0]`.
+    for name, aliased in facts.get("item_aliases", {}).items():
+        if key == aliased or key.startswith(aliased + "["):
+            yield path, function, facts, name + key[len(aliased) :]
     # A module-level loader read by the file's functions (`def train(): for b in loader`).
     if function == "<module>":
         for other, other_facts in index.functions(path):
@@ -246,42 +253,87 @@ def _declared(index: ProjectIndex, path: str, option: str) -> list[tuple[Any, st
 
 
 def parameter_batch_size(
-    index: ProjectIndex, path: str, function: str, facts: Json, parameter: str
+    index: ProjectIndex,
+    path: str,
+    function: str,
+    facts: Json,
+    parameter: str,
+    keys: tuple[str, ...] = (),
+    depth: int = 0,
 ) -> Any:
-    """The batch size a loader reads from `parameter`: what every caller passes (an
-    integer literal, an argparse option, or the default when it passes nothing), or
-    the default when nothing calls the function. "?" when callers disagree or pass
-    something else."""
-    default = facts["defaults"].get(parameter, "?")
-    callers = index.callers(path, function)
-    if not callers:
-        return default
-    params = call_parameters(facts)
-    sizes = [
-        _passed_size(index, caller_path, event, params, parameter, default)
-        for caller_path, _, event in callers
-    ]
-    first = sizes[0]
-    same = all(type(size) is type(first) and size == first for size in sizes)
-    return first if same else "?"
+    """The batch size a loader reads from `parameter` (or from its item `keys`, as in
+    `config["train_batch_size"]`): what every caller passes (an integer literal, a
+    dict literal holding it, an argparse option, the default when it passes nothing,
+    or the caller's own parameter or an item of it, followed through its callers in
+    turn), or the default when nothing calls the function. "?" when callers disagree
+    or pass something else."""
+
+    def compute() -> Any:
+        default = item_of(facts["defaults"].get(parameter, "?"), keys)
+        callers = index.callers(path, function)
+        if not callers:
+            return default
+        params = call_parameters(facts)
+        sizes = [
+            _passed_size(index, caller_path, caller, event, params, parameter, keys, default, depth)
+            for caller_path, caller, event in callers
+        ]
+        first = sizes[0]
+        same = all(type(size) is type(first) and size == first for size in sizes)
+        return first if same else "?"
+
+    return index._memoised(("parameter batch", path, function, parameter, keys), compute, depth)
+
+
+def item_of(value: Any, keys: tuple[str, ...]) -> Any:
+    """`value[k1][k2]...` of a dict literal's entries; "?" when it cannot be read."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return "?"
+        value = value.get(key, "?")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return "?" if keys else value
 
 
 def _passed_size(
-    index: ProjectIndex, path: str, event: Json, params: list[str], parameter: str, default: Any
+    index: ProjectIndex,
+    path: str,
+    caller: str,
+    event: Json,
+    params: list[str],
+    parameter: str,
+    keys: tuple[str, ...],
+    default: Any,
+    depth: int,
 ) -> Any:
     values = event.get("values", {})
-    if parameter in values:
-        return values[parameter]
     position = params.index(parameter) if parameter in params else -1
-    if str(position) in values:
-        return values[str(position)]
+    passed_value = values.get(parameter, values.get(str(position)))
+    if passed_value is not None:
+        return _resolve_passed(index, path, caller, passed_value, keys, depth)
     passed = argument_key(event, params, parameter)
     in_call = parameter in event["kwargs"] or 0 <= position < len(event["args"])
     if not in_call:
         return default
-    if passed is not None and passed.count(".") == 1:
+    if passed is not None and passed.count(".") == 1 and not keys:
         # `make_loader(ds, args.batch_size)`: an argparse option of the project.
         declared = argparse_default(index, path, passed.split(".")[1])
         if declared is not None:
             return declared[0]
     return "?"
+
+
+def _resolve_passed(
+    index: ProjectIndex, path: str, caller: str, value: Any, keys: tuple[str, ...], depth: int
+) -> Any:
+    """The batch size at `keys` of what a caller passes (see `FunctionFacts._passed_value`)."""
+    if isinstance(value, dict) and "dict" in value:
+        return item_of(value["dict"], keys)
+    if isinstance(value, dict) and "param" in value:
+        facts = index.function_facts(path, caller)
+        if facts is None or depth >= _MAX_HOPS:
+            return "?"
+        inner = (*value.get("keys", ()), *keys)
+        return parameter_batch_size(index, path, caller, facts, value["param"], inner, depth + 1)
+    return value if not keys else "?"

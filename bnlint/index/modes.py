@@ -71,9 +71,12 @@ def batch_size(
     if isinstance(value, dict):
         summary = index.summaries[path]
         if "param" in value:
+            keys = tuple(value.get("keys", ()))
             if function is not None:
-                return loaders.parameter_batch_size(index, path, function, facts, value["param"])
-            return facts["defaults"].get(value["param"], "?")
+                return loaders.parameter_batch_size(
+                    index, path, function, facts, value["param"], keys
+                )
+            return loaders.item_of(facts["defaults"].get(value["param"], "?"), keys)
         if "name" in value:
             alias = summary.aliases.get(value["name"])
             return alias.get("const", "?") if isinstance(alias, dict) else "?"

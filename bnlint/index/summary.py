@@ -30,7 +30,7 @@ from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 16
+SUMMARY_VERSION = 17
 # Separates a nested function's name from its enclosing function's (`train/_epoch`).
 NESTED = "/"
 
@@ -86,6 +86,7 @@ _MODE_WORDS = (
     "Loader",
     "loader",  # loaders handed on by name (bnlint.index.loaders)
     "add_argument",  # batch-size options (bnlint.index.loaders)
+    "batch_size",  # config dicts handed to loader factories (bnlint.index.loaders)
     "backward",
     "no_grad",
     "inference_mode",
