@@ -317,13 +317,16 @@ class FunctionFacts:
     def _statement(self, statement: ast.stmt) -> None:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             return
-        if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
+        if isinstance(statement, ast.AugAssign | ast.Expr):
             self.layers.track(statement, self.env)
         if isinstance(statement, ast.Assign):
             self._expressions(statement.value)
             for target in statement.targets:
                 self._bind(target, statement.value)
                 self._expressions(target, store=True)
+            # After the binding: `features = nn.Sequential(*features)` reads the list
+            # `features` held before this statement.
+            self.layers.track(statement, self.env)
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             self._expressions(statement.value)
             self._bind(statement.target, statement.value)
