@@ -69,7 +69,10 @@ class BatchSizeOne(Rule):
     name = "batch-size-one"
     severity = Severity.ERROR
     # An argparse default of 1 in an options file counts too (see `_check_options`).
-    triggers = ("DataLoader", "add_argument")
+    # "enerat": Keras-style batch generators (`Generator(...).generate()`,
+    # `DataGenerator`), the names such loaders conventionally carry; only a pre-filter,
+    # the loader itself is read from the class's code (bnlint.index.batch_generators).
+    triggers = ("DataLoader", "add_argument", "enerat")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, TrainingLoaderEpoch)
@@ -214,9 +217,11 @@ class BatchSizeOne(Rule):
                 f"(line {loop['pos'][0]}) of `{model}`, which trains BatchNorm"
             ),
             suggestion=(
-                "use a larger `batch_size` with `drop_last=True`, or GroupNorm/LayerNorm, "
-                "or frozen BatchNorm for a pretrained backbone"
-            ),
+                "pass a larger `batch_size` to the generator's constructor"
+                if "generator" in loader
+                else "use a larger `batch_size` with `drop_last=True`"
+            )
+            + ", or GroupNorm/LayerNorm, or frozen BatchNorm for a pretrained backbone",
         )
 
 

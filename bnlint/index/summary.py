@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bnlint.index import choices
+from bnlint.index.batch_generators import batch_generators
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 from bnlint.index.momentum_params import momentum_facts
@@ -491,6 +492,9 @@ class _Summarizer:
             elif statement.name == "__init__":
                 self._constructor_freezes(info, node, statement, names, layers)
             layers.owner = None
+        generators = batch_generators(node, info.get("init_attrs", {}))
+        if generators:
+            info["batch_generators"] = generators
         if any(
             "momentum" in line for line in self.positions.lines[node.lineno - 1 : node.end_lineno]
         ):
