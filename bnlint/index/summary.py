@@ -45,6 +45,7 @@ _INTERESTING = (
     "Loader",
     "loader",
     "add_argument",
+    "batch_size",  # a project batch generator (bnlint.index.batch_generators)
     "requires_grad",
     "momentum",
     "MOMENTUM",
@@ -85,6 +86,9 @@ _MODE_WORDS = (
     "loader",  # loaders handed on by name (bnlint.index.loaders)
     "add_argument",  # batch-size options (bnlint.index.loaders)
     "backward",
+    # A training step taken by a helper object (`trainer.train_step(x)`,
+    # `runner.step(x)`; bnlint.index.steppers).
+    "step(",
     "no_grad",
     "inference_mode",
     "model(",
