@@ -388,7 +388,10 @@ GENERATOR = """
 
 
 def _generator_size(call: str, generator: str = GENERATOR) -> object:
-    script = f"import torch\nfrom data import Batches\ngen = {call}\nfor x in gen:\n    net(x).sum().backward()\n"
+    script = (
+        f"import torch\nfrom data import Batches\ngen = {call}\n"
+        "for x in gen:\n    net(x).sum().backward()\n"
+    )
     index = index_of({"/project/data.py": generator, "/project/main.py": script})
     facts = index.function_facts("/project/main.py", "<module>")
     assert facts is not None

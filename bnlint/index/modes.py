@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bnlint.index import kinds, loaders
-from bnlint.index.steppers import stepped_models
 from bnlint.index.project import (
     Kind,
     ProjectIndex,
     mode_before,
     related,
 )
+from bnlint.index.steppers import stepped_models
 
 Json = dict[str, Any]
 
