@@ -13,7 +13,12 @@ a factory (alone, in a tuple or a dict), kept in a dict, a module global read by
 passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn with
 `next()`. A model chosen by name (`globals()[arch]`, `getattr(models, arch)`, a dict of
 constructors, an if/elif chain on a backbone name) is the one its statically known
-name picks, or a BN model when every candidate has BN. Loaders only iterated for
+name picks, or a BN model when every candidate has BN. A Keras-style batch generator
+(`Generator(lines).generate()`, a project method that yields when a count reaches
+`self.batch_size`) is a loader of the constructor's batch size (default included), and
+a loop whose training step is a method of a helper built with the model
+(`trainer = Trainer(model, opt)`, `trainer.train_step(x)` calling `backward()`) trains
+that model. Loaders only iterated for
 evaluation, frozen BN (`FrozenBatchNorm2d`, `norm_eval`, detection models) and models
 not known to have BN stay silent.
 
