@@ -113,6 +113,7 @@ _TRAIN_MODE_ON_PURPOSE = re.compile(r"dropout|monte|\bmc_|_mc\b|adabn|adapt", re
 # A loader named for training data: `train_loader`, `trainloader`, `loader_train`.
 _TRAINING_LOADER = re.compile(r"train", re.IGNORECASE)
 
+
 class EvalModeMissing(Rule):
     code = "BN002"
     name = "eval-mode-missing"

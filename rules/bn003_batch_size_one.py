@@ -17,7 +17,12 @@ read by a `train()` function, an attribute on `self` or passed to a trainer's
 constructor, passed to project functions, wrapped by `tqdm`/`enumerate`/`iter` or drawn
 with `next()`. A model chosen by name (`globals()[arch]`, `getattr(models, arch)`, a
 dict of constructors, an if/elif chain on a backbone name) is the one its statically
-known name picks, or a BN model when every candidate has BN. Loaders only iterated for
+known name picks, or a BN model when every candidate has BN. A Keras-style batch
+generator (`Generator(lines).generate()`, a project method that yields when a count
+reaches `self.batch_size`) is a loader of the constructor's batch size (default
+included), and a loop whose training step is a method of a helper built with the model
+(`trainer = Trainer(model, opt)`, `trainer.train_step(x)` calling `backward()`) trains
+that model. Loaders only iterated for
 evaluation, frozen BN (`FrozenBatchNorm2d`, `norm_eval`, detection models) and models
 not known to have BN stay silent.
 
@@ -73,7 +78,10 @@ class BatchSizeOne(Rule):
     name = "batch-size-one"
     severity = Severity.ERROR
     # An argparse default of 1 in an options file counts too (see `_check_options`).
-    triggers = ("DataLoader", "add_argument")
+    # "enerat": Keras-style batch generators (`Generator(...).generate()`,
+    # `DataGenerator`), the names such loaders conventionally carry; only a pre-filter,
+    # the loader itself is read from the class's code (bnlint.index.batch_generators).
+    triggers = ("DataLoader", "add_argument", "enerat")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, TrainingLoaderEpoch)
@@ -218,9 +226,11 @@ class BatchSizeOne(Rule):
                 f"(line {loop['pos'][0]}) of `{model}`, which trains BatchNorm"
             ),
             suggestion=(
-                "use a larger `batch_size` with `drop_last=True`, or GroupNorm/LayerNorm, "
-                "or frozen BatchNorm for a pretrained backbone"
-            ),
+                "pass a larger `batch_size` to the generator's constructor"
+                if "generator" in loader
+                else "use a larger `batch_size` with `drop_last=True`"
+            )
+            + ", or GroupNorm/LayerNorm, or frozen BatchNorm for a pretrained backbone",
         )
 
 

@@ -12,6 +12,7 @@ from bnlint.engine.run import check_paths
 from bnlint.index import ProjectIndex, summarize_file
 from bnlint.index.loaders import argparse_default, file_loaders, iterates, training_loops
 from bnlint.index.modes import batch_size
+from bnlint.index.steppers import stepped_models
 
 
 def index_of(files: dict[str, str]) -> ProjectIndex:
@@ -450,3 +451,141 @@ def test_loaders_returned_in_a_list_and_nested_in_a_list_reach_a_trainer_method(
         ("/project/main.py", "Trainer.train", 15)
     ]
     assert loops_fed_by(index, "/project/main.py", "va") == []
+
+
+GENERATOR = """
+    class Batches:
+        def __init__(self, items, batch_size=1):
+            self.items = items
+            self.batch_size = batch_size
+
+        def generate(self):
+            held = []
+            for item in self.items:
+                held.append(item)
+                if len(held) == self.batch_size:
+                    yield held
+                    held = []
+"""
+
+
+def _generator_size(call: str, generator: str = GENERATOR) -> object:
+    script = (
+        f"import torch\nfrom data import Batches\ngen = {call}\n"
+        "for x in gen:\n    net(x).sum().backward()\n"
+    )
+    index = index_of({"/project/data.py": generator, "/project/main.py": script})
+    facts = index.function_facts("/project/main.py", "<module>")
+    assert facts is not None
+    return batch_size(index, "/project/main.py", facts, facts["loaders"]["gen"], "<module>")
+
+
+def test_batching_generator_gets_its_constructors_default_batch_size() -> None:
+    assert _generator_size("Batches(range(9)).generate()") == 1
+
+
+def test_batching_generator_gets_the_batch_size_the_call_passes() -> None:
+    assert _generator_size("Batches(range(9), batch_size=4).generate()") == 4
+    assert _generator_size("Batches(range(9), 6).generate()") == 6
+
+
+def test_generator_that_does_not_count_against_the_batch_attribute_stays_unknown() -> None:
+    per_item = GENERATOR.replace("if len(held) == self.batch_size:", "if held:")
+    assert _generator_size("Batches(range(9)).generate()", per_item) == "?"
+
+
+def test_loop_trains_the_model_a_helper_object_steps() -> None:
+    index = index_of(
+        {
+            "/project/main.py": """
+                import torchvision
+                from data import Batches
+
+                class Stepper:
+                    def __init__(self, net, optimizer):
+                        self.net = net
+                        self.optimizer = optimizer
+
+                    def step(self, x):
+                        self.net(x).sum().backward()
+
+                def fit(net, optimizer, gen):
+                    stepper = Stepper(net, optimizer)
+                    for x in gen:
+                        stepper.step(x)
+
+                model = torchvision.models.resnet18()
+                gen = Batches(range(9)).generate()
+                fit(model, None, gen)
+            """,
+            "/project/data.py": GENERATOR,
+        }
+    )
+    assert loops_fed_by(index, "/project/main.py", "gen") == [("/project/main.py", "fit", 15)]
+    loop_facts = index.function_facts("/project/main.py", "fit")
+    assert loop_facts is not None
+    assert stepped_models(index, "/project/main.py", "fit", loop_facts, loop_facts["loops"][0]) == [
+        "net",
+        "optimizer",
+    ]
+
+
+def test_a_helper_that_puts_the_held_model_in_eval_does_not_train_it() -> None:
+    index = index_of(
+        {
+            "/project/main.py": """
+                class Stepper:
+                    def __init__(self, teacher, student):
+                        self.teacher = teacher
+                        self.student = student
+
+                    def step(self, x):
+                        self.teacher.eval()
+                        (self.student(x) - self.teacher(x)).sum().backward()
+
+                def fit(teacher, student, gen):
+                    stepper = Stepper(teacher, student)
+                    for x in gen:
+                        stepper.step(x)
+            """
+        }
+    )
+    facts = index.function_facts("/project/main.py", "fit")
+    assert facts is not None
+    assert stepped_models(index, "/project/main.py", "fit", facts, facts["loops"][0]) == ["student"]
+
+
+def test_layers_unpacked_from_a_factorys_tuple_have_the_kind_of_their_item() -> None:
+    index = index_of(
+        {
+            "/project/nets.py": """
+                from torch import nn
+
+                class Backbone(nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.conv = nn.Conv2d(3, 8, 3)
+                        self.bn = nn.BatchNorm2d(8)
+                        self.gn = nn.GroupNorm(2, 8)
+
+                def split():
+                    net = Backbone()
+                    trunk = list([net.conv, net.bn])
+                    trunk = nn.Sequential(*trunk)
+                    tail = nn.Sequential(net.gn)
+                    return trunk, tail
+
+                class WithTrunk(nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.trunk, self.tail = split()
+
+                class WithTail(nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        _, self.tail = split()
+            """
+        }
+    )
+    assert index.class_kind("/project/nets.py", "WithTrunk") == "bn"
+    assert index.class_kind("/project/nets.py", "WithTail") == "none"

@@ -340,7 +340,7 @@ class FunctionFacts:
             return
         if isinstance(statement, ast.ClassDef):
             return
-        if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
+        if isinstance(statement, ast.AugAssign | ast.Expr):
             self.layers.track(statement, self.env)
         if isinstance(statement, ast.Expr):
             self.bare_call = statement.value
@@ -349,6 +349,9 @@ class FunctionFacts:
             for target in statement.targets:
                 self._bind(target, statement.value)
                 self._expressions(target, store=True)
+            # After the binding: `features = nn.Sequential(*features)` reads the list
+            # `features` held before this statement.
+            self.layers.track(statement, self.env)
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             self._expressions(statement.value)
             self._bind(statement.target, statement.value)
@@ -496,8 +499,13 @@ class FunctionFacts:
             if held:
                 self.holders[key] = held
             callee = self.names.qualify(value.func) or ""
-            if _is_loader_call(value, self.names):
-                self.loaders[key] = self._loader(value)
+            made = (
+                self._loader(value)
+                if _is_loader_call(value, self.names)
+                else self._generator_call(value)
+            )
+            if made is not None and not _same_loader(self.loaders.get(key), made):
+                self.loaders[key] = made
             last = callee.rsplit(".", 1)[-1]
             if last in ("Sequential",):
                 spec = self.layers.spec(value, self.env)
@@ -690,6 +698,29 @@ class FunctionFacts:
         if any(isinstance(arg, ast.Starred) for arg in call.args):
             loader["batch"] = "?"
         return loader
+
+    def _generator_call(self, call: ast.Call) -> Json | None:
+        """`Generator(lines, shape).generate()`: a method called on a project object
+        built in place, which may be a batching generator (bnlint.index.batch_generators).
+        Kept as a loader whose batch size `loaders.generator_batch` reads from the class."""
+        func = call.func
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)):
+            return None
+        built = func.value
+        callee = self._callee(built.func)
+        if callee is None or callee.startswith("self."):
+            return None
+        if any(isinstance(a, ast.Starred) for a in built.args) or any(
+            k.arg is None for k in built.keywords
+        ):
+            return None
+        passed: Json = {f"#{i}": self._value(arg) for i, arg in enumerate(built.args)}
+        passed.update({k.arg: self._value(k.value) for k in built.keywords if k.arg})
+        return {
+            "pos": self.positions.of(call),
+            "batch": "?",
+            "generator": {"cls": callee, "method": func.attr, "passed": passed},
+        }
 
     def _loader_keyword(self, loader: Json, name: str, value: Any) -> None:
         """One keyword of a DataLoader call: `value` is an expression, or the literal
@@ -1330,6 +1361,16 @@ def _iterated_key(node: ast.expr) -> str | None:
         known = isinstance(label, str | int) and label != "?"
         return f"{base}[{label if known else ''}]"
     return key_of(node)
+
+
+def _same_loader(first: Json | None, second: Json) -> bool:
+    """The same loader made again under the same name (a second training phase that
+    rebuilds it): the first one is kept, where a finding about it is reported."""
+    if first is None:
+        return False
+    return {k: v for k, v in first.items() if k != "pos"} == {
+        k: v for k, v in second.items() if k != "pos"
+    }
 
 
 def _is_loader_call(call: ast.Call, names: Names) -> bool:

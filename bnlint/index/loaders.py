@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bnlint.index.project import ProjectIndex, argument_key, call_parameters
+from bnlint.index.steppers import stepped_models
 
 Json = dict[str, Any]
 Place = tuple[str, str, Json, str]  # path, function, facts, the loader's key there
@@ -195,7 +196,9 @@ def training_loops(
         index, path, function, facts, key
     ):
         for loop in place_facts["loops"]:
-            if not loop["backward"]:
+            if not loop["backward"] and not stepped_models(
+                index, place_path, place_function, place_facts, loop
+            ):
                 continue
             if iterates(loop["iter"], place_key) or any(
                 iterates(drawn, place_key) for drawn in loop.get("draws", ())
@@ -337,3 +340,25 @@ def _resolve_passed(
         inner = (*value.get("keys", ()), *keys)
         return parameter_batch_size(index, path, caller, facts, value["param"], inner, depth + 1)
     return value if not keys else "?"
+
+
+def generator_batch(index: ProjectIndex, path: str, generator: Json) -> Any:
+    """The batch size of `Cls(...).method()` when `method` is a batching generator of
+    the project class `Cls` (bnlint.index.batch_generators): the value the call passes
+    for the constructor's batch-size parameter, else its default; "?" otherwise."""
+    found = index.lookup(path, generator["cls"])
+    if found is None or found[1] != "class":
+        return "?"
+    info = index.class_info(found[0], found[2])
+    entry = info.get("batch_generators", {}).get(generator["method"])
+    if entry is None:
+        return "?"
+    param = entry["param"]
+    passed = generator["passed"]
+    params = info.get("init_params", [])
+    if param in passed:
+        return passed[param]
+    slot = f"#{params.index(param)}" if param in params else None
+    if slot is not None and slot in passed:
+        return passed[slot]
+    return entry.get("default", "?")

@@ -19,6 +19,7 @@ from bnlint.index.project import (
     mode_before,
     related,
 )
+from bnlint.index.steppers import stepped_models
 
 Json = dict[str, Any]
 
@@ -66,6 +67,8 @@ def batch_size(
     default (in any file of the project), or a parameter: what its callers pass (when
     `function` is given) or its default. "?" when unknown."""
     value = loader["batch"]
+    if "generator" in loader:
+        value = loaders.generator_batch(index, path, loader["generator"])
     if value == "missing":
         return 1
     if isinstance(value, dict):
@@ -128,7 +131,11 @@ def trained_bn_model(
     """The model with trainable BatchNorm that `loop` (a training loop) runs forward, if
     any: a BN model not left in eval for the whole loop."""
     for model in dict.fromkeys(
-        [*loop["forwards"], *_module_objects_called(index, path, facts, loop)]
+        [
+            *loop["forwards"],
+            *_module_objects_called(index, path, facts, loop),
+            *stepped_models(index, path, function, facts, loop),
+        ]
     ):
         if index.key_kind(path, function, model) != "bn":
             continue

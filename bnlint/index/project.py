@@ -338,6 +338,10 @@ class ProjectIndex:
             return combine([self.spec_kind(path, item, depth + 1, given) for item in spec["items"]])
         if "self_method" in spec:
             return self._self_method_kind(path, spec["self_method"], depth)
+        if "attr_of" in spec:
+            return self._attribute_kind(path, spec["attr_of"], spec["attr"], depth)
+        if "item_of" in spec:
+            return self._item_kind(path, spec["item_of"], spec["item"], depth)
         if "choose" in spec:
             return self._chosen_kind(path, spec, depth, given)
         if spec.get("kw", {}).get("norm_eval") is True:
@@ -491,6 +495,34 @@ class ProjectIndex:
                 if found is not None and found[1] == "class":
                     todo.append((found[0], found[2]))
         return None
+
+    def _attribute_kind(self, path: str, owner: Json, attr: str, depth: int) -> Kind:
+        """A layer taken from an instance of a project class (`model.layer1` of
+        `model = ResNet(...)`): that layer of the class, or unknown."""
+        found = self.lookup(path, owner.get("call"))
+        if found is None or found[1] != "class":
+            return None
+        layers = self.class_layers(found[0], found[2])
+        if attr not in layers:
+            return None
+        return self.spec_kind(layers[attr][0], layers[attr][1], depth + 1)
+
+    def _item_kind(self, path: str, spec: Json, position: int, depth: int) -> Kind:
+        """The item at `position` of the tuple a project factory returns
+        (`self.features, self.head = build()`): the kind of the key it returns there."""
+        found = self.lookup(path, spec.get("call"))
+        if found is None or found[1] != "function":
+            return None
+        facts = self.function_facts(found[0], found[2])
+        if facts is None:
+            return None
+        kinds_found = [
+            self.key_kind(found[0], found[2], items[position], depth + 1)
+            for items in facts.get("returned_items", ())
+            if position < len(items) and items[position] is not None
+        ]
+        known = [k for k in kinds_found if k is not None]
+        return combine(known) if known and len(known) == len(kinds_found) else None
 
     def _norm_layer_kind(self, path: str, norm_layer: str) -> Kind:
         """A BN factory built with `norm_layer=...`: its norms are that layer's kind."""

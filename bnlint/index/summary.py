@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bnlint.index import choices
+from bnlint.index.batch_generators import batch_generators
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 17
+SUMMARY_VERSION = 18
 # Separates a nested function's name from its enclosing function's (`train/_epoch`).
 NESTED = "/"
 
@@ -47,6 +48,7 @@ _INTERESTING = (
     "Loader",
     "loader",
     "add_argument",
+    "batch_size",  # a project batch generator (bnlint.index.batch_generators)
     "requires_grad",
     "momentum",
     "MOMENTUM",
@@ -88,6 +90,9 @@ _MODE_WORDS = (
     "add_argument",  # batch-size options (bnlint.index.loaders)
     "batch_size",  # config dicts handed to loader factories (bnlint.index.loaders)
     "backward",
+    # A training step taken by a helper object (`trainer.train_step(x)`,
+    # `runner.step(x)`; bnlint.index.steppers).
+    "step(",
     "no_grad",
     "inference_mode",
     "model(",
@@ -514,6 +519,9 @@ class _Summarizer:
             elif statement.name == "__init__":
                 self._constructor_freezes(info, node, statement, names, layers)
             layers.owner = None
+        generators = batch_generators(node, info.get("init_attrs", {}))
+        if generators:
+            info["batch_generators"] = generators
         if any(
             "momentum" in line for line in self.positions.lines[node.lineno - 1 : node.end_lineno]
         ):
@@ -870,6 +878,14 @@ class LayerBuilder:
             return {"call": None, "alts": [a for a in alts if a], "pos": self.positions.of(node)}
         if isinstance(node, ast.Name) and node.id in env:
             return env[node.id]
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and (env.get(node.value.id) or {}).get("call")
+        ):
+            # `model.layer1` of a local `model = ResNet(...)`: that layer of its class.
+            owner = env[node.value.id]
+            return {"call": None, "attr_of": owner, "attr": node.attr, "pos": owner["pos"]}
         if not isinstance(node, ast.Call):
             return None
         if (
@@ -1035,8 +1051,10 @@ class LayerBuilder:
                     env[target.id] = {"list": [parts]}
                 elif _is_empty_mapping(value):
                     env[target.id] = {"list": []}
-                elif isinstance(value, ast.List):
-                    env[target.id] = {"list": [self.spec(e, env) for e in value.elts]}
+                elif isinstance(value, ast.List) or _listed(value) is not None:
+                    # `[a, b]`, and `list([a, b])` / `tuple((a, b))` around a literal.
+                    elements = _listed(value) or value.elts  # type: ignore[attr-defined]
+                    env[target.id] = {"list": [self.spec(e, env) for e in elements]}
                 elif isinstance(value, ast.Name | ast.Attribute):
                     ref = self.names.qualify(value)
                     if ref is not None:
@@ -1078,10 +1096,13 @@ class LayerBuilder:
         for statement in _statements(method.body):
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
-            for attr, value in _self_assignments(statement):
+            for attr, value, item in _self_targets(statement):
                 if isinstance(value, ast.Name) and value.id in params and value.id not in env:
                     continue
                 spec = self.spec(value, env)
+                if spec is not None and item is not None:
+                    # `self.features, self.head = build()`: the item the factory returns.
+                    spec = {"call": None, "item_of": spec, "item": item, "pos": spec["pos"]}
                 if spec is None:
                     continue
                 case = chains.get(id(statement))
@@ -1169,6 +1190,20 @@ def _width_name(node: ast.Call) -> str | None:
     return name.rsplit(".", 1)[-1] if name else None
 
 
+def _listed(value: ast.expr) -> list[ast.expr] | None:
+    """The elements of `list([a, b])` or `tuple((a, b))`; None for anything else."""
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in ("list", "tuple")
+        and len(value.args) == 1
+        and not value.keywords
+        and isinstance(value.args[0], ast.List | ast.Tuple)
+    ):
+        return list(value.args[0].elts)
+    return None
+
+
 def _is_empty_mapping(value: ast.expr) -> bool:
     """`{}`, `dict()`, `OrderedDict()`: a mapping about to be filled with layers."""
     if isinstance(value, ast.Dict):
@@ -1234,6 +1269,42 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
 # Attributes through which a library classifier produces its output: a Sequential
 # assigned there becomes the model's head (`self.backbone.fc = nn.Sequential(...)`).
 CLASSIFIER_ATTRIBUTES = frozenset({"fc", "classifier", "head", "last_linear"})
+
+
+def _self_targets(statement: ast.stmt) -> Iterator[tuple[str, ast.expr, int | None]]:
+    """`(attr, value, item)` for each layer a statement sets on `self`: the plain forms
+    of `_self_assignments` (item None), and `self.a, self.b = build()`, where each
+    attribute is the item at its place in what the project factory returns."""
+    if (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Tuple | ast.List)
+        and isinstance(statement.value, ast.Call | ast.Tuple)
+    ):
+        elements = statement.targets[0].elts
+        if isinstance(statement.value, ast.Tuple):
+            # `self.a, self.b = A(), B()`: pairwise.
+            if len(statement.value.elts) == len(elements):
+                for element, value in zip(elements, statement.value.elts, strict=True):
+                    if (
+                        isinstance(element, ast.Attribute)
+                        and isinstance(element.value, ast.Name)
+                        and element.value.id == "self"
+                    ):
+                        yield element.attr, value, None
+            return
+        for position, element in enumerate(elements):
+            if isinstance(element, ast.Starred):
+                return
+            if (
+                isinstance(element, ast.Attribute)
+                and isinstance(element.value, ast.Name)
+                and element.value.id == "self"
+            ):
+                yield element.attr, statement.value, position
+        return
+    for attr, value in _self_assignments(statement):
+        yield attr, value, None
 
 
 def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
