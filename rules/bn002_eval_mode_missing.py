@@ -72,13 +72,13 @@ from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Severity
 from bnlint.index import ProjectIndex, mode_before
 from bnlint.index.eval_context import (
-    TRAINING_TEXT,
     built_in_eval,
     certainly_bn,
     dummy_input,
     is_module_class,
     loaded_for_inference,
     mode_through_lists,
+    script_trains,
 )
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
@@ -157,8 +157,9 @@ class EvalModeMissing(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         extra = tuple(self.context.options.get("eval-function-names") or ())
-        # A script that never trains runs the weights it loads for predictions.
-        script_trains = TRAINING_TEXT.search(self.context.source) is not None
+        # A script that never trains runs the weights it loads for predictions (the
+        # source is searched only once a forward needs it: most files have none).
+        trains: list[bool] = []
         for function, facts in index.functions(path):
             short = function.rsplit(".", 1)[-1]
             if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
@@ -188,7 +189,7 @@ class EvalModeMissing(Rule):
                 )
                 inference = (
                     not by_context
-                    and not script_trains
+                    and not self._trains(trains)
                     and loaded_for_inference(facts, position, key)
                 )
                 known = by_context or inference
@@ -221,6 +222,12 @@ class EvalModeMissing(Rule):
                 reported.add(key)
                 certain = known and certainly_bn(index, path, function, key)
                 self._report(event, key, function, mode, certain)
+
+    def _trains(self, memo: list[bool]) -> bool:
+        """Whether this file trains a model (`script_trains`), searched once per file."""
+        if not memo:
+            memo.append(script_trains(self.context.source))
+        return memo[0]
 
     def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
         """Lightning-style hooks: the trainer sets the mode around them."""
