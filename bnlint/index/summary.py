@@ -938,11 +938,16 @@ class LayerBuilder:
     def self_layers(
         self, method: ast.FunctionDef | ast.AsyncFunctionDef
     ) -> Iterator[tuple[str, Json]]:
-        """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order."""
+        """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order. A
+        method that assigns nothing on `self` (a `forward`, most helpers) yields nothing,
+        so its local layers are not built at all."""
+        statements = list(_statements(method.body))
+        if not any(_assigns_self(statement) for statement in statements):
+            return
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
         previous = self.reading(method)
-        for statement in _statements(method.body):
+        for statement in statements:
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
             for attr, value in _self_assignments(statement):
@@ -1003,6 +1008,13 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
 # Attributes through which a library classifier produces its output: a Sequential
 # assigned there becomes the model's head (`self.backbone.fc = nn.Sequential(...)`).
 CLASSIFIER_ATTRIBUTES = frozenset({"fc", "classifier", "head", "last_linear"})
+
+
+def _assigns_self(statement: ast.stmt) -> bool:
+    """`_self_assignments(statement)` is not empty."""
+    return isinstance(statement, ast.Assign | ast.AnnAssign | ast.Expr) and any(
+        True for _ in _self_assignments(statement)
+    )
 
 
 def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
