@@ -11,24 +11,26 @@ from typing import Any
 
 from bnlint.index.functions import DUMMY_INPUTS
 from bnlint.index.project import ProjectIndex, call_parameters, mode_before, related
+from bnlint.index.word_search import has_word_match
 
 Json = dict[str, Any]
 _DEPTH = 6
-_OPTIM_WORD = re.compile(r"\boptim\.")
-_FIT_WORD = re.compile(r"\bfit\(")
+# Searched at word starts (`\boptim.`, `\bfit(`: see `word_search`).
+_OPTIM_WORD = re.compile(r"optim\.")
+_FIT_WORD = re.compile(r"fit\(")
 _TRAINING_CALL = re.compile(r"(^|[._])(train|fit)", re.IGNORECASE)
 
 
 def script_trains(text: str) -> bool:
     """A script that trains: gradients (`.backward(`), optimizer steps (`.step()`,
-    `optim.`), or a call of something that trains (`fit(`). Each word is a substring
-    test before any regex: one alternation regex, tried at every position of the
-    source, was most of BN002's time on a model zoo."""
+    `optim.`), or a call of something that trains (`fit(`). Each word is found by a
+    literal scan (`word_search`): one alternation regex, tried at every position of
+    the source, was most of BN002's time on a model zoo."""
     return (
         ".backward(" in text
         or ".step()" in text
-        or ("optim." in text and _OPTIM_WORD.search(text) is not None)
-        or ("fit(" in text and _FIT_WORD.search(text) is not None)
+        or has_word_match(_OPTIM_WORD, text)
+        or has_word_match(_FIT_WORD, text)
     )
 
 

@@ -28,6 +28,7 @@ from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, F
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
+from bnlint.index.word_search import has_word_match, word_matches
 
 SUMMARY_VERSION = 13
 _BUILTINS = frozenset(dir(builtins))
@@ -70,10 +71,11 @@ _LAYER_KEYWORDS = (
 Json = dict[str, Any]
 # Library constructors never hold a project module passed to them.
 _LIBRARY_ROOTS = _LIBRARIES
-_SELF_CALL = re.compile(r"\bself\.(\w+)\(")
+# Both searched at word starts (`word_search`): `\bself.`, `\breturn`.
+_SELF_CALL = re.compile(r"self\.(\w+)\(")
 # `return model, optimizer`: a factory whose items callers unpack (bnlint.index.loaders,
 # ProjectIndex._result_kind) needs its bindings.
-_RETURNS_TUPLE = re.compile(r"\breturn\s+\w+\s*,")
+_RETURNS_TUPLE = re.compile(r"return\s+\w+\s*,")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -395,10 +397,10 @@ class _Summarizer:
         facts = FunctionFacts(names, layers, self.positions, owner=owner)
         previous = layers.reading(function)
         try:
-            if any(word in text for word in _MODE_WORDS) or _RETURNS_TUPLE.search(text):
+            if any(word in text for word in _MODE_WORDS) or has_word_match(_RETURNS_TUPLE, text):
                 result: Json | None = facts.run(function)
             elif (submodules := set(submodules)) and any(
-                m.group(1) in submodules for m in _SELF_CALL.finditer(text)
+                m.group(1) in submodules for m in word_matches(_SELF_CALL, text)
             ):
                 result = facts.run(function)
             else:
