@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bnlint.index.word_search import has_word_match, word_matches
+from bnlint.word_search import has_word_match, word_matches
 
 TEXTS = [
     "",

@@ -11,7 +11,7 @@ from typing import Any
 
 from bnlint.index.functions import DUMMY_INPUTS
 from bnlint.index.project import ProjectIndex, call_parameters, mode_before, related
-from bnlint.index.word_search import has_word_match
+from bnlint.word_search import has_word_match
 
 Json = dict[str, Any]
 _DEPTH = 6

@@ -26,7 +26,7 @@ from bnlint.index.flow import OTHER, ForwardFlow, self_attribute
 from bnlint.index.graph import Edge, leaf
 from bnlint.index.project import ProjectIndex
 from bnlint.index.summary import Json, LayerBuilder, Names, Positions, dotted_name
-from bnlint.index.word_search import has_word_match
+from bnlint.word_search import has_word_match
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 Branches = tuple[tuple[int, str], ...]

@@ -28,7 +28,7 @@ from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, F
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
-from bnlint.index.word_search import has_word_match, word_matches
+from bnlint.word_search import has_word_match, word_matches
 
 SUMMARY_VERSION = 13
 _BUILTINS = frozenset(dir(builtins))
