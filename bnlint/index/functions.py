@@ -977,9 +977,14 @@ class FunctionFacts:
             callee = self.names.qualify(func)
             if callee is not None:
                 self._project_call(callee, call)
-            elif func.id in self.params or func.id in self.bindings or func.id in self.closure:
+            elif (
+                func.id in self.params
+                or func.id in self.bindings
+                or func.id in self.closure
+                or func.id in self.results  # `model, optimizer = build(args)`
+            ):
                 self._forward(func.id, call)
-                if func.id not in self.bindings:
+                if func.id not in self.bindings and func.id not in self.results:
                     self._opaque(None, call)  # a callable parameter: `train_fn(model)`
             elif func.id not in _BUILTINS:
                 # A module-level object (`model(x)` in a helper) or a name from
