@@ -20,9 +20,9 @@ from tests.test_fixtures import expected_findings
 PROJECT = FIXTURES / "project"
 
 
-def _expected(paths: list[Path]) -> set[tuple[str, int, str]]:
+def _expected(paths: list[Path], root: Path = PROJECT) -> set[tuple[str, int, str]]:
     return {
-        (path.relative_to(PROJECT).as_posix(), line, code)
+        (path.relative_to(root).as_posix(), line, code)
         for path in paths
         for line, code in expected_findings(path.read_text(encoding="utf-8"))
     }
@@ -103,3 +103,47 @@ def test_unmarked_folder_above_the_limit_indexes_only_the_checked_files(
     assert len(walked) == len(list(unmarked_project.rglob("*.py")))
     monkeypatch.setattr(engine_project, "UNMARKED_PROJECT_LIMIT", len(walked) - 1)
     assert engine_project._project_sources(settings, unmarked_project, checked) == []  # type: ignore[arg-type]
+
+
+# fixtures/project-python2/: a training script still written for Python 2 (print
+# statements) whose options file declares `--batch-size` with default 1.
+PYTHON2_PROJECT = FIXTURES / "project-python2"
+
+
+@pytest.fixture()
+def python2_project(tmp_path: Path) -> Path:
+    copy = tmp_path / "project-python2"
+    shutil.copytree(PYTHON2_PROJECT, copy)
+    return copy
+
+
+def test_python2_training_script_still_feeds_the_index(python2_project: Path) -> None:
+    # The script itself is BN000 (Python 3 cannot read it), but the index reads its
+    # print statements as calls, so the option's default is traced to its loop.
+    expected = _expected(sorted(PYTHON2_PROJECT.rglob("*.py")), PYTHON2_PROJECT)
+    assert {code for _, _, code in expected} == {"BN000", "BN003"}
+    assert _check(python2_project) == expected
+
+
+def test_python2_script_found_when_only_the_options_file_is_checked(
+    python2_project: Path,
+) -> None:
+    options = PYTHON2_PROJECT / "segkit" / "options.py"
+    assert _check(python2_project, "segkit/options.py") == _expected([options], PYTHON2_PROJECT)
+
+
+def test_python2_script_with_other_python2_syntax_stays_unknown(python2_project: Path) -> None:
+    # An `except E, e` clause is not a print statement: the script is not read at
+    # all, so nothing is said about the batch size it would have trained with.
+    script = python2_project / "adapt.py"
+    text = script.read_text(encoding="utf-8")
+    script.write_text(
+        text.replace(
+            '    log = open(opts.log, "a")\n',
+            '    try:\n        log = open(opts.log, "a")\n    except IOError, error:\n'
+            "        log = sys.stderr\n",
+        ),
+        encoding="utf-8",
+    )
+    assert "except IOError, error" in script.read_text(encoding="utf-8")
+    assert {code for _, _, code in _check(python2_project)} == {"BN000"}
