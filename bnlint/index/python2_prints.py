@@ -80,8 +80,10 @@ def _with_print_calls(text: str) -> str | None:
             depth -= string in ")]}"
         if start_ok and kind == tokenize.NAME and string == "print":
             follower = _next_significant(tokens, position)
-            if follower is None or follower.type in (tokenize.NEWLINE, tokenize.ENDMARKER) or (
-                follower.string == ";"
+            if (
+                follower is None
+                or follower.type in (tokenize.NEWLINE, tokenize.ENDMARKER)
+                or follower.string == ";"
             ):
                 edits.append((*token.end, 0, "()"))  # a bare `print`: an empty line
             elif follower.string not in _NOT_PRINTED:
@@ -100,9 +102,9 @@ def _with_print_calls(text: str) -> str | None:
 
 
 def _next_significant(tokens: list[tokenize.TokenInfo], position: int) -> tokenize.TokenInfo | None:
-    for token in tokens[position + 1 :]:
-        if token.type not in (tokenize.COMMENT, tokenize.NL):
-            return token
+    for following in range(position + 1, len(tokens)):  # no slice: prints are many
+        if tokens[following].type not in (tokenize.COMMENT, tokenize.NL):
+            return tokens[following]
     return None
 
 
