@@ -27,9 +27,9 @@ from bnlint.index import choices
 from bnlint.index.batch_generators import batch_generators
 from bnlint.index.flow import ForwardFlow
 from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.legacy_syntax import python3_reading
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
-from bnlint.index.python2_prints import python3_reading
 from bnlint.index.settings import settings_of
 from bnlint.word_search import has_word_match, word_matches
 
@@ -124,7 +124,7 @@ class FileSummary:
     # Momentum-named configuration defaults (`bnlint.index.settings`).
     settings: dict[str, Any] = field(default_factory=dict)
     # The file did not parse: rules that read only summaries must not call it clean.
-    # A Python 2 file read through `python2_prints` has a summary and stays unparsable.
+    # Old code read through `legacy_syntax` has a summary and stays unparsable.
     unparsable: bool = False
     # A hash of what the summary says, positions left out (see `meaning`); kept with the
     # summary in the cache so a warm run does not recompute it for every file.
@@ -210,8 +210,8 @@ def digest_of(text: str) -> str:
 
 def summarize_file(path: str, text: str) -> FileSummary:
     """The summary of `text` (reported as `path`). Never raises on bad input: a file
-    that does not parse has an empty summary (BN000 reports it), unless it is Python 2
-    that `python2_prints` reads."""
+    that does not parse has an empty summary (BN000 reports it), unless it is old code
+    that `legacy_syntax` reads."""
     summary = FileSummary(path=path, digest=digest_of(text))
     # A package's `__init__` and a star import may only re-export names defined elsewhere.
     re_exports = _is_package_init(path) or "import *" in text
@@ -220,8 +220,9 @@ def summarize_file(path: str, text: str) -> FileSummary:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        # A Python 2 script whose only Python 2 spelling is `print x` is read as
-        # Python 3 for the index; it stays unparsable for its own rules (BN000).
+        # Old code whose only obstacles are `print x` statements and `async=True`
+        # keywords is read as Python 3 for the index; it stays unparsable for its own
+        # rules (BN000).
         legacy = python3_reading(text)
         if legacy is None:
             return FileSummary(path=path, digest=summary.digest, unparsable=True)

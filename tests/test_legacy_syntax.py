@@ -1,4 +1,5 @@
-"""The Python 2 print reading of the project index (bnlint.index.python2_prints)."""
+"""The reading of old code for the project index (bnlint.index.legacy_syntax): Python 2
+print statements and PyTorch's pre-0.4 `async=True` keyword."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import ast
 import pytest
 
 from bnlint.index import summarize_file
-from bnlint.index.python2_prints import python3_reading
+from bnlint.index.legacy_syntax import python3_reading
 
 SCRIPT = """import sys
 
@@ -68,6 +69,21 @@ def test_print_calls_already_in_python3_spelling_are_left_alone() -> None:
     tree = python3_reading("print('a')\nprint 'b'\nprint ('c'), d\n")
     assert tree is not None
     assert ast.unparse(tree).splitlines() == ["print('a')", "print('b')", "(print('c'), d)"]
+
+
+def test_async_keyword_argument_of_old_pytorch_is_read() -> None:
+    source = "def step(x, y):\n    return x.cuda(), y.cuda(async=True)\n"
+    with pytest.raises(SyntaxError):
+        ast.parse(source)
+    tree = python3_reading(source)
+    assert tree is not None
+    (call,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.keywords]
+    assert (call.lineno, [k.arg for k in call.keywords]) == (2, ["async_"])
+
+
+def test_async_functions_are_not_rewritten() -> None:
+    assert python3_reading("async def f():\n    await g(x=1)\n") is None
+    assert python3_reading("async def f(:\n    pass\n") is None
 
 
 def test_python3_source_is_not_read_again() -> None:

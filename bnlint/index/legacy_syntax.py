@@ -1,18 +1,20 @@
-"""A Python 3 reading of a Python 2 file whose only Python 2 spelling is the print
-statement, for the project index alone.
+"""A Python 3 reading of old training code that Python 3 rejects only for two
+mechanical spellings, for the project index alone: the Python 2 print statement and
+PyTorch's pre-0.4 `async=True` keyword (`x.cuda(async=True)`; `async` is a reserved
+word since Python 3.7).
 
-Research code from the Python 2 years is still trained as it was released: the training
-script says `print 'taking snapshot ...'` and nothing else stops Python 3's parser. Left
-unparsable, such a script is a hole in the index: the loop that trains a BatchNorm model
-on its options' batch size is lost, and so is every finding in the other files that
-depends on it. The statement is mechanical to read as a call, so the index reads
-`print x, y` as `print(x, y)`, `print >>f, x` as `print( f, x)` and a bare `print` as
-`print()`, each on the same lines (and, where a space or the `>>` can be overwritten,
-the same columns), so positions in the summary are positions in the file.
+Research code from those years is still trained as it was released: the training
+script says `print 'taking snapshot ...'` or `target.cuda(async=True)` and nothing else
+stops Python 3's parser. Left unparsable, such a script is a hole in the index: the
+loop that trains a BatchNorm model on its options' batch size is lost, and so is every
+finding in the other files that depends on it. So the index reads `print x, y` as
+`print(x, y)`, `print >>f, x` as `print( f, x)`, a bare `print` as `print()` and
+`async=` as `async_=`, each on the same lines (and, where a space or the `>>` can be
+overwritten, the same columns), so positions in the summary are positions in the file.
 
-Anything else Python 2 (`exec` statements, backticks, `except E, e`, `0777`, `ur''`)
-is not rewritten: the reading then fails to parse and the file stays unknown. The file's
-own rules are unaffected: they parse the real text and report BN000.
+Anything else (`exec` statements, backticks, `except E, e`, `0777`, `ur''`) is not
+rewritten: the reading then fails to parse and the file stays unknown. The file's own
+rules are unaffected: they parse the real text and report BN000.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _NOT_PRINTED = frozenset({"(", "=", ".", ",", ")", "]", "}", ":", "+=", "-="})
 def python3_reading(text: str) -> ast.Module | None:
     """The tree of `text` with its print statements read as calls, when that parses;
     None when `text` has no print statement or anything else stops the parser."""
-    if "print" not in text:
+    if "print" not in text and "async" not in text:
         return None
     rewritten = _with_print_calls(text)
     if rewritten is None or rewritten == text:
@@ -78,6 +80,12 @@ def _with_print_calls(text: str) -> str | None:
         if kind == tokenize.OP:
             depth += string in "([{"
             depth -= string in ")]}"
+        if kind == tokenize.NAME and string == "async" and depth > 0:
+            follower = _next_significant(tokens, position)
+            if follower is not None and follower.string == "=":
+                # `x.cuda(async=True)`: PyTorch's keyword before 0.4, a reserved word
+                # since Python 3.7.
+                edits.append((*token.start, len(string), "async_"))
         if start_ok and kind == tokenize.NAME and string == "print":
             follower = _next_significant(tokens, position)
             if (
