@@ -59,6 +59,7 @@ are alternatives.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,8 +67,10 @@ from bnlint.events import BatchNormCall, Event, TrainingLoaderEpoch
 from bnlint.finding import Severity
 from bnlint.index.loaders import argparse_default, display_name, file_loaders
 from bnlint.index.locate import node_at
+from bnlint.index.merged_dicts import ConfigValue, literal_at, same_file
 from bnlint.index.modes import batch_size, trained_bn_model, training_loops
 from bnlint.index.project import ProjectIndex
+from bnlint.index.summary import Positions
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -81,7 +84,9 @@ class BatchSizeOne(Rule):
     # "enerat": Keras-style batch generators (`Generator(...).generate()`,
     # `DataGenerator`), the names such loaders conventionally carry; only a pre-filter,
     # the loader itself is read from the class's code (bnlint.index.batch_generators).
-    triggers = ("DataLoader", "add_argument", "enerat")
+    # "batch": a config dict another file's loader reads its batch size from
+    # (`_check_config_values`).
+    triggers = ("DataLoader", "add_argument", "enerat", "batch")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, TrainingLoaderEpoch)
@@ -151,7 +156,7 @@ class BatchSizeOne(Rule):
         path = self.context.path
         for function, facts, key, loader in file_loaders(index, path):
             size = batch_size(index, path, facts, loader, function)
-            if size != 1 or _option_elsewhere(index, path, loader):
+            if size != 1 or _option_elsewhere(index, path, loader) or _config_elsewhere(size, path):
                 continue
             for loop_path, loop_function, loop_facts, loop in training_loops(
                 index, path, function, facts, key
@@ -161,6 +166,7 @@ class BatchSizeOne(Rule):
                     self._report(loader, display_name(key, function), model, loop_function, loop)
                     break
         self._check_options(index, path)
+        self._check_config_values(index, path)
 
     def _check_options(self, index: ProjectIndex, path: str) -> None:
         """An argparse option of this file whose default 1 is the batch size of a
@@ -194,6 +200,66 @@ class BatchSizeOne(Rule):
                         self._report_option(option, declared[2], other, loader, name, model)
                         ones.discard(option)
                         break
+
+    def _check_config_values(self, index: ProjectIndex, path: str) -> None:
+        """A 1 in a config dict this file builds (a function's returned dict, a module
+        dict another file loads by path) that is the batch size of a training loader
+        made in another file: the dict entry is the line to change."""
+        if not _writes_a_one(index, path):
+            return
+        tree: ast.Module | None = None
+        reported: set[tuple[str, tuple[str, ...]]] = set()
+        for other in index.summaries:
+            if same_file(other, path):
+                continue
+            for function, facts, key, loader in file_loaders(index, other):
+                batch = loader["batch"]
+                if not isinstance(batch, dict) or not ("param" in batch or "returned" in batch):
+                    continue
+                size = batch_size(index, other, facts, loader, function)
+                if not isinstance(size, ConfigValue) or size != 1:
+                    continue
+                if not same_file(size.origin[0], path) or size.origin[1:] in reported:
+                    continue
+                for loop_path, loop_function, loop_facts, loop in training_loops(
+                    index, other, function, facts, key
+                ):
+                    model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
+                    if model is None:
+                        continue
+                    tree = tree or ast.parse(self.context.source)
+                    literal = literal_at(tree, size.origin[1], size.origin[2])
+                    if literal is not None:
+                        reported.add(size.origin[1:])
+                        name = display_name(key, function)
+                        self._report_config(literal, size.origin[2], other, loader, name, model)
+                    break
+
+    def _report_config(
+        self,
+        literal: ast.expr,
+        keys: tuple[str, ...],
+        other: str,
+        loader: Json,
+        key: str,
+        model: str,
+    ) -> None:
+        node = node_at(self.context.module, Positions(self.context.source).of(literal))
+        if node is None:
+            return
+        entry = "".join(f"[{k!r}]" for k in keys)
+        self.report(
+            node,
+            message=(
+                f"the 1 at `{entry}` of this config is the batch size of {key} "
+                f"({other}:{loader['pos'][0]}), which feeds the training loop of `{model}`: "
+                "BatchNorm trains on batches of one"
+            ),
+            suggestion=(
+                "use a larger batch size with `drop_last=True`, or GroupNorm/LayerNorm, "
+                "or frozen BatchNorm for a pretrained backbone"
+            ),
+        )
 
     def _report_option(
         self, option: str, at: list[int], other: str, loader: Json, key: str, model: str
@@ -232,6 +298,33 @@ class BatchSizeOne(Rule):
             )
             + ", or GroupNorm/LayerNorm, or frozen BatchNorm for a pretrained backbone",
         )
+
+
+def _config_elsewhere(size: Any, path: str) -> bool:
+    """The batch size is written in a config dict of another file: it is reported
+    there (`_check_config_values`), not twice."""
+    return isinstance(size, ConfigValue) and not same_file(size.origin[0], path)
+
+
+def _writes_a_one(index: ProjectIndex, path: str) -> bool:
+    """This file builds a config dict (returned by a function, or a module dict) that
+    holds the integer 1 somewhere: a cheap gate before looking at other files."""
+    summary = index.summaries.get(path)
+    if summary is None:
+        return False
+    dicts: list[Any] = [
+        part.get("dict")
+        for _, facts in index.functions(path)
+        for part in facts.get("returned_dict", ())
+    ]
+    dicts += [a.get("dict") for a in summary.aliases.values() if isinstance(a, dict)]
+    return any(_holds_one(entries) for entries in dicts)
+
+
+def _holds_one(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_one(v) for v in value.values())
+    return value == 1 and not isinstance(value, bool)
 
 
 def _option_elsewhere(index: ProjectIndex, path: str, loader: Json) -> bool:

@@ -216,6 +216,9 @@ class FunctionFacts:
         # Dicts written in place so far (`cfg["bs"] = 4`, `cfg.update(...)`): a
         # parameter among them no longer holds what the caller passed.
         self.written: set[str] = set()
+        # How many times each plain name is assigned: a name bound once to a project
+        # function's result hands on what it returns (`_passed_value`).
+        self.assigned: dict[str, int] = {}
         # Names bound to an item of a key by literal labels (`tr = self.sets[0][0]`).
         self.item_aliases: dict[str, str] = {}
         # Loader keys a `return` hands back, with their place in a returned tuple.
@@ -291,6 +294,20 @@ class FunctionFacts:
         facts = self._facts()
         facts.update(
             params=self.params,
+            defaults={},
+            nograd=False,
+            owner=self.owner,
+            pos=self.positions.of(function),
+        )
+        return facts
+
+    def bare(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
+        """Facts with no events, for a function other files read only for what it
+        returns (a config dict it builds, bnlint.index.merged_dicts)."""
+        args = function.args
+        facts = self._facts()
+        facts.update(
+            params=[a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]],
             defaults={},
             nograd=False,
             owner=self.owner,
@@ -460,6 +477,7 @@ class FunctionFacts:
         else:
             self.members.pop(key, None)
         if isinstance(target, ast.Name):
+            self.assigned[key] = self.assigned.get(key, 0) + 1
             entries = _dict_literal(value) if isinstance(value, ast.Dict) else None
             if entries is not None:
                 self.dicts[key] = entries
@@ -776,6 +794,16 @@ class FunctionFacts:
             if base.id in self.written or base.id in self.dicts or base.id in self.bindings:
                 return None
             return {"param": base.id, "keys": labels} if labels else {"param": base.id}
+        if (
+            isinstance(base, ast.Name)
+            and self.assigned.get(base.id) == 1
+            and base.id not in self.written
+            and len(results := self.results.get(base.id, [])) == 1
+            and results[0]["item"] is None
+        ):
+            # `config = get_config(args.config_path)`: what the function returns
+            # (a config dict it builds, bnlint.index.merged_dicts).
+            return {"returned": results[0]["fn"], "keys": labels}
         entries: Any = self._dict_of(base)
         for label in labels:
             if not isinstance(entries, dict):
@@ -799,7 +827,7 @@ class FunctionFacts:
             return {"option": node.attr}
         if isinstance(node, ast.Subscript):
             passed = self._passed_value(node)
-            if isinstance(passed, dict) and "param" in passed:
+            if isinstance(passed, dict) and ("param" in passed or "returned" in passed):
                 # `config["train_batch_size"]` of a parameter: what the callers pass.
                 return passed
             # `cfg["batch_size"]`, `CONFIG["train"]["bs"]` of a dict literal in view.

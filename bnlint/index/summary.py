@@ -26,12 +26,19 @@ from typing import Any
 from bnlint.index import choices
 from bnlint.index.batch_generators import batch_generators
 from bnlint.index.flow import ForwardFlow
-from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.functions import (
+    _LIBRARIES,
+    _SAME_MODEL_METHODS,
+    _WRAPPERS,
+    FunctionFacts,
+    _dict_literal,
+)
+from bnlint.index.merged_dicts import returned_dict
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 
-SUMMARY_VERSION = 18
+SUMMARY_VERSION = 19
 # Separates a nested function's name from its enclosing function's (`train/_epoch`).
 NESTED = "/"
 
@@ -423,6 +430,15 @@ class _Summarizer:
                 result = facts.run_returns(function)
         finally:
             layers.norm_params = previous
+        if "return" in text and "{" in text:
+            merged = returned_dict(
+                function, [a.arg for a in _all_args(function)], _dict_literal, facts._callee
+            )
+            if merged is not None:
+                # A config dict it builds and returns (bnlint.index.merged_dicts).
+                if result is None:
+                    result = facts.bare(function)
+                result["returned_dict"] = merged
         if result is not None and layers.read_params:
             # What it returns depends on the name a parameter holds (bnlint.index.choices).
             result["reads_names"] = sorted(layers.read_params)
