@@ -246,6 +246,10 @@ class FunctionFacts:
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
+        # Enclosing `if phase == "train":` tests on a parameter (`{"param", "is"|"not"}`),
+        # recorded on `backward()` events: a step method shared by phases trains only
+        # for the phases its callers name (bnlint.index.steppers).
+        self.guards: list[Json] = []
 
     def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
         args = function.args
@@ -422,7 +426,9 @@ class FunctionFacts:
             self.nograd -= nograd
         elif isinstance(statement, ast.If):
             self._expressions(statement.test)
-            self._branches(statement.body, statement.orelse)
+            self._branches(
+                statement.body, statement.orelse, _phase_test(statement.test, self.params)
+            )
         elif isinstance(statement, ast.Try):
             self._block(statement.body)
             for handler in statement.handlers:
@@ -446,14 +452,19 @@ class FunctionFacts:
             )
             self._event("jump", None, statement, to=jump)
 
-    def _branches(self, body: list[ast.stmt], orelse: list[ast.stmt]) -> None:
+    def _branches(
+        self, body: list[ast.stmt], orelse: list[ast.stmt], phase: Json | None = None
+    ) -> None:
         """An `if` (or an `except` handler, with no `else`): events of `body` are
         [first, mid), those of `orelse` [mid, last)."""
         block: Json = {"k": "if", "first": len(self.events)}
         self.blocks.append(block)
+        self.guards.append({"param": phase["param"], "is": phase["values"]} if phase else {})
         self._block(body)
+        self.guards[-1] = {"param": phase["param"], "not": phase["values"]} if phase else {}
         block["mid"] = len(self.events)
         self._block(orelse)
+        self.guards.pop()
         block["last"] = len(self.events)
 
     def _bind(self, target: ast.expr, value: ast.expr) -> None:
@@ -1013,7 +1024,7 @@ class FunctionFacts:
             self._project_call(self.names.qualify(func) or "", call)
             return
         if method == "backward":
-            self._event("backward", receiver, call)
+            self._event("backward", receiver, call, **self._guarded())
             for loop in self.loop_stack:
                 loop["backward"] = True
             return
@@ -1049,7 +1060,7 @@ class FunctionFacts:
             if _APPLIED_FREEZE.search(name) and "init" not in name:
                 self._event("bn_eval", receiver, call)
         elif method == "backward":
-            self._event("backward", receiver, call)
+            self._event("backward", receiver, call, **self._guarded())
             for loop in self.loop_stack:
                 loop["backward"] = True
         elif method == "add_argument":
@@ -1119,6 +1130,7 @@ class FunctionFacts:
                 method=call.func.attr,
                 margs=[key_of(a) for a in call.args],
                 mkw={k.arg: key_of(k.value) for k in call.keywords if k.arg},
+                **_string_arguments(call),
             )
         elif touched:
             self._event("opaque", None, call, args=list(dict.fromkeys(touched)))
@@ -1219,6 +1231,11 @@ class FunctionFacts:
             for loop in self.loop_stack:
                 loop.setdefault("draws", []).append(key)
 
+    def _guarded(self) -> Json:
+        """The phase tests around the current statement, when there are any."""
+        guards = [guard for guard in self.guards if guard]
+        return {"when": guards} if guards else {}
+
     def _event(self, kind: str, key: str | None, node: ast.AST, **extra: Any) -> None:
         event: Json = {"k": kind, "key": key, "pos": self.positions.of(node)}
         if self.nograd:
@@ -1230,6 +1247,40 @@ class FunctionFacts:
                 event["iter"] = iterated
         event.update(extra)
         self.events.append(event)
+
+
+def _phase_test(test: ast.expr, params: list[str]) -> Json | None:
+    """`phase == "train"`, `mode in ("train", "finetune")` on a parameter:
+    `{"param": "phase", "values": [...]}`; None for any other test."""
+    if not (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq | ast.In)
+        and isinstance(test.left, ast.Name)
+        and test.left.id in params
+    ):
+        return None
+    right = test.comparators[0]
+    items = right.elts if isinstance(right, ast.Tuple | ast.List | ast.Set) else [right]
+    if isinstance(test.ops[0], ast.Eq) and len(items) != 1:
+        return None
+    values = [i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)]
+    if len(values) != len(items) or not values:
+        return None
+    return {"param": test.left.id, "values": values}
+
+
+def _string_arguments(call: ast.Call) -> Json:
+    """String literals passed to a method (`step(x, "test")`): `{"mstr": {slot: s}}`."""
+    found = {
+        slot: value.value
+        for slot, value in [
+            *((f"#{i}", a) for i, a in enumerate(call.args)),
+            *((k.arg, k.value) for k in call.keywords if k.arg),
+        ]
+        if isinstance(value, ast.Constant) and isinstance(value.value, str)
+    }
+    return {"mstr": found} if found else {}
 
 
 def _members(node: ast.expr, params: list[str]) -> list[str]:
