@@ -342,6 +342,8 @@ class FunctionFacts:
             ("returned_items", self.returned_items),
             ("loader_returns", self.loader_returns),
             ("item_aliases", self.item_aliases),
+            # Names assigned more than once (a branch may bind what `bindings` omits).
+            ("rebound", {name: n for name, n in self.assigned.items() if n > 1}),
         ):
             if value:
                 facts[name] = value
@@ -553,6 +555,8 @@ class FunctionFacts:
             return
         for position, element in enumerate(target.elts):
             key = key_of(element)
+            if isinstance(element, ast.Name):
+                self.assigned[element.id] = self.assigned.get(element.id, 0) + 1
             if key is not None:
                 self._bind_result(key, value, position)
 

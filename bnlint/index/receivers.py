@@ -76,6 +76,8 @@ def receiver_candidates(
     elif "." in key:
         return None
     elif facts["bindings"].get(key):
+        if facts.get("rebound", {}).get(key, 1) != len(facts["bindings"][key]):
+            return None  # another assignment binds something the summary does not hold
         classes = [
             _class_of_binding(index, path, function, b, depth) for b in facts["bindings"][key]
         ]
