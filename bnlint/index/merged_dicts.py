@@ -40,24 +40,23 @@ def returned_dict(
     params: list[str],
     literal_dict: Callable[[ast.Dict], dict[str, Any] | None],
     callee: Callable[[ast.expr], str | None],
+    text: str,
 ) -> list[Json] | None:
-    """The parts of the dict `function` returns, or None when it is not read."""
+    """The parts of the dict `function` (source `text`) returns, or None when it is
+    not read. The caller passes only functions whose text holds one `return` (so none
+    in a branch or a nested function) and a `{`."""
     body = function.body
-    returns = [
-        node
-        for node in ast.walk(function)
-        if isinstance(node, ast.Return | ast.Lambda | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node is not function
-    ]
-    if len(returns) != 1 or not isinstance(returns[0], ast.Return) or body[-1] is not returns[0]:
+    if not isinstance(body[-1], ast.Return):
         return None
-    returned = returns[0].value
-    if isinstance(returned, ast.Dict | ast.Call):
+    returned = body[-1].value
+    if isinstance(returned, ast.Dict):
         part = _part(returned, {}, params, literal_dict, callee)
         return None if "unknown" in part else [part]
     if not isinstance(returned, ast.Name):
         return None
     name = returned.id
+    if f"{name} = {{" not in text and f"{name}.update(" not in text:
+        return None
     parts: list[Json] | None = None
     modules: dict[str, Json] = {}
     specs: dict[str, Json] = {}

@@ -430,9 +430,9 @@ class _Summarizer:
                 result = facts.run_returns(function)
         finally:
             layers.norm_params = previous
-        if "return" in text and "{" in text:
+        if "{" in text and text.count("return") == 1:
             merged = returned_dict(
-                function, [a.arg for a in _all_args(function)], _dict_literal, facts._callee
+                function, [a.arg for a in _all_args(function)], _dict_literal, facts._callee, text
             )
             if merged is not None:
                 # A config dict it builds and returns (bnlint.index.merged_dicts).
