@@ -88,7 +88,6 @@ from bnlint.events import BatchNormCall, Event
 from bnlint.finding import Applicability, Severity
 from bnlint.index import ProjectIndex, mode_before
 from bnlint.index.eval_context import (
-    TRAINING_TEXT,
     built_in_eval,
     certainly_bn,
     dummy_input,
@@ -96,6 +95,7 @@ from bnlint.index.eval_context import (
     is_module_class,
     loaded_for_inference,
     mode_through_lists,
+    script_trains,
 )
 from bnlint.index.locate import node_at
 from bnlint.index.modes import EVAL_LOADER, RE_ESTIMATION, is_eval_function
@@ -195,8 +195,9 @@ class EvalModeMissing(Rule):
         index, _ = self.context.index.with_file(self.context.path, self.context.source)
         path = self.context.path
         extra = tuple(self.context.options.get("eval-function-names") or ())
-        # A script that never trains runs the weights it loads for predictions.
-        script_trains = TRAINING_TEXT.search(self.context.source) is not None
+        # A script that never trains runs the weights it loads for predictions (the
+        # source is searched only once a forward needs it: most files have none).
+        trains: list[bool] = []
         for function, facts in index.functions(path):
             short = function.rsplit(".", 1)[-1]
             if RE_ESTIMATION.search(short) or self._lightning(index, path, facts, short):
@@ -226,7 +227,7 @@ class EvalModeMissing(Rule):
                 )
                 inference = (
                     not by_context
-                    and not script_trains
+                    and not self._trains(trains)
                     and loaded_for_inference(facts, position, key)
                 )
                 known = by_context or inference
@@ -277,6 +278,12 @@ class EvalModeMissing(Rule):
         first, last = facts["pos"][0], facts["pos"][2]
         lines = self.context.source.splitlines()[first - 1 : last]
         return not any(_TRAIN_MODE_ON_PURPOSE.search(line) for line in lines)
+
+    def _trains(self, memo: list[bool]) -> bool:
+        """Whether this file trains a model (`script_trains`), searched once per file."""
+        if not memo:
+            memo.append(script_trains(self.context.source))
+        return memo[0]
 
     def _lightning(self, index: ProjectIndex, path: str, facts: Json, name: str) -> bool:
         """Lightning-style hooks: the trainer sets the mode around them."""

@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import importlib
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from bnlint.engine.cache import DigestCache
 from bnlint.engine.discovery import SourcePath, discover
 from bnlint.engine.pool import parallel_map
 from bnlint.engine.source import SourceText, decode, decode_notebook, read_file
+from bnlint.engine.trigger_search import pattern_found
 from bnlint.finding import INTERNAL_ERROR, Finding, Position, file_problem
 from bnlint.notebook import NotebookProgram
 from bnlint.registry import RuleMeta, catalog, rule_class
@@ -347,12 +347,7 @@ def triggered(
         return True  # the user's own names can make any file relevant
     if rule.triggers and not any(word in text for word in rule.triggers):
         return False
-    return rule.trigger_pattern is None or _pattern(rule.trigger_pattern).search(text) is not None
-
-
-@functools.cache
-def _pattern(source: str) -> re.Pattern[str]:
-    return re.compile(source, re.MULTILINE)
+    return rule.trigger_pattern is None or pattern_found(rule.trigger_pattern, text)
 
 
 @functools.cache

@@ -978,8 +978,25 @@ class FunctionFacts:
 
     # -- expressions ------------------------------------------------------------------
     def _expressions(self, node: ast.expr, store: bool = False) -> None:
-        """Events of every call inside `node`, inner calls first (evaluation order)."""
-        if isinstance(node, ast.Lambda):
+        """Events of every call inside `node`, inner calls first (evaluation order).
+        Names, constants, attributes and calls, most of the nodes, are taken apart
+        here rather than through `ast.iter_child_nodes`: the same children in the
+        same order, without a generator per node."""
+        kind = type(node)
+        if kind is ast.Name or kind is ast.Constant or kind is ast.Lambda:
+            return
+        if kind is ast.Attribute:
+            assert isinstance(node, ast.Attribute)
+            self._expressions(node.value)
+            return
+        if kind is ast.Call:
+            assert isinstance(node, ast.Call)
+            self._expressions(node.func)
+            for argument in node.args:
+                self._expressions(argument)
+            for keyword in node.keywords:
+                self._expressions(keyword.value)
+            self._call(node)
             return
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):

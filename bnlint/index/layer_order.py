@@ -26,6 +26,7 @@ from bnlint.index.flow import OTHER, ForwardFlow, self_attribute
 from bnlint.index.graph import Edge, leaf
 from bnlint.index.project import ProjectIndex
 from bnlint.index.summary import Json, LayerBuilder, Names, Positions, dotted_name
+from bnlint.word_search import has_word_match
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 Branches = tuple[tuple[int, str], ...]
@@ -365,7 +366,8 @@ FUNCTIONAL_DROPOUTS = frozenset(
     {f"torch.nn.functional.{name}" for name in ("dropout", "dropout1d", "dropout2d", "dropout3d")}
     | {"torch.dropout"}
 )
-_FUNCTIONAL_DROPOUT_TEXT = re.compile(r"\bdropout[123]?d?\(")
+# Searched at word starts (`\bdropout`, see `word_search`).
+_FUNCTIONAL_DROPOUT_TEXT = re.compile(r"dropout[123]?d?\(")
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,7 @@ class FunctionalEdge(FlowEdge):
 
 def calls_functional_dropout(text: str) -> bool:
     """A text check before parsing: a `dropout(...)` call with a `training=` flag."""
-    return "training" in text and _FUNCTIONAL_DROPOUT_TEXT.search(text) is not None
+    return "training" in text and has_word_match(_FUNCTIONAL_DROPOUT_TEXT, text)
 
 
 def functional_dropout_edges(

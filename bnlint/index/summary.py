@@ -37,6 +37,7 @@ from bnlint.index.merged_dicts import returned_dict
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
+from bnlint.word_search import has_word_match, word_matches
 
 SUMMARY_VERSION = 19
 # Separates a nested function's name from its enclosing function's (`train/_epoch`).
@@ -83,10 +84,11 @@ _LAYER_KEYWORDS = (
 Json = dict[str, Any]
 # Library constructors never hold a project module passed to them.
 _LIBRARY_ROOTS = _LIBRARIES
-_SELF_CALL = re.compile(r"\bself\.(\w+)\(")
+# Both searched at word starts (`word_search`): `\bself.`, `\breturn`.
+_SELF_CALL = re.compile(r"self\.(\w+)\(")
 # `return model, optimizer`: a factory whose items callers unpack (bnlint.index.loaders,
 # ProjectIndex._result_kind) needs its bindings.
-_RETURNS_TUPLE = re.compile(r"\breturn\s+\w+\s*,")
+_RETURNS_TUPLE = re.compile(r"return\s+\w+\s*,")
 # Text that a function must contain for its mode facts to matter.
 _MODE_WORDS = (
     ".eval(",
@@ -420,10 +422,10 @@ class _Summarizer:
         facts = FunctionFacts(names, layers, self.positions, owner=owner, closure=closure)
         previous = layers.reading(function)
         try:
-            if any(word in text for word in _MODE_WORDS) or _RETURNS_TUPLE.search(text):
+            if any(word in text for word in _MODE_WORDS) or has_word_match(_RETURNS_TUPLE, text):
                 result: Json | None = facts.run(function)
             elif (submodules := set(submodules)) and any(
-                m.group(1) in submodules for m in _SELF_CALL.finditer(text)
+                m.group(1) in submodules for m in word_matches(_SELF_CALL, text)
             ):
                 result = facts.run(function)
             else:
@@ -1156,14 +1158,19 @@ class LayerBuilder:
     def self_layers(
         self, method: ast.FunctionDef | ast.AsyncFunctionDef
     ) -> Iterator[tuple[str, Json]]:
-        """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order."""
+        """`(attr, spec)` for each `self.<attr> = <layer>` in a method, in order. A
+        method that assigns nothing on `self` (a `forward`, most helpers) yields nothing,
+        so its local layers are not built at all."""
+        statements = list(_statements(method.body))
+        if not any(_assigns_self(statement) for statement in statements):
+            return
         env: dict[str, Json] = {}
         params = {arg.arg for arg in _all_args(method)}
         previous = self.reading(method)
         chains = self._name_chains(method)
         # attr -> the chain's choice: `if backbone == "vgg": self.features = ...`.
         chosen: dict[str, Json] = {}
-        for statement in _statements(method.body):
+        for statement in statements:
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
             for attr, value, item in _self_targets(statement):
@@ -1375,6 +1382,13 @@ def _self_targets(statement: ast.stmt) -> Iterator[tuple[str, ast.expr, int | No
         return
     for attr, value in _self_assignments(statement):
         yield attr, value, None
+
+
+def _assigns_self(statement: ast.stmt) -> bool:
+    """`_self_targets(statement)` is not empty."""
+    return isinstance(statement, ast.Assign | ast.AnnAssign | ast.Expr) and any(
+        True for _ in _self_targets(statement)
+    )
 
 
 def _self_assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
