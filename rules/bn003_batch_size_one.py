@@ -7,9 +7,14 @@ Checks for a `DataLoader` whose batch size is 1 and that feeds a loop calling
 constant, an entry of a config dict or of a `**kwargs` dict literal, a function
 parameter (what every caller passes, or its default), an item of a parameter
 (`opts["batch_size"]`, read in the dict literal or the section `cfg["data"]` that the
-callers pass, unless the dict is written or `update()`d before the call), or an argparse
-option's default in any file of the project. An option declared in another file is
-reported at its `default=1`, the line to change. The loader is followed wherever it
+callers pass, unless the dict is written or `update()`d before the call), an item of
+a config dict a project function assembles and returns (`cfg = {}`,
+`cfg.update(defaults())`, `cfg.update(loaded.config)` of a project file loaded by path
+from a literal or an argparse default: `update()` is shallow, the last part holding the
+section decides, a part bnlint cannot read makes it unknown), or an argparse option's
+default in any file of the project. An option declared in another file is reported at
+its `default=1`, and a 1 written in another file's config dict at that entry: the line
+to change. The loader is followed wherever it
 goes: returned by a factory (alone, in a tuple, a list or a dict, also bound whole and
 indexed, and wrapped in a list literal: `folds = [make_fold()]` → `folds[0][0]`), kept
 in a dict, read back by a literal index (`loader = self.folds[0][0]`), a module global
@@ -22,7 +27,11 @@ generator (`Generator(lines).generate()`, a project method that yields when a co
 reaches `self.batch_size`) is a loader of the constructor's batch size (default
 included), and a loop whose training step is a method of a helper built with the model
 (`trainer = Trainer(model, opt)`, `trainer.train_step(x)` calling `backward()`) trains
-that model. Loaders only iterated for
+that model; a plain trainer's loop calling `self.model.step(batch, "train")` on the
+object it was given trains that object when every class it may be (each branch that
+builds it) has a `step` calling `backward()` for that phase (`if phase == "train":`),
+and a wrapper that builds its network from a class passed to it (`Wrapper(cfg, Net)`,
+also through `super().__init__`) is a BN model when that class is. Loaders only iterated for
 evaluation, frozen BN (`FrozenBatchNorm2d`, `norm_eval`, detection models) and models
 not known to have BN stay silent.
 
