@@ -7,9 +7,14 @@ Checks for a `DataLoader` whose batch size is 1 and that feeds a loop calling
 constant, an entry of a config dict or of a `**kwargs` dict literal, a function
 parameter (what every caller passes, or its default), an item of a parameter
 (`opts["batch_size"]`, read in the dict literal or the section `cfg["data"]` that the
-callers pass, unless the dict is written or `update()`d before the call), or an argparse
-option's default in any file of the project. An option declared in another file is
-reported at its `default=1`, the line to change. The loader is followed wherever it
+callers pass, unless the dict is written or `update()`d before the call), an item of
+a config dict a project function assembles and returns (`cfg = {}`,
+`cfg.update(defaults())`, `cfg.update(loaded.config)` of a project file loaded by path
+from a literal or an argparse default: `update()` is shallow, the last part holding the
+section decides, a part bnlint cannot read makes it unknown), or an argparse option's
+default in any file of the project. An option declared in another file is reported at
+its `default=1`, and a 1 written in another file's config dict at that entry: the line
+to change. The loader is followed wherever it
 goes: returned by a factory (alone, in a tuple, a list or a dict, also bound whole and
 indexed, and wrapped in a list literal: `folds = [make_fold()]` → `folds[0][0]`), kept
 in a dict, read back by a literal index (`loader = self.folds[0][0]`), a module global
@@ -22,7 +27,11 @@ generator (`Generator(lines).generate()`, a project method that yields when a co
 reaches `self.batch_size`) is a loader of the constructor's batch size (default
 included), and a loop whose training step is a method of a helper built with the model
 (`trainer = Trainer(model, opt)`, `trainer.train_step(x)` calling `backward()`) trains
-that model. Loaders only iterated for
+that model; a plain trainer's loop calling `self.model.step(batch, "train")` on the
+object it was given trains that object when every class it may be (each branch that
+builds it) has a `step` calling `backward()` for that phase (`if phase == "train":`),
+and a wrapper that builds its network from a class passed to it (`Wrapper(cfg, Net)`,
+also through `super().__init__`) is a BN model when that class is. Loaders only iterated for
 evaluation, frozen BN (`FrozenBatchNorm2d`, `norm_eval`, detection models) and models
 not known to have BN stay silent.
 
@@ -59,6 +68,7 @@ are alternatives.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,8 +76,10 @@ from bnlint.events import BatchNormCall, Event, TrainingLoaderEpoch
 from bnlint.finding import Severity
 from bnlint.index.loaders import argparse_default, display_name, file_loaders
 from bnlint.index.locate import node_at
+from bnlint.index.merged_dicts import ConfigValue, literal_at, same_file
 from bnlint.index.modes import batch_size, trained_bn_model, training_loops
 from bnlint.index.project import ProjectIndex
+from bnlint.index.summary import Positions
 from bnlint.rule import Invalid, Rule, RuntimeReport, cst
 
 Json = dict[str, Any]
@@ -81,7 +93,9 @@ class BatchSizeOne(Rule):
     # "enerat": Keras-style batch generators (`Generator(...).generate()`,
     # `DataGenerator`), the names such loaders conventionally carry; only a pre-filter,
     # the loader itself is read from the class's code (bnlint.index.batch_generators).
-    triggers = ("DataLoader", "add_argument", "enerat")
+    # "batch": a config dict another file's loader reads its batch size from
+    # (`_check_config_values`).
+    triggers = ("DataLoader", "add_argument", "enerat", "batch")
     needs_index = True
     engines = ("static", "runtime")
     runtime_events = (BatchNormCall, TrainingLoaderEpoch)
@@ -151,7 +165,7 @@ class BatchSizeOne(Rule):
         path = self.context.path
         for function, facts, key, loader in file_loaders(index, path):
             size = batch_size(index, path, facts, loader, function)
-            if size != 1 or _option_elsewhere(index, path, loader):
+            if size != 1 or _option_elsewhere(index, path, loader) or _config_elsewhere(size, path):
                 continue
             for loop_path, loop_function, loop_facts, loop in training_loops(
                 index, path, function, facts, key
@@ -161,6 +175,7 @@ class BatchSizeOne(Rule):
                     self._report(loader, display_name(key, function), model, loop_function, loop)
                     break
         self._check_options(index, path)
+        self._check_config_values(index, path)
 
     def _check_options(self, index: ProjectIndex, path: str) -> None:
         """An argparse option of this file whose default 1 is the batch size of a
@@ -194,6 +209,66 @@ class BatchSizeOne(Rule):
                         self._report_option(option, declared[2], other, loader, name, model)
                         ones.discard(option)
                         break
+
+    def _check_config_values(self, index: ProjectIndex, path: str) -> None:
+        """A 1 in a config dict this file builds (a function's returned dict, a module
+        dict another file loads by path) that is the batch size of a training loader
+        made in another file: the dict entry is the line to change."""
+        if not _writes_a_one(index, path):
+            return
+        tree: ast.Module | None = None
+        reported: set[tuple[str, tuple[str, ...]]] = set()
+        for other in index.summaries:
+            if same_file(other, path):
+                continue
+            for function, facts, key, loader in file_loaders(index, other):
+                batch = loader["batch"]
+                if not isinstance(batch, dict) or not ("param" in batch or "returned" in batch):
+                    continue
+                size = batch_size(index, other, facts, loader, function)
+                if not isinstance(size, ConfigValue) or size != 1:
+                    continue
+                if not same_file(size.origin[0], path) or size.origin[1:] in reported:
+                    continue
+                for loop_path, loop_function, loop_facts, loop in training_loops(
+                    index, other, function, facts, key
+                ):
+                    model = trained_bn_model(index, loop_path, loop_function, loop_facts, loop)
+                    if model is None:
+                        continue
+                    tree = tree or ast.parse(self.context.source)
+                    literal = literal_at(tree, size.origin[1], size.origin[2])
+                    if literal is not None:
+                        reported.add(size.origin[1:])
+                        name = display_name(key, function)
+                        self._report_config(literal, size.origin[2], other, loader, name, model)
+                    break
+
+    def _report_config(
+        self,
+        literal: ast.expr,
+        keys: tuple[str, ...],
+        other: str,
+        loader: Json,
+        key: str,
+        model: str,
+    ) -> None:
+        node = node_at(self.context.module, Positions(self.context.source).of(literal))
+        if node is None:
+            return
+        entry = "".join(f"[{k!r}]" for k in keys)
+        self.report(
+            node,
+            message=(
+                f"the 1 at `{entry}` of this config is the batch size of {key} "
+                f"({other}:{loader['pos'][0]}), which feeds the training loop of `{model}`: "
+                "BatchNorm trains on batches of one"
+            ),
+            suggestion=(
+                "use a larger batch size with `drop_last=True`, or GroupNorm/LayerNorm, "
+                "or frozen BatchNorm for a pretrained backbone"
+            ),
+        )
 
     def _report_option(
         self, option: str, at: list[int], other: str, loader: Json, key: str, model: str
@@ -232,6 +307,33 @@ class BatchSizeOne(Rule):
             )
             + ", or GroupNorm/LayerNorm, or frozen BatchNorm for a pretrained backbone",
         )
+
+
+def _config_elsewhere(size: Any, path: str) -> bool:
+    """The batch size is written in a config dict of another file: it is reported
+    there (`_check_config_values`), not twice."""
+    return isinstance(size, ConfigValue) and not same_file(size.origin[0], path)
+
+
+def _writes_a_one(index: ProjectIndex, path: str) -> bool:
+    """This file builds a config dict (returned by a function, or a module dict) that
+    holds the integer 1 somewhere: a cheap gate before looking at other files."""
+    summary = index.summaries.get(path)
+    if summary is None:
+        return False
+    dicts: list[Any] = [
+        part.get("dict")
+        for _, facts in index.functions(path)
+        for part in facts.get("returned_dict", ())
+    ]
+    dicts += [a.get("dict") for a in summary.aliases.values() if isinstance(a, dict)]
+    return any(_holds_one(entries) for entries in dicts)
+
+
+def _holds_one(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_one(v) for v in value.values())
+    return value == 1 and not isinstance(value, bool)
 
 
 def _option_elsewhere(index: ProjectIndex, path: str, loader: Json) -> bool:

@@ -216,6 +216,9 @@ class FunctionFacts:
         # Dicts written in place so far (`cfg["bs"] = 4`, `cfg.update(...)`): a
         # parameter among them no longer holds what the caller passed.
         self.written: set[str] = set()
+        # How many times each plain name is assigned: a name bound once to a project
+        # function's result hands on what it returns (`_passed_value`).
+        self.assigned: dict[str, int] = {}
         # Names bound to an item of a key by literal labels (`tr = self.sets[0][0]`).
         self.item_aliases: dict[str, str] = {}
         # Loader keys a `return` hands back, with their place in a returned tuple.
@@ -243,6 +246,10 @@ class FunctionFacts:
         # The innermost enclosing contexts while walking.
         self.nograd = 0
         self.loop_stack: list[Json] = []
+        # Enclosing `if phase == "train":` tests on a parameter (`{"param", "is"|"not"}`),
+        # recorded on `backward()` events: a step method shared by phases trains only
+        # for the phases its callers name (bnlint.index.steppers).
+        self.guards: list[Json] = []
 
     def run(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
         args = function.args
@@ -298,6 +305,20 @@ class FunctionFacts:
         )
         return facts
 
+    def bare(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
+        """Facts with no events, for a function other files read only for what it
+        returns (a config dict it builds, bnlint.index.merged_dicts)."""
+        args = function.args
+        facts = self._facts()
+        facts.update(
+            params=[a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]],
+            defaults={},
+            nograd=False,
+            owner=self.owner,
+            pos=self.positions.of(function),
+        )
+        return facts
+
     def run_module(self, body: list[ast.stmt]) -> Json:
         self._block(body)
         facts = self._facts()
@@ -321,6 +342,8 @@ class FunctionFacts:
             ("returned_items", self.returned_items),
             ("loader_returns", self.loader_returns),
             ("item_aliases", self.item_aliases),
+            # Names assigned more than once (a branch may bind what `bindings` omits).
+            ("rebound", {name: n for name, n in self.assigned.items() if n > 1}),
         ):
             if value:
                 facts[name] = value
@@ -405,7 +428,9 @@ class FunctionFacts:
             self.nograd -= nograd
         elif isinstance(statement, ast.If):
             self._expressions(statement.test)
-            self._branches(statement.body, statement.orelse)
+            self._branches(
+                statement.body, statement.orelse, _phase_test(statement.test, self.params)
+            )
         elif isinstance(statement, ast.Try):
             self._block(statement.body)
             for handler in statement.handlers:
@@ -429,14 +454,19 @@ class FunctionFacts:
             )
             self._event("jump", None, statement, to=jump)
 
-    def _branches(self, body: list[ast.stmt], orelse: list[ast.stmt]) -> None:
+    def _branches(
+        self, body: list[ast.stmt], orelse: list[ast.stmt], phase: Json | None = None
+    ) -> None:
         """An `if` (or an `except` handler, with no `else`): events of `body` are
         [first, mid), those of `orelse` [mid, last)."""
         block: Json = {"k": "if", "first": len(self.events)}
         self.blocks.append(block)
+        self.guards.append({"param": phase["param"], "is": phase["values"]} if phase else {})
         self._block(body)
+        self.guards[-1] = {"param": phase["param"], "not": phase["values"]} if phase else {}
         block["mid"] = len(self.events)
         self._block(orelse)
+        self.guards.pop()
         block["last"] = len(self.events)
 
     def _bind(self, target: ast.expr, value: ast.expr) -> None:
@@ -460,6 +490,7 @@ class FunctionFacts:
         else:
             self.members.pop(key, None)
         if isinstance(target, ast.Name):
+            self.assigned[key] = self.assigned.get(key, 0) + 1
             entries = _dict_literal(value) if isinstance(value, ast.Dict) else None
             if entries is not None:
                 self.dicts[key] = entries
@@ -524,6 +555,8 @@ class FunctionFacts:
             return
         for position, element in enumerate(target.elts):
             key = key_of(element)
+            if isinstance(element, ast.Name):
+                self.assigned[element.id] = self.assigned.get(element.id, 0) + 1
             if key is not None:
                 self._bind_result(key, value, position)
 
@@ -776,6 +809,16 @@ class FunctionFacts:
             if base.id in self.written or base.id in self.dicts or base.id in self.bindings:
                 return None
             return {"param": base.id, "keys": labels} if labels else {"param": base.id}
+        if (
+            isinstance(base, ast.Name)
+            and self.assigned.get(base.id) == 1
+            and base.id not in self.written
+            and len(results := self.results.get(base.id, [])) == 1
+            and results[0]["item"] is None
+        ):
+            # `config = get_config(args.config_path)`: what the function returns
+            # (a config dict it builds, bnlint.index.merged_dicts).
+            return {"returned": results[0]["fn"], "keys": labels}
         entries: Any = self._dict_of(base)
         for label in labels:
             if not isinstance(entries, dict):
@@ -799,7 +842,7 @@ class FunctionFacts:
             return {"option": node.attr}
         if isinstance(node, ast.Subscript):
             passed = self._passed_value(node)
-            if isinstance(passed, dict) and "param" in passed:
+            if isinstance(passed, dict) and ("param" in passed or "returned" in passed):
                 # `config["train_batch_size"]` of a parameter: what the callers pass.
                 return passed
             # `cfg["batch_size"]`, `CONFIG["train"]["bs"]` of a dict literal in view.
@@ -1007,7 +1050,7 @@ class FunctionFacts:
             self._project_call(self.names.qualify(func) or "", call)
             return
         if method == "backward":
-            self._event("backward", receiver, call)
+            self._event("backward", receiver, call, **self._guarded())
             for loop in self.loop_stack:
                 loop["backward"] = True
             return
@@ -1043,7 +1086,7 @@ class FunctionFacts:
             if _APPLIED_FREEZE.search(name) and "init" not in name:
                 self._event("bn_eval", receiver, call)
         elif method == "backward":
-            self._event("backward", receiver, call)
+            self._event("backward", receiver, call, **self._guarded())
             for loop in self.loop_stack:
                 loop["backward"] = True
         elif method == "add_argument":
@@ -1113,6 +1156,7 @@ class FunctionFacts:
                 method=call.func.attr,
                 margs=[key_of(a) for a in call.args],
                 mkw={k.arg: key_of(k.value) for k in call.keywords if k.arg},
+                **_string_arguments(call),
             )
         elif touched:
             self._event("opaque", None, call, args=list(dict.fromkeys(touched)))
@@ -1213,6 +1257,11 @@ class FunctionFacts:
             for loop in self.loop_stack:
                 loop.setdefault("draws", []).append(key)
 
+    def _guarded(self) -> Json:
+        """The phase tests around the current statement, when there are any."""
+        guards = [guard for guard in self.guards if guard]
+        return {"when": guards} if guards else {}
+
     def _event(self, kind: str, key: str | None, node: ast.AST, **extra: Any) -> None:
         event: Json = {"k": kind, "key": key, "pos": self.positions.of(node)}
         if self.nograd:
@@ -1224,6 +1273,40 @@ class FunctionFacts:
                 event["iter"] = iterated
         event.update(extra)
         self.events.append(event)
+
+
+def _phase_test(test: ast.expr, params: list[str]) -> Json | None:
+    """`phase == "train"`, `mode in ("train", "finetune")` on a parameter:
+    `{"param": "phase", "values": [...]}`; None for any other test."""
+    if not (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq | ast.In)
+        and isinstance(test.left, ast.Name)
+        and test.left.id in params
+    ):
+        return None
+    right = test.comparators[0]
+    items = right.elts if isinstance(right, ast.Tuple | ast.List | ast.Set) else [right]
+    if isinstance(test.ops[0], ast.Eq) and len(items) != 1:
+        return None
+    values = [i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)]
+    if len(values) != len(items) or not values:
+        return None
+    return {"param": test.left.id, "values": values}
+
+
+def _string_arguments(call: ast.Call) -> Json:
+    """String literals passed to a method (`step(x, "test")`): `{"mstr": {slot: s}}`."""
+    found = {
+        slot: value.value
+        for slot, value in [
+            *((f"#{i}", a) for i, a in enumerate(call.args)),
+            *((k.arg, k.value) for k in call.keywords if k.arg),
+        ]
+        if isinstance(value, ast.Constant) and isinstance(value.value, str)
+    }
+    return {"mstr": found} if found else {}
 
 
 def _members(node: ast.expr, params: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from bnlint.index import merged_dicts
 from bnlint.index.project import ProjectIndex, argument_key, call_parameters
 from bnlint.index.steppers import stepped_models
 
@@ -283,6 +284,13 @@ def parameter_batch_size(
         ]
         first = sizes[0]
         same = all(type(size) is type(first) and size == first for size in sizes)
+        if (
+            same
+            and isinstance(first, merged_dicts.ConfigValue)
+            and any(size.origin != first.origin for size in sizes)
+        ):
+            # Callers passing configs that write the value in different places.
+            return int(first)
         return first if same else "?"
 
     return index._memoised(("parameter batch", path, function, parameter, keys), compute, depth)
@@ -339,7 +347,53 @@ def _resolve_passed(
             return "?"
         inner = (*value.get("keys", ()), *keys)
         return parameter_batch_size(index, path, caller, facts, value["param"], inner, depth + 1)
+    if isinstance(value, dict) and "returned" in value:
+        return returned_item(index, path, caller, value["returned"], (*value["keys"], *keys))
     return value if not keys else "?"
+
+
+def returned_item(
+    index: ProjectIndex, path: str, function: str, callee: str, keys: tuple[str, ...]
+) -> Any:
+    """The integer at `keys` of the config dict the project function `callee` (called
+    in `function`) builds and returns (bnlint.index.merged_dicts); "?" otherwise."""
+    found = _MergeReader(index, path, function).returned(callee)
+    return "?" if found is None else merged_dicts.item(found[0], keys, found[1])
+
+
+class _MergeReader:
+    """Reads a merge's parts from the function that recorded it."""
+
+    def __init__(self, index: ProjectIndex, path: str, function: str) -> None:
+        self.index, self.path, self.function = index, path, function
+
+    def returned(self, callee: str) -> tuple[list[Json], merged_dicts.Reader] | None:
+        target = self.index.resolve_function(self.path, self.function, callee)
+        facts = self.index.function_facts(*target) if target is not None else None
+        if target is None or facts is None or "returned_dict" not in facts:
+            return None
+        return facts["returned_dict"], _MergeReader(self.index, *target)
+
+    def scope(self) -> tuple[str, str]:
+        return self.path, self.function
+
+    def file_dict(self, where: Json, attr: str) -> tuple[dict[str, Any], str] | None:
+        """The module dict `attr` of a project file loaded by path: a literal path, or
+        a parameter every caller gives the same path (an argparse default included)."""
+        location = where.get("const")
+        if "param" in where:
+            facts = self.index.function_facts(self.path, self.function)
+            if facts is None:
+                return None
+            location = parameter_batch_size(
+                self.index, self.path, self.function, facts, where["param"]
+            )
+        if not isinstance(location, str) or location == "?" or not location.endswith(".py"):
+            return None
+        target = merged_dicts.project_file(self.index.root, list(self.index.summaries), location)
+        alias = self.index.summaries[target].aliases.get(attr) if target is not None else None
+        entries = alias.get("dict") if isinstance(alias, dict) else None
+        return (entries, str(target)) if isinstance(entries, dict) else None
 
 
 def generator_batch(index: ProjectIndex, path: str, generator: Json) -> Any:

@@ -80,6 +80,11 @@ def batch_size(
                     index, path, function, facts, value["param"], keys
                 )
             return loaders.item_of(facts["defaults"].get(value["param"], "?"), keys)
+        if "returned" in value:
+            if function is None:
+                return "?"
+            keys = tuple(value["keys"])
+            return loaders.returned_item(index, path, function, value["returned"], keys)
         if "name" in value:
             alias = summary.aliases.get(value["name"])
             return alias.get("const", "?") if isinstance(alias, dict) else "?"

@@ -427,6 +427,8 @@ class ProjectIndex:
                 kind = self.class_kind(target, local)
             if kind is None and family is not None:
                 return family
+            if kind != "bn" and spec.get("refs") and self._builds_passed_class(target, local, spec):
+                return "bn"
             if kind == "bn" or "param_layers" not in info:
                 return kind
             return self._held_kind(path, target, local, spec, depth, given)
@@ -456,6 +458,65 @@ class ProjectIndex:
             self._returned_kind(path, function, facts, r, 1, given) for r in facts["returns"]
         ]
         return combine(returned) if returned else None
+
+    def _builds_passed_class(self, path: str, name: str, spec: Json) -> bool:
+        """An instance of a plain wrapper that builds its network from a class passed
+        at this instantiation (`Wrapper(cfg, NetClass)`, `self.net = net_cls(cfg)` in the
+        wrapper's or a base's constructor, parameters handed on by `super().__init__`)
+        where that class has trainable BatchNorm."""
+        refs: dict[str, str] = spec["refs"]
+        current: tuple[str, str] | None = (path, name)
+        passed: dict[str, str] | None = None  # parameter of the current class → ref
+        for _ in range(_DEPTH + 1):
+            if current is None:
+                return False
+            info = self.summaries[current[0]].classes[current[1]]
+            chain = info.get("init_chain")
+            if chain is None:
+                # No constructor of its own: the first project base's runs, as called.
+                bases = [self.lookup(current[0], b) for b in info["bases"]]
+                found = [b for b in bases if b is not None and b[1] == "class"]
+                current = (found[0][0], found[0][2]) if len(found) == 1 else None
+                continue
+            params: list[str] = chain.get("params", [])
+            if passed is None:
+                passed = {
+                    p: refs.get(p) or refs.get(f"#{i}", "")
+                    for i, p in enumerate(params)
+                    if refs.get(p) or refs.get(f"#{i}")
+                }
+            for param in chain.get("built", {}).values():
+                target = self.lookup(current[0], passed.get(param)) if param in passed else None
+                if (
+                    target is not None
+                    and target[1] == "class"
+                    and self.class_kind(target[0], target[2]) == "bn"
+                ):
+                    return True
+            if "super" not in chain:
+                return False
+            passed = {
+                base_param: passed[own]
+                for base_param, own in zip(
+                    self._base_init_params(current), chain["super"], strict=False
+                )
+                if own is not None and own in passed
+            }
+            bases = [self.lookup(current[0], b) for b in info["bases"]]
+            found = [b for b in bases if b is not None and b[1] == "class"]
+            current = (found[0][0], found[0][2]) if len(found) == 1 else None
+        return False
+
+    def _base_init_params(self, current: tuple[str, str]) -> list[str]:
+        """The constructor parameters of the single project base of a class."""
+        info = self.summaries[current[0]].classes[current[1]]
+        bases = [self.lookup(current[0], b) for b in info["bases"]]
+        found = [b for b in bases if b is not None and b[1] == "class"]
+        if len(found) != 1:
+            return []
+        chain = self.summaries[found[0][0]].classes[found[0][2]].get("init_chain") or {}
+        params: list[str] = chain.get("params", [])
+        return params
 
     def _held_kind(
         self, path: str, target: str, name: str, spec: Json, depth: int, given: Given = None
@@ -705,6 +766,14 @@ class ProjectIndex:
             layers = self.class_layers(path, owner)
             if attr in layers and key.count(".") == 1:
                 return self.spec_kind(layers[attr][0], layers[attr][1], depth + 1)
+            if key.count(".") == 1:
+                # A constructor parameter kept on `self`: what the instantiations pass.
+                passed = [
+                    self.key_kind(caller_path, caller, argument, depth + 1)
+                    for caller_path, caller, argument in self.kept_arguments(path, owner, attr)
+                ]
+                known = [k for k in passed if k is not None]
+                return combine(known) if known else None
             return None
         _, _, rest = key.partition(".")
         if rest:
@@ -807,6 +876,46 @@ class ProjectIndex:
                                 )
             self._callers = table
         return self._callers.get(f"{path}::{function}", [])
+
+    def constructions(self, path: str, name: str) -> list[tuple[str, str, Json]]:
+        """(path, function, call event) for every instantiation of the project class
+        `name` (`Trainer(model=model, ...)`). Built once per index, like `callers`."""
+
+        def table() -> dict[tuple[str, str], list[tuple[str, str, Json]]]:
+            found: dict[tuple[str, str], list[tuple[str, str, Json]]] = {}
+            for caller_path in self.summaries:
+                for caller, facts in self.functions(caller_path):
+                    for event in facts["events"]:
+                        if event["k"] != "call":
+                            continue
+                        target = self.lookup(caller_path, event["fn"])
+                        if target is not None and target[1] == "class":
+                            found.setdefault((target[0], target[2]), []).append(
+                                (caller_path, caller, event)
+                            )
+            return found
+
+        sites: dict[tuple[str, str], list[tuple[str, str, Json]]] = self._memoised(
+            ("constructions",), table
+        )
+        return sites.get((path, name), [])
+
+    def kept_arguments(self, path: str, owner: str, attr: str) -> list[tuple[str, str, str]]:
+        """(caller path, caller function, key passed) at each instantiation of `owner`
+        for the constructor parameter the class keeps as `self.<attr>`
+        (`self.model = model`). Empty when one instantiation passes no key there."""
+        info = self.summaries[path].classes.get(owner, {})
+        kept = [p for p, a in info.get("init_attrs", {}).items() if a == attr]
+        if len(kept) != 1:
+            return []
+        params = info.get("init_params", [])
+        found = []
+        for caller_path, caller, event in self.constructions(path, owner):
+            key = argument_key(event, params, kept[0])
+            if key is None:
+                return []
+            found.append((caller_path, caller, key))
+        return found
 
     def arguments_for(self, path: str, function: str, parameter: str) -> list[tuple[str, str, str]]:
         """(caller path, caller function, key passed) for each call passing a key to

@@ -54,6 +54,51 @@ def receiver_class(
     return None
 
 
+def receiver_candidates(
+    index: ProjectIndex, path: str, function: str, key: str, depth: int = 0
+) -> list[tuple[str, str]] | None:
+    """Every project class `key` may be an instance of in `function`, for an object
+    chosen in branches (`if name == "a": model = A(cfg) elif ...: model = B(cfg)`) and
+    handed on through parameters and constructors (`Trainer(model=model)` keeping it as
+    `self.model`). None when one of the ways in is not a project class."""
+    if depth > _DEPTH:
+        return None
+    facts = index.function_facts(path, function)
+    if facts is None:
+        return None
+    sources: list[tuple[str, str, str]] = []
+    if key.startswith("self.") and key.count(".") == 1 and facts.get("owner"):
+        attr = key.split(".")[1]
+        if attr in index.class_layers(path, facts["owner"]):
+            found = receiver_class(index, path, function, key, depth)
+            return [found] if found is not None else None
+        sources = index.kept_arguments(path, facts["owner"], attr)
+    elif "." in key:
+        return None
+    elif facts["bindings"].get(key):
+        if facts.get("rebound", {}).get(key, 1) != len(facts["bindings"][key]):
+            return None  # another assignment binds something the summary does not hold
+        classes = [
+            _class_of_binding(index, path, function, b, depth) for b in facts["bindings"][key]
+        ]
+        known = [c for c in classes if c is not None]
+        return list(dict.fromkeys(known)) if len(known) == len(classes) else None
+    elif key in facts["params"]:
+        sources = index.arguments_for(path, function, key)
+    elif function != "<module>":
+        # A module-level object read by the function (`model` built at the top).
+        return receiver_candidates(index, path, "<module>", key, depth + 1)
+    if not sources:
+        return None
+    candidates: list[tuple[str, str]] = []
+    for caller_path, caller, argument in sources:
+        found_here = receiver_candidates(index, caller_path, caller, argument, depth + 1)
+        if found_here is None:
+            return None
+        candidates.extend(c for c in found_here if c not in candidates)
+    return candidates
+
+
 def _class_of_binding(
     index: ProjectIndex, path: str, function: str, binding: Json, depth: int
 ) -> tuple[str, str] | None:
@@ -77,8 +122,15 @@ def method_of(index: ProjectIndex, path: str, function: str, event: Json) -> tup
     if not receiver or not method:
         return None
     owner = receiver_class(index, path, function, receiver)
+    return None if owner is None else method_in_class(index, owner, method)
+
+
+def method_in_class(
+    index: ProjectIndex, owner: tuple[str, str], method: str
+) -> tuple[str, str] | None:
+    """`method` looked up in the class `owner` and its project bases."""
     seen: set[tuple[str, str]] = set()
-    todo = [owner] if owner is not None else []
+    todo = [owner]
     while todo:
         current = todo.pop(0)
         if current in seen or len(seen) > 4 * _DEPTH:

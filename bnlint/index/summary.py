@@ -26,14 +26,21 @@ from typing import Any
 from bnlint.index import choices
 from bnlint.index.batch_generators import batch_generators
 from bnlint.index.flow import ForwardFlow
-from bnlint.index.functions import _LIBRARIES, _SAME_MODEL_METHODS, _WRAPPERS, FunctionFacts
+from bnlint.index.functions import (
+    _LIBRARIES,
+    _SAME_MODEL_METHODS,
+    _WRAPPERS,
+    FunctionFacts,
+    _dict_literal,
+)
 from bnlint.index.legacy_syntax import python3_reading
+from bnlint.index.merged_dicts import returned_dict
 from bnlint.index.momentum_params import momentum_facts
 from bnlint.index.norm_args import is_norm_parameter, norm_arguments
 from bnlint.index.settings import settings_of
 from bnlint.word_search import has_word_match, word_matches
 
-SUMMARY_VERSION = 19
+SUMMARY_VERSION = 20
 # Separates a nested function's name from its enclosing function's (`train/_epoch`).
 NESTED = "/"
 
@@ -435,6 +442,15 @@ class _Summarizer:
                 result = facts.run_returns(function)
         finally:
             layers.norm_params = previous
+        if "{" in text and text.count("return") == 1:
+            merged = returned_dict(
+                function, [a.arg for a in _all_args(function)], _dict_literal, facts._callee, text
+            )
+            if merged is not None:
+                # A config dict it builds and returns (bnlint.index.merged_dicts).
+                if result is None:
+                    result = facts.bare(function)
+                result["returned_dict"] = merged
         if result is not None and layers.read_params:
             # What it returns depends on the name a parameter holds (bnlint.index.choices).
             result["reads_names"] = sorted(layers.read_params)
@@ -516,6 +532,7 @@ class _Summarizer:
             if statement.name == "__init__":
                 self._init_loaders(statement, names, layers, node.name, info)
                 _init_attributes(statement, info)
+                info["init_chain"] = _init_chain(statement)
             if statement.name not in ("__init__", "forward"):
                 facts = self.function_facts(
                     statement, names, layers, node.name, submodules=info["layers"] if holder else ()
@@ -623,6 +640,45 @@ def _init_attributes(function: ast.FunctionDef | ast.AsyncFunctionDef, info: Jso
     if kept:
         info["init_params"] = params
         info["init_attrs"] = kept
+
+
+def _init_chain(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
+    """What a constructor does with the classes passed to it, for the kind of a plain
+    wrapper (`self.net = net_cls(config)` in a base `__init__`, a subclass passing its
+    parameters on with `super().__init__(config, net_cls)`): `built` (attr → the
+    parameter called to build it), `super` (for each positional argument of the base's
+    constructor, the parameter passed there or None) and `params`. Empty when it does
+    neither (the base's constructor does not run, or builds nothing passed in)."""
+    params = [a.arg for a in _all_args(function)][1:]
+    chain: Json = {}
+    built: dict[str, str] = {}
+    for statement in _statements(function.body):
+        for attr, value in _self_assignments(statement):
+            if (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Name)
+                and value.func.id in params
+            ):
+                built.setdefault(attr, value.func.id)
+        if (
+            isinstance(statement, ast.Expr)
+            and isinstance(statement.value, ast.Call)
+            and isinstance(statement.value.func, ast.Attribute)
+            and statement.value.func.attr == "__init__"
+            and isinstance(statement.value.func.value, ast.Call)
+            and isinstance(statement.value.func.value.func, ast.Name)
+            and statement.value.func.value.func.id == "super"
+            and not statement.value.keywords
+        ):
+            chain["super"] = [
+                a.id if isinstance(a, ast.Name) and a.id in params else None
+                for a in statement.value.args
+            ]
+    if built:
+        chain["built"] = built
+    if chain:
+        chain["params"] = params
+    return chain
 
 
 def _drop_mutated_dicts(aliases: dict[str, Any], tree: ast.Module) -> None:
@@ -947,9 +1003,11 @@ class LayerBuilder:
             # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
             spec["kw"][f"#{index}"] = literal(arg)
             self._module_argument(spec, f"#{index}", arg, env)
+            self._class_reference(spec, f"#{index}", arg, env)
         for keyword in node.keywords:
             if keyword.arg is not None:
                 self._module_argument(spec, keyword.arg, keyword.value, env)
+                self._class_reference(spec, keyword.arg, keyword.value, env)
             if keyword.arg is None:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
@@ -1017,6 +1075,18 @@ class LayerBuilder:
             inner.get("call") or "items" in inner or "self_method" in inner or "choose" in inner
         ):
             spec.setdefault("args", {})[slot] = inner
+
+    def _class_reference(self, spec: Json, slot: str, arg: ast.expr, env: dict[str, Json]) -> None:
+        """A project name passed uncalled to a project constructor (`Wrapper(cfg,
+        NetClass)`): the wrapper may build its network from it (`init_chain`)."""
+        if not isinstance(arg, ast.Name) or arg.id in env:
+            return
+        callee = spec["call"] or ""
+        if not callee or callee.lstrip("~.*").split(".")[0] in _LIBRARY_ROOTS:
+            return
+        qualified = self.names.qualify(arg)
+        if qualified is not None and qualified.lstrip("~.*").split(".")[0] not in _LIBRARY_ROOTS:
+            spec.setdefault("refs", {})[slot] = qualified
 
     def _children_of(self, node: ast.expr, env: dict[str, Json]) -> Json | None:
         """The model whose children `list(net.children())[:-1]` (or `net.children()`,
