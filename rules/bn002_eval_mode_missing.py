@@ -418,7 +418,7 @@ class EvalModeMissing(Rule):
         a warning that does not claim BatchNorm, and an unsafe fix that asks for eval
         mode instead."""
         node = node_at(self.context.module, switch["pos"], cst.Call)
-        if node is None:
+        if not isinstance(node, cst.Call):
             return
         where = "at module level" if function == "<module>" else f"in `{function}`"
         fix = None
