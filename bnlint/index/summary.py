@@ -992,10 +992,12 @@ class LayerBuilder:
         spec: Json = {"call": callee, "kw": {}, "pos": self.positions.of(node)}
         if choose is not None:
             spec["choose"] = choose
-        if choose is not None or (
-            callee is not None and callee.lstrip("~.*").split(".")[0] not in _LIBRARY_ROOTS
-        ):
+        project = callee is not None and callee.lstrip("~.*").split(".")[0] not in _LIBRARY_ROOTS
+        if choose is not None or project:
             self._names(spec, node)
+        # Only a project callee takes class references (`_class_reference`): decided
+        # once here rather than for each argument of every library layer.
+        references = project and bool(callee)
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
                 spec["kw"]["*"] = True
@@ -1003,11 +1005,13 @@ class LayerBuilder:
             # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
             spec["kw"][f"#{index}"] = literal(arg)
             self._module_argument(spec, f"#{index}", arg, env)
-            self._class_reference(spec, f"#{index}", arg, env)
+            if references:
+                self._class_reference(spec, f"#{index}", arg, env)
         for keyword in node.keywords:
             if keyword.arg is not None:
                 self._module_argument(spec, keyword.arg, keyword.value, env)
-                self._class_reference(spec, keyword.arg, keyword.value, env)
+                if references:
+                    self._class_reference(spec, keyword.arg, keyword.value, env)
             if keyword.arg is None:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
