@@ -465,7 +465,7 @@ class _Summarizer:
     ) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, frozenset[str]]]:
         """`nested_functions`, walked only when the body's text defines something."""
         body = self.positions.lines[function.lineno : function.end_lineno]
-        if any("def " in line for line in body):
+        if "def " in "\n".join(body):  # one search, not one per line
             yield from nested_functions(function)
 
     def _text(self, node: ast.stmt) -> str:
@@ -780,6 +780,8 @@ def _on_self(event: Json) -> bool:
 def _defaults(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[tuple[str, Any]]:
     """(parameter, literal default) for each parameter with a literal default."""
     args = function.args
+    if not args.defaults and not args.kw_defaults:
+        return  # most methods (`forward(self, x)`): nothing to pair
     positional = [*args.posonlyargs, *args.args]
     pairs = [
         *zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=False),
