@@ -1189,6 +1189,8 @@ class LayerBuilder:
         for statement in statements:
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
+            if not isinstance(statement, ast.Assign | ast.AnnAssign | ast.Expr):
+                continue  # no layer set on `self` (`_self_targets` is empty)
             for attr, value, item in _self_targets(statement):
                 if isinstance(value, ast.Name) and value.id in params and value.id not in env:
                     continue
