@@ -235,10 +235,14 @@ def summarize_file(path: str, text: str) -> FileSummary:
             return FileSummary(path=path, digest=summary.digest, unparsable=True)
         tree = legacy
         summary.unparsable = True
+    global _WALKED
+    _WALKED = {}
     try:
         _Summarizer(summary, text).run(tree)
     except RecursionError:
         return FileSummary(path=path, digest=summary.digest, unparsable=True)
+    finally:
+        _WALKED = None
     return summary
 
 
@@ -1346,8 +1350,25 @@ def _bound_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[
     return frozenset(names)
 
 
+# While a file is summarised: `_statements` of each body walked so far, by the body's
+# id (the body is kept with it, so the id cannot be reused). A constructor is walked
+# by its layers, its attributes, its chain, its name tests and its freezes: one walk
+# instead of five. None outside `summarize_file`.
+_WALKED: dict[int, tuple[list[ast.stmt], list[ast.stmt]]] | None = None
+
+
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     """Statements of a function body in textual order, descending into blocks."""
+    if _WALKED is None or not isinstance(body, list):
+        return _walk_statements(body)
+    walked = _WALKED.get(id(body))
+    if walked is None or walked[0] is not body:
+        walked = (body, list(_walk_statements(body)))
+        _WALKED[id(body)] = walked
+    return iter(walked[1])
+
+
+def _walk_statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     for statement in body:
         yield statement
         for name in ("body", "orelse", "finalbody"):
@@ -1355,10 +1376,10 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
             if isinstance(inner, list) and not isinstance(
                 statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
             ):
-                yield from _statements(inner)
+                yield from _walk_statements(inner)
         if isinstance(statement, ast.Try):
             for handler in statement.handlers:
-                yield from _statements(handler.body)
+                yield from _walk_statements(handler.body)
 
 
 # Attributes through which a library classifier produces its output: a Sequential
