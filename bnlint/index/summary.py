@@ -657,6 +657,8 @@ def _init_chain(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
     chain: Json = {}
     built: dict[str, str] = {}
     for statement in _statements(function.body):
+        if not isinstance(statement, ast.Assign | ast.AnnAssign | ast.Expr):
+            continue  # neither a `self` assignment nor a `super().__init__(...)` call
         for attr, value in _self_assignments(statement):
             if (
                 isinstance(value, ast.Call)
@@ -920,6 +922,8 @@ class LayerBuilder:
         return alias.get("const") if isinstance(alias, dict) else None
 
     def _chooser(self, node: ast.expr) -> Json | None:
+        if not isinstance(node, ast.Subscript | ast.Call):
+            return None  # `choices.chooser` reads only these (most assignments are neither)
         choose = choices.chooser(node, self.params, self.names.qualify, self._constant)
         if choose is not None and choices.params_read(choose["by"]):
             self.read_params.add(choose["by"]["param"])
