@@ -580,6 +580,9 @@ class FunctionFacts:
     def _bind_item(self, key: str, value: ast.expr) -> None:
         """`train_loader = self.loaders[0]`, `data = sets["train"]`: a name bound to an
         item of a key, by literal labels (read by bnlint.index.loaders)."""
+        if not isinstance(value, ast.Subscript):
+            self.item_aliases.pop(key, None)  # most bindings: no item read
+            return
         labels: list[str] = []
         node = value
         while isinstance(node, ast.Subscript):

@@ -235,10 +235,14 @@ def summarize_file(path: str, text: str) -> FileSummary:
             return FileSummary(path=path, digest=summary.digest, unparsable=True)
         tree = legacy
         summary.unparsable = True
+    global _WALKED
+    _WALKED = {}
     try:
         _Summarizer(summary, text).run(tree)
     except RecursionError:
         return FileSummary(path=path, digest=summary.digest, unparsable=True)
+    finally:
+        _WALKED = None
     return summary
 
 
@@ -465,7 +469,7 @@ class _Summarizer:
     ) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, frozenset[str]]]:
         """`nested_functions`, walked only when the body's text defines something."""
         body = self.positions.lines[function.lineno : function.end_lineno]
-        if any("def " in line for line in body):
+        if "def " in "\n".join(body):  # one search, not one per line
             yield from nested_functions(function)
 
     def _text(self, node: ast.stmt) -> str:
@@ -653,6 +657,8 @@ def _init_chain(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Json:
     chain: Json = {}
     built: dict[str, str] = {}
     for statement in _statements(function.body):
+        if not isinstance(statement, ast.Assign | ast.AnnAssign | ast.Expr):
+            continue  # neither a `self` assignment nor a `super().__init__(...)` call
         for attr, value in _self_assignments(statement):
             if (
                 isinstance(value, ast.Call)
@@ -780,6 +786,8 @@ def _on_self(event: Json) -> bool:
 def _defaults(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[tuple[str, Any]]:
     """(parameter, literal default) for each parameter with a literal default."""
     args = function.args
+    if not args.defaults and not args.kw_defaults:
+        return  # most methods (`forward(self, x)`): nothing to pair
     positional = [*args.posonlyargs, *args.args]
     pairs = [
         *zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=False),
@@ -914,6 +922,8 @@ class LayerBuilder:
         return alias.get("const") if isinstance(alias, dict) else None
 
     def _chooser(self, node: ast.expr) -> Json | None:
+        if not isinstance(node, ast.Subscript | ast.Call):
+            return None  # `choices.chooser` reads only these (most assignments are neither)
         choose = choices.chooser(node, self.params, self.names.qualify, self._constant)
         if choose is not None and choices.params_read(choose["by"]):
             self.read_params.add(choose["by"]["param"])
@@ -992,10 +1002,12 @@ class LayerBuilder:
         spec: Json = {"call": callee, "kw": {}, "pos": self.positions.of(node)}
         if choose is not None:
             spec["choose"] = choose
-        if choose is not None or (
-            callee is not None and callee.lstrip("~.*").split(".")[0] not in _LIBRARY_ROOTS
-        ):
+        project = callee is not None and callee.lstrip("~.*").split(".")[0] not in _LIBRARY_ROOTS
+        if choose is not None or project:
             self._names(spec, node)
+        # Only a project callee takes class references (`_class_reference`): decided
+        # once here rather than for each argument of every library layer.
+        references = project and bool(callee)
         for index, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
                 spec["kw"]["*"] = True
@@ -1003,11 +1015,13 @@ class LayerBuilder:
             # "?" for a computed argument: `nn.Dropout(rate)` must not read as the default.
             spec["kw"][f"#{index}"] = literal(arg)
             self._module_argument(spec, f"#{index}", arg, env)
-            self._class_reference(spec, f"#{index}", arg, env)
+            if references:
+                self._class_reference(spec, f"#{index}", arg, env)
         for keyword in node.keywords:
             if keyword.arg is not None:
                 self._module_argument(spec, keyword.arg, keyword.value, env)
-                self._class_reference(spec, keyword.arg, keyword.value, env)
+                if references:
+                    self._class_reference(spec, keyword.arg, keyword.value, env)
             if keyword.arg is None:
                 spec["kw"]["**"] = True
             elif keyword.arg in _LAYER_KEYWORDS:
@@ -1183,6 +1197,8 @@ class LayerBuilder:
         for statement in statements:
             if isinstance(statement, ast.Assign | ast.AugAssign | ast.Expr):
                 self.track(statement, env)
+            if not isinstance(statement, ast.Assign | ast.AnnAssign | ast.Expr):
+                continue  # no layer set on `self` (`_self_targets` is empty)
             for attr, value, item in _self_targets(statement):
                 if isinstance(value, ast.Name) and value.id in params and value.id not in env:
                     continue
@@ -1338,8 +1354,25 @@ def _bound_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[
     return frozenset(names)
 
 
+# While a file is summarised: `_statements` of each body walked so far, by the body's
+# id (the body is kept with it, so the id cannot be reused). A constructor is walked
+# by its layers, its attributes, its chain, its name tests and its freezes: one walk
+# instead of five. None outside `summarize_file`.
+_WALKED: dict[int, tuple[list[ast.stmt], list[ast.stmt]]] | None = None
+
+
 def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     """Statements of a function body in textual order, descending into blocks."""
+    if _WALKED is None or not isinstance(body, list):
+        return _walk_statements(body)
+    walked = _WALKED.get(id(body))
+    if walked is None or walked[0] is not body:
+        walked = (body, list(_walk_statements(body)))
+        _WALKED[id(body)] = walked
+    return iter(walked[1])
+
+
+def _walk_statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     for statement in body:
         yield statement
         for name in ("body", "orelse", "finalbody"):
@@ -1347,10 +1380,10 @@ def _statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
             if isinstance(inner, list) and not isinstance(
                 statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
             ):
-                yield from _statements(inner)
+                yield from _walk_statements(inner)
         if isinstance(statement, ast.Try):
             for handler in statement.handlers:
-                yield from _statements(handler.body)
+                yield from _walk_statements(handler.body)
 
 
 # Attributes through which a library classifier produces its output: a Sequential
