@@ -584,7 +584,7 @@ class FunctionFacts:
             self.item_aliases.pop(key, None)  # most bindings: no item read
             return
         labels: list[str] = []
-        node = value
+        node: ast.expr = value
         while isinstance(node, ast.Subscript):
             label = _literal(node.slice)
             if not isinstance(label, str | int) or isinstance(label, bool) or label == "?":
