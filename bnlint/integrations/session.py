@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("bnlint")
 
+# Rank 0's wait for the others after a stage that raised: they may be stuck in a
+# collective and never report.
+FAILED_STAGE_TIMEOUT = 10.0
 # `--format` name for a report file's suffix; json otherwise (what
 # `bnlint check --runtime-report` reads back).
-FAILED_STAGE_TIMEOUT = 10.0
 _FORMAT_BY_SUFFIX = {".txt": "text", ".sarif": "sarif", ".json": "json"}
 
 
