@@ -910,21 +910,7 @@ class FunctionFacts:
                     "bias" in text and not names_head
                 ):
                     spares_norm = True
-            if (
-                isinstance(node, ast.Assign)
-                and _literal(node.value) is False
-                and any(
-                    isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets
-                )
-            ):
-                freezes = True
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "requires_grad_"
-                and node.args
-                and _literal(node.args[0]) is False
-            ):
+            if _sets_requires_grad_false(node):
                 freezes = True
         if freezes and not spares_norm:
             self._event("freeze", owner, loop)
@@ -1365,6 +1351,21 @@ def _updates_in_place(node: ast.AST) -> bool:
     return False
 
 
+def _sets_requires_grad_false(node: ast.AST) -> bool:
+    """`p.requires_grad = False` or `p.requires_grad_(False)`."""
+    if isinstance(node, ast.Assign):
+        return _literal(node.value) is False and any(
+            isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets
+        )
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "requires_grad_"
+        and bool(node.args)
+        and _literal(node.args[0]) is False
+    )
+
+
 def _freezes_batchnorm_parameters(body: list[ast.stmt]) -> bool:
     """A module loop body that sets `requires_grad` to False under a BatchNorm test
     (`isinstance(m, nn.BatchNorm2d)`, `"bn" in name`) and never calls `.eval()`."""
@@ -1375,17 +1376,7 @@ def _freezes_batchnorm_parameters(body: list[ast.stmt]) -> bool:
             text = ast.unparse(node.test)
             if "BatchNorm" in text or re.search(r"\bbn\b|['\"]bn|_BatchNorm", text):
                 guarded = True
-        elif isinstance(node, ast.Assign) and _literal(node.value) is False:
-            freezes = freezes or any(
-                isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets
-            )
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "requires_grad_"
-            and node.args
-            and _literal(node.args[0]) is False
-        ):
+        elif _sets_requires_grad_false(node):
             freezes = True
         elif (
             isinstance(node, ast.Call)
