@@ -80,7 +80,6 @@ def _is_word_literal(character: str) -> bool:
 def _top_level_branches(source: str) -> list[str] | None:
     """`source` split at its top-level `|` (not inside a group or a class)."""
     branches: list[str] = []
-    depth = 0
     start = 0
     position = 0
     while position < len(source):
@@ -88,24 +87,18 @@ def _top_level_branches(source: str) -> list[str] | None:
         if character == "\\":
             position += 2
             continue
-        if character == "[":
-            end = _class_end(source, position)
+        if character in "[(":
+            end = (_class_end if character == "[" else _group_end)(source, position)
             if end is None:
                 return None
             position = end + 1
             continue
-        if character == "(":
-            depth += 1
-        elif character == ")":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif character == "|" and depth == 0:
+        if character == ")":
+            return None  # closes nothing
+        if character == "|":
             branches.append(source[start:position])
             start = position + 1
         position += 1
-    if depth != 0:
-        return None
     branches.append(source[start:])
     return branches
 
