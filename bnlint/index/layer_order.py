@@ -78,6 +78,24 @@ def _names_of(index: ProjectIndex, path: str) -> Names | None:
     return Names(summary.imports, local, summary.aliases)
 
 
+def _forwards(
+    index: ProjectIndex, path: str, tree: ast.Module, classes: Collection[str] | None = None
+) -> Iterator[tuple[ast.ClassDef, Function]]:
+    """Each top-level class of the file that the index summarised, with its `forward`
+    (`classes`: only those)."""
+    summary = index.summaries.get(path)
+    if summary is None:
+        return
+    for statement in tree.body:
+        if not isinstance(statement, ast.ClassDef) or statement.name not in summary.classes:
+            continue
+        if classes is not None and statement.name not in classes:
+            continue
+        forward = _forward_of(statement)
+        if forward is not None:
+            yield statement, forward
+
+
 def reaching_edges(
     index: ProjectIndex,
     path: str,
@@ -90,19 +108,11 @@ def reaching_edges(
     through both, `self.b` is all that reads `self.a`'s output. A value also kept for
     later (`h = self.a(x); return h + self.b(h)`) is not such an edge. `classes`
     limits the search to those classes."""
-    summary = index.summaries.get(path)
     names = _names_of(index, path)
-    if summary is None or names is None:
+    if names is None:
         return
     positions = Positions(text)
-    for statement in tree.body:
-        if not isinstance(statement, ast.ClassDef) or statement.name not in summary.classes:
-            continue
-        if classes is not None and statement.name not in classes:
-            continue
-        forward = _forward_of(statement)
-        if forward is None:
-            continue
+    for statement, forward in _forwards(index, path, tree, classes):
         rebinding = _rebinding_calls(forward)
         if len(rebinding) < 2:
             continue
@@ -389,17 +399,11 @@ def functional_dropout_edges(
     """In a class's `forward`, `x = F.dropout(x, ..., training=self.training)` whose
     next use of `x` in the same block is a layer call on it (`x = self.bn(x)`,
     `return self.bn(x)`), or `self.bn(F.dropout(x, ...))`."""
-    summary = index.summaries.get(path)
     names = _names_of(index, path)
-    if summary is None or names is None:
+    if names is None:
         return
     positions = Positions(text)
-    for statement in tree.body:
-        if not isinstance(statement, ast.ClassDef) or statement.name not in summary.classes:
-            continue
-        forward = _forward_of(statement)
-        if forward is None:
-            continue
+    for statement, forward in _forwards(index, path, tree):
         layers = index.class_layers(path, statement.name)
         for dropout, layer_call in _functional_pairs(forward, names):
             attribute = self_attribute(layer_call.func)
