@@ -23,11 +23,12 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bnlint.finding import Finding
+from bnlint.trace.run import sigterm_handled
 
 DEFAULT_TIMEOUT = 60.0
 STOPPING_TIMEOUT = 20.0
@@ -155,17 +156,8 @@ def collect_rank_reports(
     return reports, missing
 
 
-@contextlib.contextmanager
-def sigterm_ignored() -> Iterator[None]:
+def sigterm_ignored() -> contextlib.AbstractContextManager[None]:
     """torchrun stops the other workers with SIGTERM when one fails: a rank finishes
     handing over (rank 0: its bounded wait, the merge and the report) regardless;
     torchrun's SIGKILL after its grace period still ends it."""
-    try:
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return sigterm_handled(signal.SIG_IGN)

@@ -9,6 +9,7 @@ exception (printed as Python would), by `sys.exit`, by Ctrl-C or SIGTERM. Only
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import signal
@@ -59,15 +60,11 @@ def _script_environment(argv: Sequence[str], path0: str | None) -> Iterator[None
 
 
 @contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM (a CI timeout, `kill`) ends the script through SystemExit so the report
-    is still written; the previous handler comes back afterwards."""
-
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
+def sigterm_handled(handler: Any) -> Iterator[None]:
+    """`handler` for SIGTERM inside the block, the previous one back afterwards (no
+    change outside the main thread, where signals cannot be set)."""
     try:
-        previous = signal.signal(signal.SIGTERM, terminate)
+        previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         yield
         return
@@ -75,6 +72,16 @@ def _sigterm_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_exit() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM (a CI timeout, `kill`) ends the script through SystemExit so the report
+    is still written."""
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    return sigterm_handled(terminate)
 
 
 def _user_traceback(error: BaseException) -> TracebackType | None:
